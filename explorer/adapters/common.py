@@ -1,0 +1,107 @@
+"""Helpers shared by the family adapters (torch lives here and in the adapters only)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+import torch
+
+# Longest input a trace keeps: 30 layers x 9 heads x 256 x 256 float32 attention maps are
+# already 70 MB, and a student reads nothing in a longer heatmap.
+MAX_TRACE_TOKENS = 256
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(torch.float32).cpu().numpy()
+
+
+def stack_batch0(tensors) -> np.ndarray:
+    """A tuple of per-layer [1, ...] tensors -> [layers, ...] numpy array (batch dropped)."""
+    return np.stack([to_numpy(t[0]) for t in tensors])
+
+
+@contextlib.contextmanager
+def exclusive(loaded):
+    """Serialise forwards on a model shared by every session, without autograd.
+
+    transformers records hidden states / attentions / router logits with hooks it adds
+    for the duration of one call; two threads in the same model at once could mix them.
+    """
+    with loaded.lock, torch.inference_mode():
+        yield
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def _is_library_capture_hook(hook) -> bool:
+    # transformers 5 installs, once per model, permanent output-capturing hooks that stay
+    # inert unless a call asks for outputs (they read a per-context collector).
+    return "output_capturing_hook" in getattr(hook, "__qualname__", "")
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """Forward (pre-)hooks on any submodule other than transformers' own capture hooks:
+    must be 0 after a trace (the explorer never leaves one behind)."""
+    return sum(
+        not _is_library_capture_hook(h)
+        for m in model.modules()
+        for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
+    )
+
+
+def display_token(tokenizer, token_id: int) -> str:
+    """A token as a student should see it: spaces as '␣', newlines as '↵', word pieces as
+    the tokenizer spells them ('##ing'), partial UTF-8 bytes as the raw token."""
+    if tokenizer is None:
+        return f"#{token_id}"
+    raw = tokenizer.convert_ids_to_tokens(int(token_id))
+    if raw is None:
+        return f"#{token_id}"
+    if raw.startswith("##"):
+        return raw
+    text = tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
+    if not text or "\ufffd" in text:
+        return raw
+    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+
+
+def display_tokens(tokenizer, ids) -> tuple[str, ...]:
+    return tuple(display_token(tokenizer, int(i)) for i in ids)
+
+
+def max_positions(model, default: int = MAX_TRACE_TOKENS) -> int:
+    config = model.config
+    limits = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions", "max_target_positions")]
+    limits = [x for x in limits if isinstance(x, int) and x > 0]
+    return min([default, *limits])
+
+
+def tokenize(loaded, text: str, limit: int | None = None, add_special_tokens: bool = True) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Token ids [T] of ``text``, cut to the trace limit; notes say if it was cut."""
+    limit = limit or max_positions(loaded.model)
+    ids = loaded.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+    notes: tuple[str, ...] = ()
+    if len(ids) > limit:
+        notes = (f"The text is {len(ids)} tokens long; only the first {limit} are shown.",)
+        keep_last = ids[-1] if loaded.family == "encoder" and add_special_tokens else None
+        ids = ids[:limit]
+        if keep_last is not None:  # keep [SEP]/</s> so an encoder sees a well-formed input
+            ids[-1] = keep_last
+    if len(ids) == 0:
+        from explorer.text import InputError
+
+        raise InputError("The tokenizer produced no tokens for this text.")
+    return np.asarray(ids, dtype=np.int64), notes
+
+
+def as_batch(ids: np.ndarray, device: str) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)[None, :]

@@ -1,0 +1,81 @@
+"""Decoder-only adapter (GPT-2, Llama, Qwen2, GPT-NeoX; MoE decoders reuse it).
+
+Decoding is exposed one step at a time: ``step(loaded, context_ids)`` returns the full
+next-token distribution for a context. Going back is dropping the last id; forcing a token
+is appending it. Each step re-reads the whole context (no KV cache) so that its attention
+row and hidden states come from the same plain forward a student could reproduce.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer.adapters.common import (
+    Stopwatch,
+    as_batch,
+    display_tokens,
+    exclusive,
+    max_positions,
+    stack_batch0,
+    to_numpy,
+    tokenize,
+)
+from explorer.decoding import softmax
+from explorer.trace import DecodingStep, ForwardTrace
+
+
+def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = (), router_extractor=None) -> ForwardTrace:
+    """One causal forward over ``ids`` [T]. ``router_extractor`` (see adapters.moe) adds MoE routes."""
+    input_ids = as_batch(ids, loaded.device)
+    flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
+    if router_extractor is not None:
+        flags["output_router_logits"] = True
+    with exclusive(loaded):
+        out = loaded.model(input_ids=input_ids, **flags)
+    return ForwardTrace(
+        tokens=display_tokens(loaded.tokenizer, ids),
+        token_ids=np.asarray(ids, dtype=np.int64),
+        hidden_states=stack_batch0(out.hidden_states),  # [L+1, T, D]
+        attentions=stack_batch0(out.attentions),  # [L, H, T, T]
+        logits=to_numpy(out.logits[0]),  # [T, V]
+        causal=True,
+        router=router_extractor(loaded, out, len(ids), "model") if router_extractor else None,
+        notes=notes,
+    )
+
+
+def prompt_ids(loaded, text: str, use_chat_template: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Token ids of the prompt; with ``use_chat_template`` the text becomes a user turn."""
+    tokenizer = loaded.tokenizer
+    if use_chat_template and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        return tokenize(loaded, text, add_special_tokens=False)
+    return tokenize(loaded, text)
+
+
+def step(loaded, context_ids: np.ndarray) -> DecodingStep:
+    """The model's next-token distribution after ``context_ids`` [T]."""
+    context_ids = np.asarray(context_ids, dtype=np.int64)
+    if len(context_ids) >= max_positions(loaded.model, default=10**9):
+        raise ValueError("The context has reached the model's maximum length.")
+    with exclusive(loaded), Stopwatch() as clock:
+        out = loaded.model(input_ids=as_batch(context_ids, loaded.device), output_hidden_states=True,
+                           output_attentions=True, return_dict=True)
+    logits = to_numpy(out.logits[0, -1])  # [V]
+    return DecodingStep(
+        context_ids=context_ids,
+        logits=logits,
+        probs=softmax(logits),
+        last_attention=stack_batch0(out.attentions)[:, :, -1, :],  # [L, H, T]
+        last_hidden=stack_batch0(out.hidden_states)[:, -1, :],  # [L+1, D]
+        seconds=clock.seconds,
+    )
+
+
+def eos_ids(loaded) -> set[int]:
+    ids = loaded.model.generation_config.eos_token_id
+    if ids is None:
+        ids = loaded.tokenizer.eos_token_id if loaded.tokenizer is not None else None
+    if ids is None:
+        return set()
+    return set(ids) if isinstance(ids, (list, tuple)) else {int(ids)}

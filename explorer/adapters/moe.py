@@ -1,0 +1,106 @@
+"""Mixture-of-Experts adapter (Mixtral, Qwen2-MoE, OLMoE decoders; Switch Transformers).
+
+Router logits come from the library's ``output_router_logits`` flag. The experts each token
+is sent to, and their gate weights, are recomputed from those logits with the model's own
+rule (softmax, top-k, optional renormalisation; Switch: top-1 with expert capacity);
+tests check them against what the router modules really returned.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from explorer.adapters import decoder, seq2seq
+from explorer.adapters.common import to_numpy
+from explorer.decoding import softmax
+from explorer.trace import ForwardTrace, RouterTrace, Seq2SeqTrace
+
+_LAYER_INDEX = re.compile(r"\.(?:layers|block)\.(\d+)\.")
+
+
+def router_class(model):
+    """The module class whose output transformers records as router logits."""
+    # Decoder MoEs declare it on the model class, Switch on its encoder/decoder stacks.
+    for module in model.modules():
+        target = (getattr(type(module), "_can_record_outputs", None) or {}).get("router_logits")
+        if target is not None:
+            return getattr(target, "target_class", target)
+    raise ValueError(f"{type(model).__name__} does not record router logits")
+
+
+def router_module_names(model, stack: str) -> list[str]:
+    """Names of the router modules of one stack ('model', 'encoder' or 'decoder'), in
+    execution order; each MoE layer has exactly one."""
+    cls = router_class(model)
+    names = [n for n, m in model.named_modules() if isinstance(m, cls)]
+    if stack in ("encoder", "decoder"):
+        names = [n for n in names if f"{stack}." in n]
+    return names
+
+
+def moe_layer_indices(model, stack: str) -> np.ndarray:
+    return np.asarray([int(_LAYER_INDEX.search("." + n + ".").group(1)) for n in router_module_names(model, stack)], dtype=np.int64)
+
+
+def top_k(config) -> int:
+    return int(getattr(config, "num_experts_per_tok", None) or 1)
+
+
+def routes_from_logits(config, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Apply the architecture's routing rule to router logits [M, T, E].
+
+    Returns probs [M, T, E], chosen [M, T, K], gates [M, T, K], kept [M, T, K].
+    """
+    probs = softmax(logits)
+    k = top_k(config)
+    chosen = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
+    gates = np.take_along_axis(probs, chosen, axis=-1)
+    renormalise = config.model_type == "mixtral" or bool(getattr(config, "norm_topk_prob", False))
+    if renormalise:
+        gates = gates / gates.sum(axis=-1, keepdims=True)
+    kept = np.ones_like(chosen, dtype=bool)
+    capacity = getattr(config, "expert_capacity", None)
+    if config.model_type == "switch_transformers" and capacity:
+        # A Switch expert takes at most `capacity` tokens, in position order; later ones
+        # skip the FFN (only the residual connection carries them).
+        one_hot = np.eye(probs.shape[-1], dtype=np.int64)[chosen[..., 0]]  # [M, T, E]
+        priority = np.cumsum(one_hot, axis=1)
+        kept[..., 0] = np.take_along_axis(priority, chosen, axis=-1)[..., 0] <= capacity
+    return probs, chosen, gates, kept
+
+
+def extract_router(loaded, out, num_tokens: int, stack: str) -> RouterTrace:
+    """Router trace from a forward output produced with ``output_router_logits=True``."""
+    recorded = getattr(out, "router_logits", None)
+    if recorded is None:
+        recorded = getattr(out, f"{stack}_router_logits", None)
+    if not recorded:
+        raise ValueError("the forward returned no router logits")
+    num_experts = recorded[0].shape[-1]
+    # Routers flatten batch x position; with batch 1 the last T rows are this input.
+    logits = np.stack([to_numpy(r).reshape(-1, num_experts)[-num_tokens:] for r in recorded])  # [M, T, E]
+    probs, chosen, gates, kept = routes_from_logits(loaded.model.config, logits)
+    return RouterTrace(layer_indices=moe_layer_indices(loaded.model, stack), probs=probs, chosen=chosen,
+                       gates=gates, kept=kept, top_k=chosen.shape[-1])
+
+
+def is_encoder_decoder(loaded) -> bool:
+    return bool(getattr(loaded.model.config, "is_encoder_decoder", False))
+
+
+def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = ()) -> ForwardTrace | Seq2SeqTrace:
+    """Decoder MoE: a causal forward with routes. Switch: the encoder reads ``ids`` and the
+    decoder its start token, both with routes."""
+    if is_encoder_decoder(loaded):
+        encoder = seq2seq.encode_ids(loaded, ids, notes, router_extractor=extract_router)
+        return seq2seq.trace(loaded, encoder, seq2seq.start_ids(loaded), router_extractor=extract_router)
+    return decoder.trace_ids(loaded, ids, notes, router_extractor=extract_router)
+
+
+def trace_text(loaded, text: str) -> ForwardTrace | Seq2SeqTrace:
+    from explorer.adapters.common import tokenize
+
+    ids, notes = tokenize(loaded, text)
+    return trace_ids(loaded, ids, notes)

@@ -1,0 +1,138 @@
+"""Speech input for the encoder-decoder page: decoding audio files and text-to-speech.
+
+Everything returns mono float32 samples in [-1, 1] at 16 kHz, the rate Whisper expects.
+Text-to-speech uses the eSpeak NG library shipped in the ``espeakng-loader`` wheel,
+called through ctypes (no system install needed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import threading
+from dataclasses import dataclass
+from math import gcd
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+MAX_SECONDS = 30.0  # Whisper reads one 30-second window
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class Speech:
+    samples: np.ndarray  # [n] float32 at SAMPLE_RATE
+    notices: tuple[str, ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    if rate == target:
+        return samples.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, target)
+    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+
+
+def prepare(samples: np.ndarray, rate: int) -> Speech:
+    """Mono, 16 kHz, at most 30 s, peak-normalised if clipping."""
+    notices = []
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if samples.size == 0 or not np.isfinite(samples).all():
+        raise AudioError("The audio is empty or damaged.")
+    samples = resample(samples, rate)
+    if len(samples) > MAX_SECONDS * SAMPLE_RATE:
+        notices.append(f"The audio lasts {len(samples) / SAMPLE_RATE:.0f} s; Whisper reads the first {MAX_SECONDS:.0f} s.")
+        samples = samples[: int(MAX_SECONDS * SAMPLE_RATE)]
+    peak = float(np.abs(samples).max())
+    if peak < 1e-4:
+        raise AudioError("The audio is silent.")
+    if peak > 1.0:
+        samples = samples / peak
+    return Speech(samples=samples, notices=tuple(notices))
+
+
+def decode_audio_file(data: bytes) -> Speech:
+    """WAV, FLAC, OGG or MP3 bytes (whatever libsndfile reads) as 16 kHz mono speech."""
+    import soundfile
+
+    if not data:
+        raise AudioError("The audio file is empty.")
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    except Exception as error:  # soundfile raises LibsndfileError / RuntimeError variants
+        raise AudioError(f"This file could not be read as audio ({str(error).splitlines()[0][:120]}).") from error
+    return prepare(samples, rate)
+
+
+def encode_wav(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# --- eSpeak NG -------------------------------------------------------------------------
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_ESPEAK_CHARS_UTF8 = 1
+_ESPEAK_RATE = 1
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_espeak_lock = threading.Lock()  # the library keeps global state: one synthesis at a time
+_espeak: tuple | None = None  # (library, native sample rate)
+
+
+def _espeak_library():
+    global _espeak
+    if _espeak is None:
+        import espeakng_loader
+
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.restype = ctypes.c_int
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0)
+        if rate <= 0:
+            raise AudioError("eSpeak NG could not start.")
+        _espeak = (lib, rate)
+    return _espeak
+
+
+def speak(text: str, voice: str = "en-us", words_per_minute: int = 150) -> Speech:
+    """Speech for ``text`` from eSpeak NG, as 16 kHz mono samples."""
+    text = (text or "").strip()
+    if not text:
+        raise AudioError("Type a sentence to speak.")
+    if len(text) > 400:
+        raise AudioError("Please keep the sentence under 400 characters (Whisper hears 30 seconds at most).")
+    chunks: list[np.ndarray] = []
+
+    def collect(wav, count, _events):
+        if count > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+        return 0
+
+    callback = _CALLBACK(collect)
+    with _espeak_lock:
+        lib, rate = _espeak_library()
+        lib.espeak_SetSynthCallback(callback)
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise AudioError(f"eSpeak NG has no voice '{voice}'.")
+        lib.espeak_SetParameter(_ESPEAK_RATE, int(words_per_minute), 0)
+        encoded = text.encode("utf-8") + b"\0"
+        lib.espeak_Synth(ctypes.c_char_p(encoded), ctypes.c_size_t(len(encoded)), 0, 0, 0,
+                         _ESPEAK_CHARS_UTF8, None, None)
+        lib.espeak_Synchronize()
+    if not chunks:
+        raise AudioError("eSpeak NG produced no sound for this text.")
+    samples = np.concatenate(chunks).astype(np.float32) / 32768.0
+    return prepare(samples, rate)

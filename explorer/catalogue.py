@@ -1,0 +1,49 @@
+"""The model catalogue: a data file (assets/catalogue.json) read into plain objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+FAMILIES = ("encoder", "decoder", "seq2seq", "moe")
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    id: str
+    label: str
+    params_m: float
+    source: str = ""
+    license: str = ""
+    trained_by: str = ""
+
+    @property
+    def embedded(self) -> bool:
+        return self.id.startswith("embedded:")
+
+
+@dataclass(frozen=True)
+class FamilyEntry:
+    key: str
+    title: str
+    default: str
+    models: tuple[CatalogueEntry, ...]
+
+    def find(self, model_id: str) -> CatalogueEntry | None:
+        return next((m for m in self.models if m.id == model_id), None)
+
+
+@lru_cache(maxsize=1)
+def load_catalogue(path: Path = ASSETS / "catalogue.json") -> dict[str, FamilyEntry]:
+    raw = json.loads(path.read_text(encoding="utf-8"))["families"]
+    families = {}
+    for key in FAMILIES:
+        f = raw[key]
+        models = tuple(CatalogueEntry(**m) for m in f["models"])
+        families[key] = FamilyEntry(key=key, title=f["title"], default=f["default"], models=models)
+        if families[key].find(f["default"]) is None:
+            raise ValueError(f"catalogue: default {f['default']!r} of {key} is not among its models")
+    return families

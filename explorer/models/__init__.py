@@ -1,0 +1,1 @@
+"""Model loading: the embedded defaults, Hugging Face ids, and clear load errors (torch)."""

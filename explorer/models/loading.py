@@ -1,0 +1,210 @@
+"""Load a model by id (an embedded default, a Hugging Face id, or an allowed local folder).
+
+Every failure becomes a ``ModelLoadError`` whose message is one sentence a student can act
+on. Weights load from safetensors (or the embedded GGUF) only, never pickle, and
+``trust_remote_code`` is never enabled.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoTokenizer
+
+from explorer.models import embedded
+from explorer.registry import ARCHITECTURES, FAMILY_TITLES, Architecture, supported_list
+
+# A model folder on disk is accepted only below this directory (unset: none accepted), so a
+# public deployment cannot be made to read arbitrary paths.
+LOCAL_MODEL_ROOT_ENV = "EXPLORER_LOCAL_MODEL_ROOT"
+# Refuse to load when the float32 weights would need more than this share of free memory.
+MEMORY_HEADROOM = 0.8
+
+
+class ModelLoadError(RuntimeError):
+    """Loading failed; ``str(error)`` is one readable sentence."""
+
+
+@dataclass
+class LoadedModel:
+    """A ready model, shared read-only by every session (guard forwards with ``lock``)."""
+
+    model_id: str
+    arch: Architecture
+    model: Any  # transformers.PreTrainedModel in eval mode
+    tokenizer: Any
+    device: str
+    processor: Any = None  # WhisperProcessor for speech models
+    has_mlm_head: bool = False
+    note: str = ""  # shown beside the model in the UI (e.g. "random weights")
+    load_seconds: float = 0.0
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def family(self) -> str:
+        return self.arch.family
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def available_devices() -> list[str]:
+    return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+
+
+def default_device() -> str:
+    return available_devices()[0]
+
+
+def _architecture_for(config, model_id: str, family: str | None) -> Architecture:
+    arch = ARCHITECTURES.get(config.model_type)
+    if arch is None:
+        raise ModelLoadError(
+            f"'{model_id}' is a {config.model_type!r} model, an architecture the explorer does not support "
+            f"(supported: {supported_list(family)})."
+        )
+    if family is not None and arch.family != family:
+        raise ModelLoadError(
+            f"'{model_id}' is a {arch.display} model ({FAMILY_TITLES[arch.family]}); open the "
+            f"{FAMILY_TITLES[arch.family]} page to explore it."
+        )
+    return arch
+
+
+def _free_bytes(device: str) -> int:
+    if device == "cuda":
+        return int(torch.cuda.mem_get_info()[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def parameter_count(config, arch: Architecture) -> int:
+    """Parameters of the architecture, counted without allocating weights (meta device)."""
+    auto = getattr(transformers, arch.auto_class)
+    with torch.device("meta"):
+        model = auto.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _check_fits(config, arch: Architecture, model_id: str, device: str) -> None:
+    needed = parameter_count(config, arch) * 4  # float32
+    free = _free_bytes(device)
+    if needed > MEMORY_HEADROOM * free:
+        raise ModelLoadError(
+            f"'{model_id}' needs about {needed / 2**30:.1f} GiB for its weights in float32, more than the "
+            f"{free / 2**30:.1f} GiB free on this {device.upper()}."
+        )
+
+
+def _resolve_local(model_id: str) -> str:
+    """Refuse folders outside the operator's allowed root; return the id unchanged otherwise."""
+    looks_local = model_id.startswith(("/", ".", "~")) or os.path.isdir(model_id)
+    if not looks_local:
+        return model_id
+    root = os.environ.get(LOCAL_MODEL_ROOT_ENV)
+    if not root:
+        raise ModelLoadError(
+            f"Local folders are disabled; the operator can allow them by setting {LOCAL_MODEL_ROOT_ENV}."
+        )
+    path = Path(model_id).expanduser().resolve()
+    if not path.is_relative_to(Path(root).expanduser().resolve()):
+        raise ModelLoadError(f"'{model_id}' is outside the folder the operator allowed for local models.")
+    if not path.is_dir():
+        raise ModelLoadError(f"There is no folder at '{model_id}'.")
+    return str(path)
+
+
+def explain_load_error(error: BaseException, model_id: str) -> str:
+    """One sentence for a failure raised by transformers / huggingface_hub while loading."""
+    if isinstance(error, ModelLoadError):
+        return str(error)
+    text = f"{type(error).__name__}: {error}"
+    lowered = text.lower()
+    if "trust_remote_code" in text or "custom code" in lowered:
+        return f"'{model_id}' needs to run code from its repository, which the explorer never allows (trust_remote_code stays off)."
+    if isinstance(error, torch.OutOfMemoryError) or isinstance(error, MemoryError) or "out of memory" in lowered:
+        return f"'{model_id}' ran out of memory while loading; try a smaller model."
+    if "couldn't connect" in lowered or "offline" in lowered or "connection" in lowered or "resolve" in lowered:
+        return f"'{model_id}' is not in the local cache and the Hugging Face Hub cannot be reached (offline?)."
+    if "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
+        return f"'{model_id}' is not a model on the Hugging Face Hub (check the spelling)."
+    if "safetensors" in lowered or "pytorch_model.bin" in lowered or "no file named" in lowered:
+        return f"'{model_id}' has no safetensors weights; the explorer does not load pickle (.bin) files."
+    if "header" in lowered or "deserializ" in lowered or "invalid" in lowered:
+        return f"The weights of '{model_id}' could not be read (the file looks damaged)."
+    return f"'{model_id}' could not be loaded ({type(error).__name__}: {str(error).splitlines()[0][:200]})."
+
+
+def load_model(model_id: str, device: str | None = None, family: str | None = None) -> LoadedModel:
+    """Load ``model_id`` in eval mode on ``device``; raise ModelLoadError with a clear reason."""
+    device = device or default_device()
+    if device not in available_devices():
+        raise ModelLoadError(f"The device '{device}' is not available here (available: {', '.join(available_devices())}).")
+    model_id = (model_id or "").strip()
+    if not model_id:
+        raise ModelLoadError("Please enter a model id, for example 'gpt2'.")
+    started = time.perf_counter()
+    try:
+        if model_id.startswith("embedded:"):
+            loaded = embedded.load_embedded(model_id, device)
+            if family is not None and loaded.family != family:
+                raise ModelLoadError(f"'{model_id}' belongs on the {FAMILY_TITLES[loaded.family]} page.")
+        else:
+            loaded = _load_pretrained(model_id, device, family)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # every library failure becomes one sentence
+        raise ModelLoadError(explain_load_error(error, model_id)) from error
+    loaded.load_seconds = time.perf_counter() - started
+    return loaded
+
+
+def _load_pretrained(model_id: str, device: str, family: str | None) -> LoadedModel:
+    source = _resolve_local(model_id)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    arch = _architecture_for(config, model_id, family)
+    _check_fits(config, arch, model_id, device)
+    return finish_loading(model_id, arch, source, device)
+
+
+def finish_loading(model_id: str, arch: Architecture, source: str | Path, device: str, *, note: str = "", **kwargs) -> LoadedModel:
+    """Instantiate an architecture from a folder or hub id with the explorer's fixed options."""
+    auto = getattr(transformers, arch.auto_class)
+    options = dict(trust_remote_code=False, attn_implementation="eager", dtype=torch.float32)
+    if "gguf_file" not in kwargs:
+        options["use_safetensors"] = True
+    options.update(kwargs)
+    model, info = auto.from_pretrained(source, output_loading_info=True, **options)
+    model = model.to(device).eval()
+    processor = None
+    if arch.audio:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(source)
+        tokenizer = processor.tokenizer
+    else:
+        tok_kwargs = {"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_kwargs)
+    # A checkpoint saved without its MLM head loads with a randomly initialised one: never
+    # show predictions from that.
+    has_head = arch.family == "encoder" and type(model).__name__.endswith("ForMaskedLM") and not info.get("missing_keys")
+    return LoadedModel(model_id=model_id, arch=arch, model=model, tokenizer=tokenizer, device=device,
+                       processor=processor, has_mlm_head=has_head, note=note)
+
+
+def wrap_model(model_id: str, model, tokenizer, device: str = "cpu", *, processor=None, note: str = "") -> LoadedModel:
+    """A LoadedModel around an already built model (tiny test configs, the random MoE)."""
+    arch = _architecture_for(model.config, model_id, None)
+    model.config._attn_implementation = "eager"
+    has_head = arch.family == "encoder" and model.__class__.__name__.endswith("ForMaskedLM")
+    return LoadedModel(model_id=model_id, arch=arch, model=model.to(device).eval(), tokenizer=tokenizer,
+                       device=device, processor=processor, has_mlm_head=has_head, note=note)

@@ -1,0 +1,68 @@
+"""Figures of Mixture-of-Experts routing."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer.plots.common import QUALITATIVE, base_layout, require, safe_label, unique_labels
+from explorer.trace import RouterTrace
+
+
+def _discrete_colorscale(n: int) -> list:
+    scale = []
+    for e in range(n):
+        colour = QUALITATIVE[e % len(QUALITATIVE)]
+        scale += [[e / n, colour], [(e + 1) / n, colour]]
+    return scale
+
+
+def route_map(tokens, router: RouterTrace) -> go.Figure:
+    """Token x MoE-layer grid coloured by the first-choice expert; each cell names all chosen
+    experts, and hovering shows their gate weights."""
+    require(router.probs.shape[1] == len(tokens), "one route per token")
+    m, t, k = router.chosen.shape
+    e = router.num_experts
+    first = router.chosen[..., 0]  # [M, T]
+    text = [[" ".join(f"E{x}" for x in router.chosen[layer, pos]) for pos in range(t)] for layer in range(m)]
+    hover = [[
+        "<br>".join(f"expert {router.chosen[layer, pos, j]}: gate {router.gates[layer, pos, j]:.2f}"
+                    + ("" if router.kept[layer, pos, j] else " (dropped: expert full)") for j in range(k))
+        for pos in range(t)] for layer in range(m)]
+    fig = go.Figure(go.Heatmap(
+        z=first, x=unique_labels(tokens), y=[f"MoE layer {i} (block {b + 1})" for i, b in enumerate(router.layer_indices)],
+        zmin=-0.5, zmax=e - 0.5, colorscale=_discrete_colorscale(e), text=text, texttemplate="%{text}",
+        customdata=hover, hovertemplate="%{x}<br>%{y}<br>%{customdata}<extra></extra>",
+        colorbar=dict(title="1st expert", tickvals=list(range(e)), ticktext=[f"E{i}" for i in range(e)]),
+    ))
+    base_layout(fig, f"Route of every token: the {k} expert(s) the router picks in each MoE layer "
+                     f"(colour = first choice)", height=max(320, 60 * m + 160))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(xaxis_title="token", yaxis_title="")
+    return fig
+
+
+def expert_load(router: RouterTrace) -> go.Figure:
+    """Share of (token, slot) assignments each expert received per MoE layer, against the
+    uniform share 1/E a perfectly balanced router would give."""
+    load = router.expert_load()  # [M, E]
+    m, e = load.shape
+    fig = go.Figure()
+    for layer in range(m):
+        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer}",
+                             hovertemplate="%{x}: %{y:.1%} of assignments<extra>MoE layer " + str(layer) + "</extra>"))
+    fig.add_hline(y=1 / e, line_dash="dash", line_color="#444", annotation_text=f"uniform = 1/{e}")
+    base_layout(fig, "Load on each expert, per MoE layer", height=380)
+    fig.update_layout(barmode="group", yaxis_title="share of assignments", yaxis_tickformat=".0%")
+    return fig
+
+
+def router_distribution(token: str, probs: np.ndarray, chosen: np.ndarray, layer: int) -> go.Figure:
+    """The router softmax [E] of one token at one MoE layer; chosen experts highlighted."""
+    require(probs.ndim == 1, "probs must be [E]")
+    colours = ["#E69F00" if i in set(chosen.tolist()) else "#0072B2" for i in range(len(probs))]
+    fig = go.Figure(go.Bar(x=[f"E{i}" for i in range(len(probs))], y=probs, marker_color=colours,
+                           hovertemplate="%{x}: p = %{y:.3f}<extra></extra>"))
+    base_layout(fig, f"Router probabilities for '{safe_label(token)}' at MoE layer {layer} (orange = chosen)", height=320)
+    fig.update_layout(yaxis_title="router probability")
+    return fig

@@ -1,0 +1,128 @@
+"""Widgets and caches every page shares. Only this package and app.py import streamlit."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+import streamlit as st
+
+from explorer.catalogue import FamilyEntry, load_catalogue
+from explorer.models.loading import LoadedModel, ModelLoadError, available_devices, default_device, load_model
+from explorer.text import CleanText, InputError, clean_user_text
+
+OTHER = "Other Hugging Face id…"
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def cached_model(model_id: str, device: str, family: str) -> LoadedModel:
+    """One instance per (model, device), shared read-only by every session and thread."""
+    return load_model(model_id, device=device, family=family)
+
+
+def device_picker() -> str:
+    devices = available_devices()
+    if len(devices) == 1:
+        st.sidebar.caption(f"Device: **{devices[0].upper()}** (no GPU found)")
+        return devices[0]
+    return st.sidebar.radio("Device", devices, index=devices.index(default_device()), key="device",
+                            format_func=str.upper, horizontal=True,
+                            help="Models run on the GPU when one is present; switch to compare.")
+
+
+def model_picker(family: FamilyEntry) -> str:
+    """Sidebar choice of a catalogue model or any Hugging Face id; returns the id."""
+    labels = {m.id: m.label for m in family.models}
+    options = [m.id for m in family.models] + [OTHER]
+    choice = st.sidebar.selectbox("Model", options, index=options.index(family.default), key=f"{family.key}_model_choice",
+                                  format_func=lambda x: labels.get(x, x),
+                                  help="Embedded models work offline; the others download from the Hugging Face Hub.")
+    if choice == OTHER:
+        typed = st.sidebar.text_input("Hugging Face id", key=f"{family.key}_model_custom", placeholder="e.g. gpt2",
+                                      max_chars=200).strip()
+        return typed or family.default
+    return choice
+
+
+def load_for_page(family_key: str) -> LoadedModel | None:
+    """Sidebar pickers, then the model: with a spinner while it loads, and a clear error
+    (falling back to the last model that worked on this page) when it cannot load."""
+    family = load_catalogue()[family_key]
+    model_id = model_picker(family)
+    device = device_picker()
+    last_ok = f"{family_key}_last_loaded"
+    try:
+        with st.spinner(f"Loading {model_id} on {device.upper()}… (the first load of an embedded model converts it once; later loads take seconds)"):
+            loaded = cached_model(model_id, device, family_key)
+    except ModelLoadError as error:
+        st.error(str(error), icon="⚠️")
+        previous = st.session_state.get(last_ok)
+        if previous and previous != (model_id, device):
+            st.info(f"Still showing the previous model, {previous[0]}.")
+            return cached_model(previous[0], previous[1], family_key)
+        return None
+    st.session_state[last_ok] = (model_id, device)
+    describe_model(family, loaded)
+    return loaded
+
+
+def describe_model(family: FamilyEntry, loaded: LoadedModel) -> None:
+    entry = family.find(loaded.model_id)
+    params = sum(p.numel() for p in loaded.model.parameters())
+    lines = [f"**{html.escape(loaded.model_id)}** · {loaded.arch.display} · {params / 1e6:.1f} M parameters · {loaded.device.upper()}"]
+    if entry is not None and entry.trained_by:
+        lines.append(f"Trained by: {entry.trained_by}. Source: {entry.source}. License: {entry.license}.")
+    st.sidebar.caption("  \n".join(lines))
+    if loaded.note:
+        st.sidebar.warning(loaded.note)
+
+
+def text_input(key: str, label: str, default: str, examples: list[str], height: int = 90) -> CleanText | None:
+    """A text area with clickable examples; returns cleaned text, or None after showing why not."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+    def use_example(text: str) -> None:
+        st.session_state[key] = text
+
+    cols = st.columns(min(len(examples), 4))
+    for i, example in enumerate(examples):
+        cols[i % len(cols)].button(example if len(example) < 48 else example[:45] + "…", key=f"{key}_example_{i}",
+                                   on_click=use_example, args=(example,), help=f"Use this example: {example}",
+                                   width="stretch")
+    raw = st.text_area(label, key=key, height=height, max_chars=20_000)
+    try:
+        cleaned = clean_user_text(raw)
+    except InputError as error:
+        st.warning(str(error))
+        return None
+    for notice in cleaned.notices:
+        st.info(notice)
+    return cleaned
+
+
+def show_figure(fig, key: str, caption: str, how_to_read: str | None = None) -> None:
+    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    st.caption(caption)
+    if how_to_read:
+        with st.expander("How to read this"):
+            st.markdown(how_to_read)
+
+
+def run_safely(action: Callable[[], None]) -> None:
+    """Run a page body; unexpected errors become one readable message, never a traceback."""
+    try:
+        action()
+    except InputError as error:
+        st.warning(str(error))
+    except ModelLoadError as error:
+        st.error(str(error))
+    except Exception as error:  # last line of defence for the classroom
+        st.error(f"Something went wrong while computing this view ({type(error).__name__}: "
+                 f"{str(error).splitlines()[0][:200] if str(error) else 'no details'}). Try another input or model.")
+
+
+def notes(items) -> None:
+    for item in items:
+        st.info(item)

@@ -1,0 +1,80 @@
+"""Page logic through Streamlit's AppTest, on the embedded default models."""
+
+from pathlib import Path
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 300
+
+
+def _page(module: str) -> AppTest:
+    at = AppTest.from_string(f"from explorer.ui import {module}\n{module}.render()\n", default_timeout=TIMEOUT)
+    return at
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_app_navigation_runs():
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert "LLM architecture explorer" in at.title[0].value
+
+
+def test_encoder_page_traces_text():
+    at = _page("encoder_page").run()
+    no_errors(at)
+    assert at.session_state["encoder_text"]
+    at.text_area(key="encoder_text").set_value("The river bank was muddy.").run()
+    no_errors(at)
+    assert any("`bank`" in m.value for m in at.markdown)
+
+
+def test_encoder_page_rejects_empty_text():
+    at = _page("encoder_page").run()
+    at.text_area(key="encoder_text").set_value("   ").run()
+    assert not at.exception
+    assert any("empty" in w.value for w in at.warning)
+
+
+def test_decoder_page_step_and_back():
+    at = _page("decoder_page").run()
+    no_errors(at)
+    generated = list(at.session_state["decoder_generated"])
+    assert len(generated) == 8  # the page opens with 8 generated tokens
+    at.button(key="decoder_step").click().run()
+    no_errors(at)
+    assert len(at.session_state["decoder_generated"]) == 9
+    at.button(key="decoder_back").click().run()
+    at.button(key="decoder_back").click().run()
+    assert list(at.session_state["decoder_generated"]) == generated[:7]
+
+
+def test_decoder_page_greedy_says_paris():
+    at = _page("decoder_page").run()
+    text = "".join(h.proto.body for h in at.get("html"))
+    assert "Paris" in text
+
+
+def test_seq2seq_page_transcribes_the_example_clip():
+    at = _page("seq2seq_page").run()
+    no_errors(at)
+    assert "Hello, my name is Whisper and I turn speech into text." in at.code[0].value
+
+
+def test_moe_page_routes_every_token():
+    at = _page("moe_page").run()
+    no_errors(at)
+    assert any("RANDOM weights" in w.value for w in at.sidebar.warning)
+    assert any("experts" in m.value for m in at.markdown)
+
+
+def test_unknown_model_id_gives_one_sentence_and_keeps_previous_model():
+    at = _page("decoder_page").run()
+    at.sidebar.selectbox(key="decoder_model_choice").set_value("Other Hugging Face id…").run()
+    at.sidebar.text_input(key="decoder_model_custom").set_value("no-such-user/no-such-model-xyz").run()
+    assert not at.exception
+    assert at.error and "no-such-user/no-such-model-xyz" in at.error[0].value
+    assert "Traceback" not in at.error[0].value
+    assert any("previous model" in i.value for i in at.info)

@@ -1,0 +1,110 @@
+"""One real-browser test per page: Streamlit served on a free port, Debian Chromium driven
+by Playwright. Screenshots of every page are kept in test-artifacts/ for people to look at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = {
+    "home": ("", "LLM architecture explorer"),
+    "encoder": ("encoder", "How each token's representation moves"),
+    "decoder": ("decoder", "Next-token distribution"),
+    "encoder-decoder": ("encoder-decoder", "Cross-attention"),
+    "moe": ("moe", "Route of every token"),
+}
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install Debian's chromium for the browser tests (apt-get install -y chromium)")
+    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("streamlit did not answer /_stcore/health within 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str, marker: str, name: str):
+    # A tall viewport: Streamlit scrolls inside its own container, so a "full page"
+    # screenshot of a short viewport would miss the figures.
+    page = browser.new_page(viewport={"width": 1280, "height": 3200})
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text(marker).first.wait_for(timeout=240_000)
+    if name != "home":
+        page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+    # then wait for Streamlit to finish running the script
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=240_000)
+    page.wait_for_timeout(1000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    return page
+
+
+def assert_no_error_elements(page):
+    assert page.locator("[data-testid='stException']").count() == 0
+    errors = page.locator("[data-testid='stAlertContentError']")
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders_without_errors(server, browser, name):
+    path, marker = PAGES[name]
+    page = open_page(browser, f"{server}/{path}", marker, name)
+    try:
+        assert_no_error_elements(page)
+        if name != "home":
+            assert page.locator(".js-plotly-plot").count() >= 1
+    finally:
+        page.close()
