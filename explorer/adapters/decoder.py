@@ -44,6 +44,11 @@ def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = (), router_extra
     )
 
 
+def trace_text(loaded, text: str) -> ForwardTrace:
+    ids, notes = tokenize(loaded, text)
+    return trace_ids(loaded, ids, notes)
+
+
 def prompt_ids(loaded, text: str, use_chat_template: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
     """Token ids of the prompt; with ``use_chat_template`` the text becomes a user turn."""
     tokenizer = loaded.tokenizer

@@ -1,0 +1,144 @@
+"""Figure functions on small hand-made traces (no torch, no model)."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explorer.plots import decoding, encoder, moe, seq2seq
+from explorer.plots.common import pca_2d, unique_labels
+from explorer.trace import ForwardTrace, RouterTrace
+
+RNG = np.random.default_rng(0)
+TOKENS = ("[CLS]", "the", "<b>bank</b>", "the", "[SEP]")
+
+
+def make_trace(causal=False, layers=3, heads=2, d=8):
+    t = len(TOKENS)
+    attn = RNG.random((layers, heads, t, t))
+    if causal:
+        attn = attn * np.tril(np.ones((t, t)))
+    attn /= attn.sum(-1, keepdims=True)
+    return ForwardTrace(tokens=TOKENS, token_ids=np.arange(t), hidden_states=RNG.standard_normal((layers + 1, t, d)),
+                        attentions=attn, logits=None, causal=causal)
+
+
+def make_router(m=2, t=len(TOKENS), e=4, k=2):
+    probs = RNG.random((m, t, e))
+    probs /= probs.sum(-1, keepdims=True)
+    chosen = np.argsort(-probs, -1)[..., :k]
+    gates = np.take_along_axis(probs, chosen, -1)
+    return RouterTrace(layer_indices=np.arange(m), probs=probs, chosen=chosen, gates=gates / gates.sum(-1, keepdims=True),
+                       kept=np.ones_like(chosen, dtype=bool), top_k=k)
+
+
+def test_pca_recovers_a_planar_cloud():
+    plane = RNG.standard_normal((50, 2)) @ RNG.standard_normal((2, 10))
+    coords, ratio = pca_2d(plane)
+    assert coords.shape == (50, 2) and ratio.sum() == pytest.approx(1.0)
+
+
+def test_labels_are_unique_and_escaped():
+    labels = unique_labels(TOKENS)
+    assert len(set(labels)) == len(TOKENS)
+    assert "&lt;b&gt;bank&lt;/b&gt;" in labels[2]
+
+
+def test_trajectories_one_line_per_token_on_one_projection():
+    fig = encoder.token_trajectories(make_trace())
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == len(TOKENS)
+    assert all(len(tr.x) == 4 for tr in fig.data)  # L+1 depths
+
+
+def test_similarity_is_one_on_the_diagonal():
+    fig = encoder.cosine_similarity_matrix(make_trace(), 2)
+    assert np.allclose(np.diag(np.asarray(fig.data[0].z)), 1.0)
+    with pytest.raises(ValueError):
+        encoder.cosine_similarity_matrix(make_trace(), 9)
+
+
+def test_attention_heatmap_head_and_average():
+    trace = make_trace()
+    avg = np.asarray(encoder.layer_attention(trace, 1, None).data[0].z)
+    assert np.allclose(avg, trace.attentions[1].mean(0))
+    one = np.asarray(encoder.layer_attention(trace, 1, 0).data[0].z)
+    assert np.allclose(one, trace.attentions[1, 0])
+
+
+def test_attention_heatmap_checks_shapes():
+    with pytest.raises(ValueError):
+        encoder.attention_heatmap(TOKENS, np.ones((3, 3)), "bad")
+
+
+def test_next_token_bars_marks_chosen_and_removed():
+    probs = np.array([0.5, 0.3, 0.2])
+    fig = decoding.next_token_bars(probs, np.array([True, True, False]), 1, {0: "a", 1: "b", 2: "c"})
+    colours = list(fig.data[0].marker.color)
+    assert colours == ["#0072B2", "#E69F00", "#BBBBBB"]
+
+
+def test_next_token_bars_adds_a_chosen_token_outside_the_top():
+    probs = np.linspace(1, 0.01, 40)
+    probs /= probs.sum()
+    fig = decoding.next_token_bars(probs, np.ones(40, bool), 39, {}, top=5)
+    assert len(fig.data[0].x) == 6
+
+
+def test_context_attention_and_history():
+    last = RNG.random((2, 3, 4))
+    fig = decoding.context_attention(["a", "b", "c", "d"], last, 1)
+    assert np.allclose(fig.data[0].y, last[1].mean(0))
+    hist = decoding.step_history([1.0, 2.0], [0.5, 0.9], ["x", "y"])
+    assert len(hist.data) == 2
+    with pytest.raises(ValueError):
+        decoding.step_history([1.0], [0.5, 0.9], ["x", "y"])
+
+
+def test_cross_attention_pools_audio_frames_keeping_mass():
+    cross = RNG.random((2, 3, 4, 1500))
+    cross /= cross.sum(-1, keepdims=True)
+    frames = tuple(f"{i * 0.02:.2f}s" for i in range(1500))
+    fig = seq2seq.cross_attention_heatmap(["a", "b", "c", "d"], frames, cross, None, source_kind="audio")
+    z = np.asarray(fig.data[0].z)
+    assert z.shape[1] <= seq2seq.MAX_COLUMNS
+    assert np.allclose(z.sum(1), 1.0)
+
+
+def test_cross_attention_text_and_limit():
+    cross = RNG.random((2, 3, 4, 6))
+    fig = seq2seq.cross_attention_heatmap(list("abcd"), list("uvwxyz"), cross, 0, source_positions=3)
+    assert np.asarray(fig.data[0].z).shape == (4, 3)
+
+
+def test_encoder_vs_decoder_time():
+    fig = seq2seq.encoder_vs_decoder_time(0.5, [0.1, 0.2])
+    assert list(fig.data[0].y) == pytest.approx([500, 100, 200])
+
+
+def test_route_map_has_a_cell_per_token_and_layer():
+    router = make_router()
+    fig = moe.route_map(TOKENS, router)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (2, len(TOKENS))
+    assert np.array_equal(z, router.chosen[..., 0])
+
+
+def test_expert_load_sums_to_one_per_layer():
+    router = make_router()
+    assert np.allclose(router.expert_load().sum(1), 1.0)
+    fig = moe.expert_load(router)
+    assert len(fig.data) == 2
+
+
+def test_router_distribution_highlights_chosen():
+    fig = moe.router_distribution("x", np.array([0.1, 0.6, 0.3]), np.array([1, 2]), 0)
+    assert list(fig.data[0].marker.color) == ["#0072B2", "#E69F00", "#E69F00"]
+
+
+def test_trace_contract_rejects_inconsistent_shapes():
+    with pytest.raises(ValueError):
+        ForwardTrace(tokens=("a", "b"), token_ids=np.arange(3), hidden_states=np.zeros((2, 2, 4)), attentions=None,
+                     logits=None, causal=True)
+    with pytest.raises(ValueError):
+        ForwardTrace(tokens=("a", "b"), token_ids=np.arange(2), hidden_states=np.zeros((3, 2, 4)),
+                     attentions=np.zeros((3, 1, 2, 2)), logits=None, causal=True)
