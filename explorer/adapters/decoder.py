@@ -84,3 +84,32 @@ def eos_ids(loaded) -> set[int]:
     if ids is None:
         return set()
     return set(ids) if isinstance(ids, (list, tuple)) else {int(ids)}
+
+
+_FINAL_NORMS = ("norm", "ln_f", "final_layer_norm")
+
+
+def final_norm(model):
+    base = model.base_model
+    for name in _FINAL_NORMS:
+        module = getattr(base, name, None)
+        if module is not None:
+            return module
+    raise ValueError(f"no final norm found on {type(base).__name__}")
+
+
+def logit_lens(loaded, hidden: np.ndarray) -> np.ndarray:
+    """Next-token logits [L+1, V] read from every depth of one position (hidden [L+1, D]).
+
+    The model's final norm and output head are applied to each intermediate hidden state:
+    an approximation of what the model 'would say' if it stopped there. The library's last
+    hidden state already went through the final norm, so it gets the head alone and its
+    row equals the real logits.
+    """
+    import torch
+
+    h = torch.as_tensor(hidden, device=loaded.device)
+    with exclusive(loaded):
+        head, norm = loaded.model.get_output_embeddings(), final_norm(loaded.model)
+        logits = torch.cat([head(norm(h[:-1])), head(h[-1:])])
+    return to_numpy(logits)

@@ -28,3 +28,26 @@ def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = ()) -> ForwardTr
 def trace_text(loaded, text: str) -> ForwardTrace:
     ids, notes = tokenize(loaded, text)
     return trace_ids(loaded, ids, notes)
+
+
+def _mlm_head(model):
+    """The module that maps a final hidden state [.., D] to vocabulary logits [.., V]."""
+    for name in ("cls", "lm_head", "predictions"):  # BERT, RoBERTa, ALBERT
+        head = getattr(model, name, None)
+        if head is not None:
+            return head
+    return None
+
+
+def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:
+    """Masked-token logits [L+1, V] from the hidden state of one position at every depth
+    (hidden [L+1, D]): the MLM head applied to intermediate layers, an approximation since
+    the head was trained on the last layer only. None when the model has no usable head."""
+    import torch
+
+    head = _mlm_head(loaded.model) if loaded.has_mlm_head else None
+    if head is None:
+        return None
+    with exclusive(loaded):
+        logits = head(torch.as_tensor(hidden, device=loaded.device))
+    return to_numpy(logits)

@@ -1,0 +1,46 @@
+"""python -m explorer.train mlm --corpus PATH [--steps N] [--out DIR]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__)
+    parser.add_argument("what", choices=["mlm"], help="mlm: fill-mask head + fine-tuned all-MiniLM-L6-v2")
+    parser.add_argument("--corpus", type=Path, required=True, help="folder of .txt files (see README: Training data)")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.steps, unit="step", dynamic_ncols=True)
+
+    def progress(step, total, loss, metrics=None):
+        if metrics is None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+        else:
+            bar.write(f"step {step}: held-out top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} loss {metrics['loss']:.3f}")
+
+    if args.what == "mlm":
+        from explorer.models.embedded import minilm_dir
+        from explorer.train.mlm import train_mlm
+
+        log = train_mlm(args.corpus, args.out or ASSETS / "minilm-l6-mlm", minilm_dir(), steps=args.steps, batch=args.batch,
+                        seed=args.seed, eval_every=args.eval_every, progress=progress)
+        bar.close()
+        print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
