@@ -78,6 +78,10 @@ def test_contract(name):
         assert_forward_trace(trace, config.num_hidden_layers if name != "distilbert" else config.n_layers, len(IDS))
         assert not trace.causal
         assert np.abs(trace.logits - plain_logits(model, input_ids=ids_t)).max() <= TOL
+        lens = encoder.mlm_lens(loaded, trace.hidden_states[:, 3])
+        if lens is not None:  # BERT, RoBERTa, ALBERT: the lens at the last depth is the real output
+            assert lens.shape[0] == trace.num_layers + 1
+            assert np.abs(lens[-1] - trace.logits[3]).max() <= TOL
 
     elif family == "decoder":
         trace = decoder.trace_ids(loaded, IDS)
@@ -90,6 +94,9 @@ def test_contract(name):
         assert np.abs(step.logits - expected[-1]).max() <= TOL
         assert np.isclose(step.probs.sum(), 1.0, atol=1e-5)
         assert step.last_attention.shape[-1] == len(IDS)
+        lens = decoder.logit_lens(loaded, step.last_hidden)
+        assert lens.shape == (config.num_hidden_layers + 1, config.vocab_size)
+        assert np.abs(lens[-1] - step.logits).max() <= TOL
 
     elif family == "seq2seq":
         if ARCHITECTURES[name].audio:

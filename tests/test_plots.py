@@ -142,3 +142,46 @@ def test_trace_contract_rejects_inconsistent_shapes():
     with pytest.raises(ValueError):
         ForwardTrace(tokens=("a", "b"), token_ids=np.arange(2), hidden_states=np.zeros((3, 2, 4)),
                      attentions=np.zeros((3, 1, 2, 2)), logits=None, causal=True)
+
+
+def test_trajectories_3d():
+    fig = encoder.token_trajectories(make_trace(), dims=3)
+    assert fig.data[0].type == "scatter3d" and len(fig.data[0].z) == 4
+
+
+def test_pair_similarity_is_one_for_the_same_token():
+    fig = encoder.pair_similarity_by_depth(make_trace(), 1, 1)
+    assert np.allclose(fig.data[0].y, 1.0)
+
+
+def test_entropy_overview_bounds():
+    trace = make_trace()
+    z = np.asarray(encoder.attention_entropy_overview(trace).data[0].z)
+    assert z.shape == (3, 2) and (z >= 0).all() and (z <= np.log2(len(TOKENS)) + 1e-6).all()
+
+
+def test_mask_comparison_shows_both_masks():
+    fig = encoder.mask_comparison(TOKENS)
+    bidirectional, causal = (np.asarray(d.z) for d in fig.data)
+    assert bidirectional.sum() == len(TOKENS) ** 2
+    assert causal.sum() == len(TOKENS) * (len(TOKENS) + 1) / 2
+
+
+def test_depth_lens():
+    fig = decoding.depth_lens(["a", "b", "c"], np.array([0.2, 0.5, 0.9]), "c", np.array([0.0, 0.3, 0.9]), "lens")
+    assert list(fig.data[1].y) == [0.0, 0.3, 0.9]
+    with pytest.raises(ValueError):
+        decoding.depth_lens(["a"], np.array([0.2, 0.5]), "c", np.array([0.0]), "lens")
+
+
+def test_sankey_flows_conserve_tokens():
+    router = make_router(m=3)
+    fig = moe.expert_flow_sankey(router)
+    assert sum(fig.data[0].link.value) == 2 * len(TOKENS)  # every token flows once per layer gap
+
+
+def test_coactivation_diagonal_counts_picks():
+    router = make_router()
+    z = np.asarray(moe.coactivation_matrix(router).data[0].z)
+    assert np.trace(z) == router.chosen.size
+    assert np.allclose(z, z.T)

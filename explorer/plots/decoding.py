@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 from explorer.plots.common import base_layout, require, safe_label
 
 
-def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, labels: dict[int, str], top: int = 15) -> go.Figure:
+def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, labels: dict[int, str], top: int = 15,
+                    title: str = "Next-token distribution (orange = chosen, grey = removed by top-k/top-p)") -> go.Figure:
     """The ``top`` most likely next tokens under the model (probs [V], temperature 1).
 
     kept [V] marks tokens the decoding rules (top-k / top-p / suppression) leave in play;
@@ -28,7 +29,7 @@ def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, 
         hovertemplate="token %{y}<br>id %{customdata[0]}<br>p = %{x:.4f}<br>%{customdata[1]}<extra></extra>",
         text=[f"{p:.1%}" for p in probs[order]], textposition="outside",
     ))
-    base_layout(fig, "Next-token distribution (orange = chosen, grey = removed by top-k/top-p)", height=max(300, 26 * len(order) + 100))
+    base_layout(fig, title, height=max(300, 26 * len(order) + 100))
     fig.update_layout(xaxis_title="probability", xaxis_range=[0, min(1.0, float(probs[order].max()) * 1.25 + 0.02)])
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -55,6 +56,27 @@ def step_history(entropies: list[float], chosen_probs: list[float], tokens: list
     fig.add_trace(go.Scatter(x=x, y=entropies, name="entropy (bits)", mode="lines+markers", line=dict(color="#0072B2")))
     fig.add_trace(go.Scatter(x=x, y=chosen_probs, name="p(chosen token)", mode="lines+markers", yaxis="y2", line=dict(color="#E69F00")))
     base_layout(fig, "Uncertainty at each step", height=320)
-    fig.update_layout(yaxis=dict(title="entropy (bits)"), yaxis2=dict(title="p(chosen)", overlaying="y", side="right", range=[0, 1]),
+    fig.update_layout(yaxis=dict(title="entropy (bits)", rangemode="tozero"),
+                      yaxis2=dict(title="p(chosen)", overlaying="y", side="right", range=[0, 1], tickformat=".0%"),
                       legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def depth_lens(top_tokens: list[str], top_probs: np.ndarray, final_token: str, final_probs: np.ndarray, title: str) -> go.Figure:
+    """What the output head reads from each depth of one position.
+
+    top_tokens [L+1] the most likely token at each depth, top_probs [L+1] its probability,
+    final_probs [L+1] the probability, at each depth, of the token the last layer ranks first.
+    """
+    require(len(top_tokens) == len(top_probs) == len(final_probs), "one value per depth")
+    depths = list(range(len(top_tokens)))
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=depths, y=top_probs, name="p(top token at this depth)", marker_color="#56B4E9",
+                         text=[safe_label(t) for t in top_tokens], textposition="outside", cliponaxis=False,
+                         hovertemplate="depth %{x}: top token %{text} (p = %{y:.3f})<extra></extra>"))
+    fig.add_trace(go.Scatter(x=depths, y=final_probs, name=f"p('{safe_label(final_token)}', the final answer)", mode="lines+markers",
+                             line=dict(color="#E69F00", width=3), hovertemplate="depth %{x}: %{y:.3f}<extra></extra>"))
+    base_layout(fig, title, height=380)
+    fig.update_layout(xaxis_title="depth (0 = embeddings, then after each block)", yaxis_title="probability",
+                      yaxis_range=[0, 1.12], legend=dict(orientation="h", y=-0.25))
     return fig

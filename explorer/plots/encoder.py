@@ -9,29 +9,81 @@ from explorer.plots.common import QUALITATIVE, base_layout, pca_2d, require, saf
 from explorer.trace import ForwardTrace
 
 
-def token_trajectories(trace: ForwardTrace) -> go.Figure:
-    """Every token's hidden state at every depth, on ONE 2-D PCA fitted across all layers,
-    so a token can be followed from its embedding (layer 0) to the last layer."""
+def token_trajectories(trace: ForwardTrace, dims: int = 2) -> go.Figure:
+    """Every token's hidden state at every depth, on ONE PCA (2-D or 3-D) fitted across all
+    layers, so a token can be followed from its embedding (layer 0) to the last layer."""
+    require(dims in (2, 3), "dims is 2 or 3")
     states = trace.hidden_states  # [L+1, T, D]
     layers, tokens, width = states.shape
-    coords, ratio = pca_2d(states.reshape(layers * tokens, width))
-    coords = coords.reshape(layers, tokens, 2)
+    coords, ratio = pca_2d(states.reshape(layers * tokens, width), components=dims)
+    coords = coords.reshape(layers, tokens, dims)
     norms = np.linalg.norm(states, axis=-1)  # [L+1, T]
     fig = go.Figure()
     for t, token in enumerate(trace.tokens):
         colour = QUALITATIVE[t % len(QUALITATIVE)]
-        fig.add_trace(go.Scatter(
-            x=coords[:, t, 0], y=coords[:, t, 1], mode="lines+markers", name=f"{t}: {safe_label(token)}",
-            line=dict(color=colour, width=1.5), marker=dict(color=colour, size=np.linspace(5, 13, layers)),
+        common = dict(
+            mode="lines+markers+text", name=f"{t}: {safe_label(token)}", line=dict(color=colour, width=2 if dims == 3 else 1.5),
+            text=[""] * (layers - 1) + [safe_label(token)], textposition="top center", textfont=dict(color=colour),
             customdata=np.stack([np.arange(layers), norms[:, t]], axis=-1),
             hovertemplate=f"<b>{safe_label(token)}</b> (position {t})<br>layer %{{customdata[0]}}<br>norm %{{customdata[1]:.2f}}<extra></extra>",
-        ))
-        fig.add_annotation(x=coords[-1, t, 0], y=coords[-1, t, 1], text=safe_label(token), showarrow=False,
-                           yshift=10, font=dict(color=colour, size=12))
-    base_layout(fig, "How each token's representation moves through the layers", height=520)
-    fig.update_layout(xaxis_title=f"principal component 1 ({ratio[0]:.0%} of variance)",
-                      yaxis_title=f"principal component 2 ({ratio[1]:.0%} of variance)",
-                      legend=dict(title="token (small dot = embedding, large = last layer)"))
+        )
+        if dims == 2:
+            fig.add_trace(go.Scatter(x=coords[:, t, 0], y=coords[:, t, 1], marker=dict(color=colour, size=np.linspace(5, 13, layers)), **common))
+        else:
+            fig.add_trace(go.Scatter3d(x=coords[:, t, 0], y=coords[:, t, 1], z=coords[:, t, 2],
+                                       marker=dict(color=colour, size=np.linspace(2, 6, layers)), **common))
+    base_layout(fig, "How each token's representation moves through the layers", height=560)
+    axes = [f"principal component {i + 1} ({ratio[i]:.0%} of variance)" for i in range(dims)]
+    if dims == 2:
+        fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
+    else:
+        fig.update_layout(scene=dict(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"))
+    fig.update_layout(legend=dict(title="token (small dot = embedding, large = last layer)"))
+    return fig
+
+
+def pair_similarity_by_depth(trace: ForwardTrace, first: int, second: int) -> go.Figure:
+    """Cosine similarity of two tokens' vectors at every depth (0 = embeddings)."""
+    t = len(trace.tokens)
+    require(0 <= first < t and 0 <= second < t, "token positions out of range")
+    a, b = trace.hidden_states[:, first], trace.hidden_states[:, second]  # [L+1, D]
+    cos = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    fig = go.Figure(go.Scatter(x=list(range(len(cos))), y=cos, mode="lines+markers", line=dict(color="#0072B2"),
+                               hovertemplate="depth %{x}: cosine %{y:.3f}<extra></extra>"))
+    base_layout(fig, f"Similarity of '{safe_label(trace.tokens[first])}' and '{safe_label(trace.tokens[second])}' with depth", height=320)
+    fig.update_layout(xaxis_title="depth (0 = embeddings, then after each block)", yaxis_title="cosine similarity",
+                      yaxis_range=[min(-0.05, float(cos.min()) - 0.05), 1.05])
+    return fig
+
+
+def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
+    """[L, H] mean entropy (bits) of every head's attention rows: low = focused heads that
+    look at one token, high = heads that spread their attention broadly."""
+    require(trace.attentions is not None, "this trace kept no attention maps")
+    a = np.clip(trace.attentions, 1e-12, 1.0)  # [L, H, T, T]
+    entropy = -(a * np.log2(a)).sum(-1).mean(-1)  # [L, H]
+    fig = go.Figure(go.Heatmap(z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
+                               y=[f"block {l + 1}" for l in range(entropy.shape[0])], colorscale="Magma",
+                               colorbar=dict(title="bits"), hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>"))
+    base_layout(fig, f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
+                height=max(300, 28 * entropy.shape[0] + 140))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def mask_comparison(tokens) -> go.Figure:
+    """Which positions each query may attend to: bidirectional (encoder) vs causal (decoder)."""
+    from plotly.subplots import make_subplots
+
+    t = len(tokens)
+    labels = unique_labels(tokens)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
+    for col, mask in ((1, np.ones((t, t))), (2, np.tril(np.ones((t, t))))):
+        fig.add_trace(go.Heatmap(z=mask, x=labels, y=labels, zmin=0, zmax=1, showscale=False,
+                                 colorscale=[[0, "#F2F2F2"], [1, "#0072B2"]],
+                                 hovertemplate="query %{y}<br>key %{x}<br>%{z:.0f} = " + "allowed if 1<extra></extra>"), 1, col)
+    fig.update_yaxes(autorange="reversed")
+    base_layout(fig, "Who may attend to whom (blue = allowed)", height=380)
     return fig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer import routing
 from explorer.plots.common import QUALITATIVE, base_layout, require, safe_label, unique_labels
 from explorer.trace import RouterTrace
 
@@ -46,10 +47,11 @@ def expert_load(router: RouterTrace) -> go.Figure:
     """Share of (token, slot) assignments each expert received per MoE layer, against the
     uniform share 1/E a perfectly balanced router would give."""
     load = router.expert_load()  # [M, E]
+    balance = routing.load_balancing_value(router)  # [M]
     m, e = load.shape
     fig = go.Figure()
     for layer in range(m):
-        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer}",
+        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer} (balance {balance[layer]:.2f})",
                              hovertemplate="%{x}: %{y:.1%} of assignments<extra>MoE layer " + str(layer) + "</extra>"))
     fig.add_hline(y=1 / e, line_dash="dash", line_color="#444", annotation_text=f"uniform = 1/{e}")
     base_layout(fig, "Load on each expert, per MoE layer", height=380)
@@ -65,4 +67,39 @@ def router_distribution(token: str, probs: np.ndarray, chosen: np.ndarray, layer
                            hovertemplate="%{x}: p = %{y:.3f}<extra></extra>"))
     base_layout(fig, f"Router probabilities for '{safe_label(token)}' at MoE layer {layer} (orange = chosen)", height=320)
     fig.update_layout(yaxis_title="router probability")
+    return fig
+
+
+def expert_flow_sankey(router: RouterTrace, max_layers: int = 6) -> go.Figure:
+    """Tokens flowing between first-choice experts of consecutive MoE layers (first
+    ``max_layers`` MoE layers, so the diagram stays readable)."""
+    m, _, _ = router.chosen.shape
+    require(m >= 2, "a flow needs at least two MoE layers")
+    e = router.num_experts
+    shown = min(m, max_layers)
+    labels = [f"L{layer} E{x}" for layer in range(shown) for x in range(e)]
+    colours = [QUALITATIVE[x % len(QUALITATIVE)] for _ in range(shown) for x in range(e)]
+    source, target, value = [], [], []
+    for layer in range(shown - 1):
+        counts = routing.transitions(router, layer)
+        for a, b in zip(*np.nonzero(counts)):
+            source.append(layer * e + a)
+            target.append((layer + 1) * e + b)
+            value.append(int(counts[a, b]))
+    fig = go.Figure(go.Sankey(node=dict(label=labels, color=colours, pad=8, thickness=14),
+                              link=dict(source=source, target=target, value=value,
+                                        hovertemplate="%{value} token(s): %{source.label} → %{target.label}<extra></extra>")))
+    base_layout(fig, f"How tokens move between first-choice experts across MoE layers 0–{shown - 1}", height=460)
+    return fig
+
+
+def coactivation_matrix(router: RouterTrace) -> go.Figure:
+    """[E, E] how often two experts are picked together for one token (diagonal: picks)."""
+    counts = routing.coactivation(router)
+    e = counts.shape[0]
+    names = [f"E{i}" for i in range(e)]
+    fig = go.Figure(go.Heatmap(z=counts, x=names, y=names, colorscale="Blues", colorbar=dict(title="tokens"),
+                               hovertemplate="%{y} with %{x}: %{z:.0f}<extra></extra>"))
+    base_layout(fig, "Expert co-activation: chosen together for the same token (all MoE layers)", height=400)
+    fig.update_yaxes(autorange="reversed")
     return fig

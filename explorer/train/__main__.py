@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -11,18 +12,22 @@ ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__)
-    parser.add_argument("what", choices=["mlm"], help="mlm: fill-mask head + fine-tuned all-MiniLM-L6-v2")
+    parser.add_argument("what", choices=["mlm", "moe", "dense"],
+                        help="mlm: fill-mask all-MiniLM-L6-v2; moe: 8-expert top-2 decoder; dense: its dense twin")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of .txt files (see README: Training data)")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=None, help="default: 800 (mlm), 1500 (moe, dense)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
+                        help="where the shared BPE tokenizer of moe/dense is trained once and reused")
     args = parser.parse_args(argv)
+    steps = args.steps or (800 if args.what == "mlm" else 1500)
 
     from tqdm import tqdm
 
-    bar = tqdm(total=args.steps, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
 
     def progress(step, total, loss, metrics=None):
         if metrics is None:
@@ -31,14 +36,28 @@ def main(argv=None) -> int:
         else:
             bar.write(f"step {step}: held-out top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} loss {metrics['loss']:.3f}")
 
+    def progress_lm(step, total, loss, held_out=None):
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if held_out is not None:
+            bar.write(f"step {step}: held-out loss {held_out:.3f} (perplexity {math.exp(held_out):.1f})")
+
     if args.what == "mlm":
         from explorer.models.embedded import minilm_dir
         from explorer.train.mlm import train_mlm
 
-        log = train_mlm(args.corpus, args.out or ASSETS / "minilm-l6-mlm", minilm_dir(), steps=args.steps, batch=args.batch,
+        log = train_mlm(args.corpus, args.out or ASSETS / "minilm-l6-mlm", minilm_dir(), steps=steps, batch=args.batch,
                         seed=args.seed, eval_every=args.eval_every, progress=progress)
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
+    else:
+        from explorer.train.lm import train_lm
+
+        out = args.out or ASSETS / ("moe-tiny-austen" if args.what == "moe" else "dense-twin-austen")
+        log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch, seed=args.seed, eval_every=args.eval_every,
+                       tokenizer_dir=args.tokenizer_dir, progress=progress_lm)
+        bar.close()
+        print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
     return 0
 
 

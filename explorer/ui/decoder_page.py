@@ -7,6 +7,7 @@ import streamlit as st
 
 from explorer.adapters import decoder
 from explorer.adapters.common import display_token
+from explorer.decoding import softmax
 from explorer.plots import decoding as decoding_plots
 from explorer.ui import common, stepper
 
@@ -16,6 +17,12 @@ EXAMPLES = [
     "def fibonacci(n):",
     "The three primary colours are",
 ]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_lens(_loaded, model_id: str, device: str, context: tuple[int, ...]):
+    step = cached_step(_loaded, model_id, device, context)
+    return softmax(decoder.logit_lens(_loaded, step.last_hidden))  # [L+1, V]
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
@@ -85,6 +92,18 @@ def _body(loaded) -> None:
         how_to_read="Each bar is how much weight the newest token's query gives that earlier token, averaged over the "
                     "heads of this block. Many heads put weight on the first token (an 'attention sink'). Attention "
                     "weights show where information is read from, not why the model decided.",
+    )
+    lens = cached_lens(loaded, loaded.model_id, loaded.device, tuple(int(i) for i in step.context_ids))
+    final = int(lens[-1].argmax())
+    common.show_figure(
+        decoding_plots.depth_lens([display_token(loaded.tokenizer, int(i)) for i in lens.argmax(-1)], lens.max(-1),
+                                  display_token(loaded.tokenizer, final), lens[:, final],
+                                  f"Logit lens of step {inspect}: the next token read from every depth (approximation)"),
+        key="decoder_lens",
+        caption="The model's final norm and output head applied to the newest position's hidden state after each block.",
+        how_to_read="Bars name the token the head would pick if the network stopped at that depth; the orange line is the "
+                    "probability of the final answer. The head was trained on the last layer only, so earlier depths are "
+                    "an approximation (the 'logit lens'), often unreadable in the first blocks.",
     )
     if n:
         entropies, chosen_p = stepper.history(result)

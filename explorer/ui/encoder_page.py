@@ -7,6 +7,8 @@ import streamlit as st
 
 from explorer.adapters import encoder
 from explorer.adapters.common import display_token
+from explorer.decoding import softmax
+from explorer.plots import decoding as decoding_plots
 from explorer.plots import encoder as encoder_plots
 from explorer.ui import common
 
@@ -46,14 +48,29 @@ def _body(loaded) -> None:
     common.notes(trace.notes)
     st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in trace.tokens))
 
+    dims = st.segmented_control("Projection", [2, 3], default=2, key="encoder_dims", format_func=lambda d: f"{d}-D") or 2
     common.show_figure(
-        encoder_plots.token_trajectories(trace), key="encoder_trajectories",
+        encoder_plots.token_trajectories(trace, dims=int(dims)), key="encoder_trajectories",
         caption=f"{len(trace.tokens)} tokens × {trace.num_layers + 1} depths ({trace.hidden_states.shape[2]}-dimensional vectors) "
                 "projected on the two directions of greatest variance (PCA fitted once, on all layers together).",
         how_to_read="Each line is one token. Its small first dot is the token's embedding (layer 0, no context yet); "
                     "each further dot is the vector after one more block; the labelled big dot is the last layer. "
                     "Tokens whose lines end close together have similar contextual representations. "
                     "PCA keeps only the share of variance shown on the axes, so distances are approximate.",
+    )
+
+    p1, p2 = st.columns(2)
+    default_pair = _default_pair(trace.tokens)
+    first = p1.selectbox("First token", range(len(trace.tokens)), index=default_pair[0], key="encoder_pair_a",
+                         format_func=lambda i: f"{i}: {trace.tokens[i]}")
+    second = p2.selectbox("Second token", range(len(trace.tokens)), index=default_pair[1], key="encoder_pair_b",
+                          format_func=lambda i: f"{i}: {trace.tokens[i]}")
+    common.show_figure(
+        encoder_plots.pair_similarity_by_depth(trace, int(first), int(second)), key="encoder_pair",
+        caption="Cosine similarity of the two tokens' vectors after each block.",
+        how_to_read="At depth 0 each vector is the token's embedding alone; as blocks mix in context, the vectors of "
+                    "related words can grow more alike (or apart). Vectors in deep layers of many models share a common "
+                    "direction, so similarities drift upwards for every pair: compare pairs, not absolute values.",
     )
 
     c1, c2 = st.columns(2)
@@ -77,26 +94,87 @@ def _body(loaded) -> None:
                         "Many heads dump weight on [CLS] or [SEP] when they have nothing useful to read. "
                         "Attention weights are not explanations of the output.",
         )
+    with st.expander("All heads at a glance, and bidirectional versus causal attention"):
+        common.show_figure(
+            encoder_plots.attention_entropy_overview(trace), key="encoder_overview",
+            caption="Mean entropy of each head's attention rows: dark = focused on few tokens, bright = spread out.",
+        )
+        common.show_figure(
+            encoder_plots.mask_comparison(trace.tokens), key="encoder_masks",
+            caption="An encoder lets every token read every other token; a decoder hides the future (upper triangle).",
+        )
     _mask_predictions(loaded, trace)
+
+
+def _default_pair(tokens) -> tuple[int, int]:
+    """Two content tokens to compare first (skipping [CLS]/[SEP]-like specials)."""
+    content = [i for i, t in enumerate(tokens) if not (t.startswith("[") or t.startswith("<"))] or list(range(len(tokens)))
+    return content[0], content[min(len(content) - 1, max(1, len(content) // 2))]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_trace_ids(_loaded, model_id: str, device: str, ids: tuple[int, ...]):
+    return encoder.trace_ids(_loaded, np.asarray(ids, dtype=np.int64))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_lens(_loaded, model_id: str, device: str, ids: tuple[int, ...], position: int):
+    trace = cached_trace_ids(_loaded, model_id, device, ids)
+    return encoder.mlm_lens(_loaded, trace.hidden_states[:, position])
 
 
 def _mask_predictions(loaded, trace) -> None:
     st.subheader("Masked-token predictions")
-    mask = getattr(loaded.tokenizer, "mask_token", None)
+    mask = getattr(loaded.tokenizer, "mask_token", None) or "[MASK]"
     if trace.logits is None:
         st.info(
-            f"{loaded.model_id} has no trained masked-language head, so it cannot fill in {mask or '[MASK]'}. "
-            "Its representations and attention above are real; pick a model with a head (for example bert-base-uncased, "
-            "with internet) to see predictions."
+            f"{loaded.model_id} has no trained masked-language head, so it cannot fill in {mask}. "
+            "Its representations and attention above are real; pick a model with a head to see predictions."
         )
         return
-    mask_id = loaded.tokenizer.mask_token_id
-    positions = np.flatnonzero(trace.token_ids == mask_id)
-    if len(positions) == 0:
-        st.info(f"Type {mask} in the text (for example: 'Paris is the {mask} of France.') to see what the model predicts there.")
+    special = set(loaded.tokenizer.all_special_ids)
+    candidates = [i for i, t in enumerate(trace.token_ids) if int(t) not in special]
+    signature = tuple(trace.token_ids.tolist())
+    if st.session_state.get("encoder_mask_signature") != signature:  # new text: positions no longer apply
+        st.session_state["encoder_mask_signature"] = signature
+        st.session_state["encoder_mask_positions"] = []
+    chosen = st.multiselect(f"Mask tokens (or type {mask} in the text)", candidates, key="encoder_mask_positions",
+                            format_func=lambda i: f"{i}: {trace.tokens[i]}")
+    ids = trace.token_ids.copy()
+    ids[list(chosen)] = loaded.tokenizer.mask_token_id
+    positions = [int(p) for p in np.flatnonzero(ids == loaded.tokenizer.mask_token_id)]
+    if not positions:
+        st.info(f"Select tokens above, or type {mask} in the text (for example 'Paris is the {mask} of France.'), "
+                "to see what the model predicts there from the words on both sides.")
         return
-    for pos in positions:
-        probs = np.exp(trace.logits[pos] - trace.logits[pos].max())
-        probs /= probs.sum()
-        top = np.argsort(-probs)[:5]
-        st.markdown(f"Position {pos}: " + ", ".join(f"`{display_token(loaded.tokenizer, int(i))}` {probs[i]:.1%}" for i in top))
+    masked = cached_trace_ids(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()))
+    columns = st.columns(min(len(positions), 3))
+    for n, pos in enumerate(positions):
+        probs = softmax(masked.logits[pos])
+        top = [int(i) for i in np.argsort(-probs)[:10]]
+        original = "" if trace.token_ids[pos] == ids[pos] else f" (was '{trace.tokens[pos]}')"
+        with columns[n % len(columns)]:
+            common.show_figure(
+                decoding_plots.next_token_bars(probs, np.ones_like(probs, dtype=bool), None,
+                                               {i: display_token(loaded.tokenizer, i) for i in top}, top=10,
+                                               title=f"Position {pos}{original}: top 10 candidates"),
+                key=f"encoder_mask_bars_{pos}", caption="Probabilities the masked-language head gives each word at this position.")
+    lens_pos = st.selectbox("Follow a masked position through the layers", positions, key="encoder_lens_position",
+                            format_func=lambda p: f"position {p}")
+    lens = cached_lens(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()), int(lens_pos))
+    if lens is None:
+        st.caption("The layer-by-layer view is available for BERT, RoBERTa and ALBERT heads.")
+        return
+    probs = softmax(lens)  # [L+1, V]
+    final = int(probs[-1].argmax())
+    tops = probs.argmax(-1)
+    common.show_figure(
+        decoding_plots.depth_lens([display_token(loaded.tokenizer, int(i)) for i in tops], probs.max(-1),
+                                  display_token(loaded.tokenizer, final), probs[:, final],
+                                  f"How the prediction at position {lens_pos} forms across depth (approximation)"),
+        key="encoder_mask_lens",
+        caption="The masked-language head applied to the hidden state after every block.",
+        how_to_read="The head was trained on the last layer only, so reading earlier layers through it is an "
+                    "approximation (a 'logit lens'): it shows roughly when the answer becomes readable, not what "
+                    "earlier layers 'think'.",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer import routing
 from explorer.adapters import moe
 from explorer.plots import moe as moe_plots
 from explorer.ui import common
@@ -75,3 +76,29 @@ def _body(loaded) -> None:
             key="moe_router",
             caption="The router's softmax over all experts for one token; only the orange ones run.",
         )
+
+    _statistics(stack, router)
+
+
+def _statistics(stack, router) -> None:
+    st.subheader("Patterns in the routes")
+    balance = routing.load_balancing_value(router)
+    same_id, repeated = routing.token_id_consistency(router, stack.token_ids)
+    observed, chance = routing.consecutive_sharing(router)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Load-balancing value N·Σ fᵢ·Pᵢ (mean over layers)", f"{balance.mean():.2f}",
+              help="Switch Transformer auxiliary loss: 1.0 = perfectly balanced, N = one expert takes everything.")
+    m2.metric("Same token id → same first expert", "n/a" if repeated == 0 else f"{same_id:.0%}",
+              help=f"Over the {repeated} token id(s) that occur more than once; chance is about 1/{router.num_experts}.")
+    m3.metric("Neighbouring tokens share their first expert", f"{observed:.0%}", delta=f"{observed - chance:+.0%} vs chance",
+              delta_color="off", help=f"Chance level for these expert frequencies: {chance:.0%}.")
+    c1, c2 = st.columns(2)
+    with c1:
+        if len(router.layer_indices) >= 2:
+            common.show_figure(moe_plots.expert_flow_sankey(router), key="moe_sankey",
+                               caption="Each band is a group of tokens that went from one first-choice expert to another "
+                                       "in the next MoE layer.")
+    with c2:
+        common.show_figure(moe_plots.coactivation_matrix(router), key="moe_coactivation",
+                           caption="Pairs of experts that the router combines for the same token; the diagonal counts "
+                                   "each expert's picks.")

@@ -1,0 +1,130 @@
+"""A small Mixture-of-Experts language model and its dense twin, trained on the corpus.
+
+Both share the tokenizer (byte-level BPE trained here on the training split), the
+attention, the data order and the seed. The MoE (Mixtral class) has 8 experts per layer
+and top-2 routing with the load-balancing loss; the twin (Llama class, the same attention)
+has one dense FFN as wide as two experts, so both spend the same compute per token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, PreTrainedTokenizerFast
+
+from explorer.train.corpus import load_corpus
+
+EOS = "<|endoftext|>"
+SHAPE = dict(vocab_size=4096, hidden_size=160, num_hidden_layers=4, num_attention_heads=5, num_key_value_heads=5,
+             max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5)
+EXPERT_WIDTH = 192
+NUM_EXPERTS, TOP_K = 8, 2
+
+
+def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(documents, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS, pad_token=EOS)
+
+
+def build(kind: str):
+    if kind == "moe":
+        config = MixtralConfig(**SHAPE, intermediate_size=EXPERT_WIDTH, num_local_experts=NUM_EXPERTS, num_experts_per_tok=TOP_K,
+                               router_aux_loss_coef=0.02, output_router_logits=False, attn_implementation="eager")
+        return MixtralForCausalLM(config)
+    if kind == "dense":
+        config = LlamaConfig(**SHAPE, intermediate_size=TOP_K * EXPERT_WIDTH, attn_implementation="eager")
+        return LlamaForCausalLM(config)
+    raise ValueError(kind)
+
+
+def token_stream(tokenizer, documents: list[str]) -> np.ndarray:
+    ids = tokenizer([d + EOS for d in documents])["input_ids"]
+    return np.fromiter((i for doc in ids for i in doc), dtype=np.int64)
+
+
+def rows(stream: np.ndarray, seq_len: int) -> np.ndarray:
+    n = len(stream) // seq_len
+    return stream[: n * seq_len].reshape(n, seq_len)
+
+
+@torch.no_grad()
+def held_out_loss(model, data: np.ndarray, batch: int = 16) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(data), batch):
+        x = torch.as_tensor(data[i:i + batch])
+        out = model(input_ids=x, labels=x)
+        n = x.numel() - x.shape[0]
+        total += out.loss.item() * n
+        count += n
+    model.train()
+    return total / count
+
+
+def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, seq_len: int = 128, lr: float = 2e-3,
+             seed: int = 0, eval_every: int = 100, eval_rows: int = 96, tokenizer_dir: Path | None = None, progress=None) -> dict:
+    """Train ``kind`` ('moe' or 'dense'); the tokenizer is trained once and reused from
+    ``tokenizer_dir`` when it exists so both models read the same tokens."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    split = load_corpus(corpus)
+    if tokenizer_dir is not None and (tokenizer_dir / "tokenizer.json").exists():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    else:
+        tokenizer = train_tokenizer(split.train, SHAPE["vocab_size"])
+        if tokenizer_dir is not None:
+            tokenizer.save_pretrained(tokenizer_dir)
+    train = rows(token_stream(tokenizer, split.train), seq_len)
+    held = rows(token_stream(tokenizer, split.held_out), seq_len)
+    held = held[np.random.default_rng(1234).permutation(len(held))[:eval_rows]]
+    torch.manual_seed(seed)
+    model = build(kind)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    warmup = max(1, steps // 20)
+    params = sum(p.numel() for p in model.parameters())
+    log = {"kind": kind, "parameters": params, "steps": [],
+           "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, train_rows=int(len(train)), eval_rows=int(len(held)))}
+    start = time.perf_counter()
+    log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
+    for step in range(1, steps + 1):
+        scale = step / warmup if step <= warmup else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr * scale
+        x = torch.as_tensor(train[rng.integers(0, len(train), size=batch)])
+        kwargs = {"output_router_logits": True} if kind == "moe" else {}
+        result = model(input_ids=x, labels=x, **kwargs)
+        result.loss.backward()  # for the MoE this includes router_aux_loss_coef x the load-balancing loss
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        lm_loss = float(result.loss) - (float(result.aux_loss) * model.config.router_aux_loss_coef if kind == "moe" else 0.0)
+        entry = {"step": step, "tokens": step * batch * seq_len, "seconds": time.perf_counter() - start, "train_loss": lm_loss}
+        if kind == "moe":
+            entry["aux_loss"] = float(result.aux_loss)
+        if step % eval_every == 0 or step == steps:
+            entry["held_out_loss"] = held_out_loss(model, held)
+        if step % 10 == 0 or "held_out_loss" in entry:
+            log["steps"].append(entry)
+        if progress:
+            progress(step, steps, lm_loss, entry.get("held_out_loss"))
+    log["seconds"] = time.perf_counter() - start
+    log["held_out_loss"] = log["steps"][-1]["held_out_loss"]
+    log["held_out_perplexity"] = math.exp(log["held_out_loss"])
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.output_router_logits = False
+    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps(log, indent=1))
+    return log
