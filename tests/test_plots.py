@@ -185,3 +185,16 @@ def test_coactivation_diagonal_counts_picks():
     z = np.asarray(moe.coactivation_matrix(router).data[0].z)
     assert np.trace(z) == router.chosen.size
     assert np.allclose(z, z.T)
+
+
+def test_loss_curves_draw_train_and_held_out_per_run():
+    from explorer.plots import training
+
+    log = {"steps": [{"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": 8.0},
+                     {"step": 10, "tokens": 100, "seconds": 1.0, "train_loss": 6.0},
+                     {"step": 20, "tokens": 200, "seconds": 2.0, "train_loss": 5.0, "held_out_loss": 5.5}]}
+    fig = training.loss_curves({"moe": log, "dense": log}, x="seconds")
+    assert len(fig.data) == 4
+    assert list(fig.data[1].x) == [0.0, 2.0] and list(fig.data[1].y) == [8.0, 5.5]
+    with pytest.raises(ValueError):
+        training.loss_curves({"moe": log}, x="epochs")

@@ -54,8 +54,9 @@ def expert_load(router: RouterTrace) -> go.Figure:
         fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer} (balance {balance[layer]:.2f})",
                              hovertemplate="%{x}: %{y:.1%} of assignments<extra>MoE layer " + str(layer) + "</extra>"))
     fig.add_hline(y=1 / e, line_dash="dash", line_color="#444", annotation_text=f"uniform = 1/{e}")
-    base_layout(fig, "Load on each expert, per MoE layer", height=380)
-    fig.update_layout(barmode="group", yaxis_title="share of assignments", yaxis_tickformat=".0%")
+    base_layout(fig, "Load on each expert, per MoE layer", height=400)
+    fig.update_layout(barmode="group", yaxis_title="share of assignments", yaxis_tickformat=".0%",
+                      legend=dict(orientation="h", y=-0.2))
     return fig
 
 
@@ -65,7 +66,7 @@ def router_distribution(token: str, probs: np.ndarray, chosen: np.ndarray, layer
     colours = ["#E69F00" if i in set(chosen.tolist()) else "#0072B2" for i in range(len(probs))]
     fig = go.Figure(go.Bar(x=[f"E{i}" for i in range(len(probs))], y=probs, marker_color=colours,
                            hovertemplate="%{x}: p = %{y:.3f}<extra></extra>"))
-    base_layout(fig, f"Router probabilities for '{safe_label(token)}' at MoE layer {layer} (orange = chosen)", height=320)
+    base_layout(fig, f"Router softmax for '{safe_label(token)}', MoE layer {layer}", height=320)
     fig.update_layout(yaxis_title="router probability")
     return fig
 
@@ -89,7 +90,7 @@ def expert_flow_sankey(router: RouterTrace, max_layers: int = 6) -> go.Figure:
     fig = go.Figure(go.Sankey(node=dict(label=labels, color=colours, pad=8, thickness=14),
                               link=dict(source=source, target=target, value=value,
                                         hovertemplate="%{value} token(s): %{source.label} → %{target.label}<extra></extra>")))
-    base_layout(fig, f"How tokens move between first-choice experts across MoE layers 0–{shown - 1}", height=460)
+    base_layout(fig, f"Token flow between first-choice experts, MoE layers 0–{shown - 1}", height=460)
     return fig
 
 
@@ -100,6 +101,6 @@ def coactivation_matrix(router: RouterTrace) -> go.Figure:
     names = [f"E{i}" for i in range(e)]
     fig = go.Figure(go.Heatmap(z=counts, x=names, y=names, colorscale="Blues", colorbar=dict(title="tokens"),
                                hovertemplate="%{y} with %{x}: %{z:.0f}<extra></extra>"))
-    base_layout(fig, "Expert co-activation: chosen together for the same token (all MoE layers)", height=400)
+    base_layout(fig, "Experts chosen together for one token", height=400)
     fig.update_yaxes(autorange="reversed")
     return fig

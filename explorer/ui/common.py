@@ -126,3 +126,16 @@ def run_safely(action: Callable[[], None]) -> None:
 def notes(items) -> None:
     for item in items:
         st.info(item)
+
+
+def show_depth_lens(probs, tokenizer, title: str, key: str, caption: str, how_to_read: str) -> None:
+    """A lens figure from per-depth probabilities [L+1, V] of one position."""
+    from explorer.adapters.common import display_token
+    from explorer.plots.decoding import depth_lens
+
+    final = int(probs[-1].argmax())
+    show_figure(
+        depth_lens([display_token(tokenizer, int(i)) for i in probs.argmax(-1)], probs.max(-1),
+                   display_token(tokenizer, final), probs[:, final], title),
+        key=key, caption=caption, how_to_read=how_to_read,
+    )

@@ -94,11 +94,8 @@ def _body(loaded) -> None:
                     "weights show where information is read from, not why the model decided.",
     )
     lens = cached_lens(loaded, loaded.model_id, loaded.device, tuple(int(i) for i in step.context_ids))
-    final = int(lens[-1].argmax())
-    common.show_figure(
-        decoding_plots.depth_lens([display_token(loaded.tokenizer, int(i)) for i in lens.argmax(-1)], lens.max(-1),
-                                  display_token(loaded.tokenizer, final), lens[:, final],
-                                  f"Logit lens of step {inspect}: the next token read from every depth (approximation)"),
+    common.show_depth_lens(
+        lens, loaded.tokenizer, f"Logit lens of step {inspect}: the next token read from every depth (approximation)",
         key="decoder_lens",
         caption="The model's final norm and output head applied to the newest position's hidden state after each block.",
         how_to_read="Bars name the token the head would pick if the network stopped at that depth; the orange line is the "

@@ -165,13 +165,8 @@ def _mask_predictions(loaded, trace) -> None:
     if lens is None:
         st.caption("The layer-by-layer view is available for BERT, RoBERTa and ALBERT heads.")
         return
-    probs = softmax(lens)  # [L+1, V]
-    final = int(probs[-1].argmax())
-    tops = probs.argmax(-1)
-    common.show_figure(
-        decoding_plots.depth_lens([display_token(loaded.tokenizer, int(i)) for i in tops], probs.max(-1),
-                                  display_token(loaded.tokenizer, final), probs[:, final],
-                                  f"How the prediction at position {lens_pos} forms across depth (approximation)"),
+    common.show_depth_lens(
+        softmax(lens), loaded.tokenizer, f"How the prediction at position {lens_pos} forms across depth (approximation)",
         key="encoder_mask_lens",
         caption="The masked-language head applied to the hidden state after every block.",
         how_to_read="The head was trained on the last layer only, so reading earlier layers through it is an "

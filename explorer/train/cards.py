@@ -1,0 +1,69 @@
+"""Model cards (README.md beside the weights) written from the training logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CORPUS_NOTE = (
+    "Training text: Jane Austen's six novels (public domain, from Debian's r-cran-janeaustenr) and the WordNet 3.0 "
+    "glosses (WordNet 3.0 license, reproduced below), about 14 M characters; the last 5% of every file is held out "
+    "and never trained on. Rebuild the text as described in the project README ('Training data')."
+)
+WORDNET_NOTICE = (
+    "WordNet Release 3.0. This software and database is being provided to you, the LICENSEE, by Princeton University "
+    "under the following license. [...] Permission to use, copy, modify and distribute this software and database and "
+    "its documentation for any purpose and without fee or royalty is hereby granted, provided that you agree to comply "
+    "with the following copyright notice and statements, including the disclaimer, and that the same appear on ALL "
+    "copies of the software, database and documentation, including modifications that you make for internal use or for "
+    "distribution. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. (Full text: WORDNET-LICENSE "
+    "in the corpus folder.)"
+)
+
+
+def write_mlm_card(folder: Path, command: str) -> None:
+    log = json.loads((folder / "training_log.json").read_text())
+    c, final = log["config"], log["final"]
+    text = f"""# all-MiniLM-L6-v2 with a masked-language head, fine-tuned by the LLM architecture explorer
+
+A fill-mask model: the pretrained sentence-transformers all-MiniLM-L6-v2 encoder (6 layers, 384 wide, bert-base-uncased
+vocabulary) with a new BERT masked-language head, the whole network fine-tuned together.
+
+- Loads with `AutoModelForMaskedLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors.
+- Training: {c['steps']} steps of {c['batch']} sequences x {c['seq_len']} tokens ({c['steps'] * c['batch'] * c['seq_len']:,} tokens),
+  AdamW (lr {c['lr']}, head x5, cosine schedule, 5% warm-up), whole-word masking of 15% of words with 80/10/10
+  [MASK]/random/unchanged, seed {c['seed']}, on {c['device'].upper()}, {log['seconds'] / 60:.0f} minutes.
+- Held-out evaluation ({final['masked_tokens']} masked tokens from {c['eval_rows']} held-out sequences, every chosen
+  token replaced by [MASK]): **top-1 accuracy {final['top1']:.3f}, top-5 accuracy {final['top5']:.3f}**, loss {final['loss']:.3f}.
+- Reproduce: `{command}`.
+- {CORPUS_NOTE}
+- License: Apache-2.0 (the base model's), with the WordNet notice below.
+
+## WordNet notice
+{WORDNET_NOTICE}
+"""
+    (folder / "README.md").write_text(text)
+
+
+def write_lm_card(folder: Path, command: str, routing: dict | None = None) -> None:
+    log = json.loads((folder / "training_log.json").read_text())
+    c = log["config"]
+    kind = "Mixture-of-Experts decoder (Mixtral class: 8 experts, top-2 routing, load-balancing loss)" if log["kind"] == "moe" \
+        else "dense decoder (Llama class), the dense twin of the project's MoE: same attention, one FFN as wide as two experts"
+    routing_text = ""
+    if routing:
+        routing_text = "\n- Routing on held-out text: " + json.dumps(routing)
+    text = f"""# A tiny {kind}, trained by the LLM architecture explorer
+
+- {log['parameters']:,} parameters; byte-level BPE tokenizer (4,096 tokens) trained on the same corpus.
+- Loads with `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors.
+- Training: {c['steps']} steps of {c['batch']} x {c['seq_len']} tokens, AdamW lr {c['lr']}, seed {c['seed']}, {log['seconds'] / 60:.0f} minutes on CPU.
+- Held-out perplexity: **{log['held_out_perplexity']:.1f}**.{routing_text}
+- Reproduce: `{command}`.
+- {CORPUS_NOTE}
+- License: Apache-2.0, with the WordNet notice below.
+
+## WordNet notice
+{WORDNET_NOTICE}
+"""
+    (folder / "README.md").write_text(text)
