@@ -25,6 +25,16 @@ EMBEDDED_IDS = (
 )
 
 
+PROJECT_MODELS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
+
+
+def project_model_dir(model_id: str) -> Path | None:
+    """assets/models/<name> for 'embedded:<name>' when the project trained and shipped it."""
+    name = model_id.removeprefix("embedded:")
+    folder = PROJECT_MODELS / name
+    return folder if name and "/" not in name and (folder / "config.json").exists() else None
+
+
 def cache_dir() -> Path:
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "llm-explorer")
     root.mkdir(parents=True, exist_ok=True)
@@ -120,4 +130,12 @@ def load_embedded(model_id: str, device: str):
         model = build_tiny_random_moe(vocab_size=len(tokenizer))
         return wrap_model(model_id, model, tokenizer, device,
                           note="RANDOM weights, never trained: the routes show how routing works, not what a trained router learns.")
+    folder = project_model_dir(model_id)
+    if folder is not None:
+        from transformers import AutoConfig
+
+        arch = ARCHITECTURES.get(AutoConfig.from_pretrained(folder).model_type)
+        if arch is None:
+            raise ModelLoadError(f"'{model_id}' has an architecture the explorer does not support.")
+        return finish_loading(model_id, arch, folder, device, note="Trained by this project (see its model card).")
     raise ModelLoadError(f"'{model_id}' is not one of the embedded models ({', '.join(EMBEDDED_IDS)}).")

@@ -22,9 +22,14 @@ def render() -> None:
         "seq2seq": "an encoder reads the input once, then a decoder writes while cross-attending to it (speech to text with Whisper).",
         "moe": "a router sends each token to a few expert feed-forward networks: routes, gate weights, expert load.",
     }
-    for key, family in families.items():
+    from explorer.ui.navigation import family_page
+
+    columns = st.columns(2)
+    for n, (key, family) in enumerate(families.items()):
         entry = family.find(family.default)
-        st.markdown(f"**{family.title}** — {blurbs[key]}  \n"
-                    f"<small>Default model: {entry.label}. Trained by {entry.trained_by}.</small>", unsafe_allow_html=True)
+        with columns[n % 2].container(border=True):
+            st.page_link(family_page(key), label=f"**{family.title}**")
+            st.markdown(blurbs[key])
+            st.caption(f"Default model: {entry.label}. Trained by {entry.trained_by}.")
     st.caption("Attention weights show where information flows, not why a model decided. Every number on these pages "
                "comes from the model's own forward pass.")
