@@ -19,6 +19,7 @@ class CatalogueEntry:
     source: str = ""
     license: str = ""
     trained_by: str = ""
+    metrics: str = ""  # measured numbers shown beside a model the project trained
 
     @property
     def embedded(self) -> bool:
@@ -47,3 +48,21 @@ def load_catalogue(path: Path = ASSETS / "catalogue.json") -> dict[str, FamilyEn
         if families[key].find(f["default"]) is None:
             raise ValueError(f"catalogue: default {f['default']!r} of {key} is not among its models")
     return families
+
+
+PROJECT_MODELS = ASSETS / "models"
+# The project's MoE and its dense twin share one comparison: both logs belong to either id.
+TWIN_RUNS = {"moe": "moe-tiny-austen", "dense": "dense-twin-austen"}
+
+
+def training_logs(model_id: str) -> dict[str, dict]:
+    """{'moe': log, 'dense': log} when ``model_id`` is one of the project's twin runs."""
+    name = model_id.removeprefix("embedded:")
+    if name not in TWIN_RUNS.values():
+        return {}
+    logs = {}
+    for kind, folder in TWIN_RUNS.items():
+        path = PROJECT_MODELS / folder / "training_log.json"
+        if path.exists():
+            logs[kind] = json.loads(path.read_text())
+    return logs

@@ -22,7 +22,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
                         help="where the shared BPE tokenizer of moe/dense is trained once and reused")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     steps = args.steps or (800 if args.what == "mlm" else 1500)
 
     from tqdm import tqdm

@@ -73,6 +73,8 @@ def describe_model(family: FamilyEntry, loaded: LoadedModel) -> None:
     lines = [f"**{html.escape(loaded.model_id)}** · {loaded.arch.display} · {params / 1e6:.1f} M parameters · {loaded.device.upper()}"]
     if entry is not None and entry.trained_by:
         lines.append(f"Trained by: {entry.trained_by}. Source: {entry.source}. License: {entry.license}.")
+    if entry is not None and entry.metrics:
+        lines.append(f"Measured: {entry.metrics}")
     st.sidebar.caption("  \n".join(lines))
     if loaded.note:
         st.sidebar.warning(loaded.note)
