@@ -198,3 +198,9 @@ def test_loss_curves_draw_train_and_held_out_per_run():
     assert list(fig.data[1].x) == [0.0, 2.0] and list(fig.data[1].y) == [8.0, 5.5]
     with pytest.raises(ValueError):
         training.loss_curves({"moe": log}, x="epochs")
+
+
+def test_parameter_breakdown_stacks_to_the_total():
+    fig = moe.parameter_breakdown([("mixtral", 1_600_000_000, 11_300_000_000, 33_800_000_000), ("dense", 1_000_000_000, 0, 0)])
+    totals = [sum(trace.x[i] for trace in fig.data) for i in range(2)]
+    assert totals == pytest.approx([46.7, 1.0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -82,8 +83,9 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
                       published=published or {})
 
 
-def gallery() -> list[Accounting]:
-    """Every configuration shipped in assets/configs, accounted."""
+@lru_cache(maxsize=1)
+def gallery() -> tuple[Accounting, ...]:
+    """Every configuration shipped in assets/configs, accounted (once per process)."""
     items = []
     for path in sorted(CONFIGS.glob("*.json")):
         raw = json.loads(path.read_text())
@@ -92,7 +94,7 @@ def gallery() -> list[Accounting]:
         untied = raw.get("tie_word_embeddings") is False
         config = AutoConfig.for_model(model_type, **raw)
         items.append(account(config, name=path.stem, published=published, untied_head=untied))
-    return items
+    return tuple(items)
 
 
 def explain_moe(acc: Accounting) -> str:

@@ -104,3 +104,22 @@ def coactivation_matrix(router: RouterTrace) -> go.Figure:
     base_layout(fig, "Experts chosen together for one token", height=400)
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def parameter_breakdown(rows: list[tuple[str, int, int, int]]) -> go.Figure:
+    """Stacked bars per model: parameters every token uses (shared: attention, embeddings,
+    norms, router, head), experts a token uses, and experts it does not use.
+    rows: (name, shared, active_expert_params, inactive_expert_params)."""
+    require(bool(rows), "no models")
+    names = [r[0] for r in rows]
+    fig = go.Figure()
+    for index, (label, colour) in enumerate((("shared by every token (attention, embeddings, norms, router)", "#0072B2"),
+                                             ("experts a token uses (top-k)", "#E69F00"),
+                                             ("experts idle for that token (still in memory)", "#CCCCCC")), start=1):
+        values = [r[index] / 1e9 for r in rows]
+        fig.add_trace(go.Bar(y=names, x=values, orientation="h", name=label, marker_color=colour,
+                             hovertemplate="%{y}: %{x:.2f} B<extra>" + label + "</extra>"))
+    base_layout(fig, "Where the parameters are: all must sit in memory, a token uses the coloured part", height=120 + 45 * len(rows))
+    fig.update_layout(barmode="stack", xaxis_title="billions of parameters", legend=dict(orientation="h", y=-0.35))
+    fig.update_yaxes(autorange="reversed")
+    return fig

@@ -80,6 +80,47 @@ def _body(loaded) -> None:
 
     _statistics(stack, router)
     _training_curves(loaded)
+    _cost(loaded)
+
+
+@st.cache_data(show_spinner=False)
+def _gallery_rows() -> list[tuple]:
+    from explorer.models.accounting import gallery
+
+    return [_breakdown_row(a) for a in gallery() if a.num_experts]
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _accounting(_loaded, model_id: str):
+    from explorer.models.accounting import account
+
+    return account(_loaded.model.config, name=model_id)
+
+
+def _breakdown_row(acc) -> tuple:
+    experts = acc.by_role.get("experts", 0)
+    used = experts * acc.experts_per_token // max(acc.num_experts, 1)
+    return (acc.name, acc.total - experts, used, experts - used, acc.total, acc.active, acc.memory_gib("float16"))
+
+
+def _cost(loaded) -> None:
+    from explorer.models.accounting import explain_moe, gallery
+
+    st.subheader("The cost: every expert in memory, a few per token")
+    mine = _accounting(loaded, loaded.model_id)
+    rows = [_breakdown_row(mine)] + _gallery_rows()
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Parameters in memory", f"{mine.total / 1e6:,.1f} M")
+    c2.metric("Used per token", f"{mine.active / 1e6:,.1f} M", delta=f"{mine.active / mine.total:.0%} of the total", delta_color="off")
+    c3.metric("float16 memory", f"{mine.memory_gib('float16') * 1024:,.0f} MiB")
+    common.show_figure(
+        moe_plots.parameter_breakdown([r[:4] for r in rows]), key="moe_cost",
+        caption="Counted from each configuration on PyTorch's meta device (no weights allocated), never typed in.",
+        how_to_read="Blue parameters are used by every token. Of the expert parameters, each token runs only its top-k "
+                    "experts (orange); the grey ones sit idle for that token but must still be loaded.",
+    )
+    mixtral = next(a for a in gallery() if a.name == "mixtral-8x7b")
+    st.markdown(explain_moe(mixtral))
 
 
 def _training_curves(loaded) -> None:
