@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 CORPUS_NOTE = (
     "Training text: Jane Austen's six novels (public domain, from Debian's r-cran-janeaustenr) and the WordNet 3.0 "
     "glosses (WordNet 3.0 license, reproduced below), about 14 M characters; the last 5% of every file is held out "
@@ -67,3 +69,37 @@ def write_lm_card(folder: Path, command: str, routing: dict | None = None) -> No
 {WORDNET_NOTICE}
 """
     (folder / "README.md").write_text(text)
+
+
+def metrics_line(folder: Path) -> str:
+    """The measured numbers shown beside a trained model in the app's sidebar."""
+    log = json.loads((folder / "training_log.json").read_text())
+    if "final" in log:
+        f = log["final"]
+        return f"held-out masked-token top-1 {f['top1']:.1%}, top-5 {f['top5']:.1%} ({f['masked_tokens']} masked tokens)."
+    return (f"held-out perplexity {log['held_out_perplexity']:.1f} after {log['config']['steps']} steps "
+            f"({log['steps'][-1]['tokens']:,} tokens, {log['seconds'] / 60:.0f} min).")
+
+
+def stored_parameters(folder: Path) -> int:
+    """Parameters in a folder's safetensors file (tied weights are stored once)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="numpy") as f:
+        return sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+
+
+def readme_table(models: Path) -> str:
+    rows = ["| model | what | parameters | held-out result | training | size |", "|---|---|---|---|---|---|"]
+    for name, what in (("minilm-l6-mlm", "fill-mask: all-MiniLM-L6-v2 + new MLM head, whole network fine-tuned"),
+                       ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, load-balancing loss"),
+                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts")):
+        folder = models / name
+        log = json.loads((folder / "training_log.json").read_text())
+        size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+        params = stored_parameters(folder)
+        c = log["config"]
+        result = metrics_line(folder)
+        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | "
+                    f"{c['steps']} steps × {c['batch']} × {c['seq_len']} tokens, {log['seconds'] / 60:.0f} min | {size:.1f} MB |")
+    return "\n".join(rows)

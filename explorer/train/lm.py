@@ -63,7 +63,7 @@ def held_out_loss(model, data: np.ndarray, batch: int = 16) -> float:
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(data), batch):
-        x = torch.as_tensor(data[i:i + batch])
+        x = torch.as_tensor(data[i:i + batch], device=model.device)
         out = model(input_ids=x, labels=x)
         n = x.numel() - x.shape[0]
         total += out.loss.item() * n
@@ -89,20 +89,22 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
     held = rows(token_stream(tokenizer, split.held_out), seq_len)
     held = held[np.random.default_rng(1234).permutation(len(held))[:eval_rows]]
     torch.manual_seed(seed)
-    model = build(kind)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build(kind).to(device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, steps // 20)
     params = sum(p.numel() for p in model.parameters())
     log = {"kind": kind, "parameters": params, "steps": [],
-           "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, train_rows=int(len(train)), eval_rows=int(len(held)))}
+           "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=device,
+                         threads=torch.get_num_threads(), train_rows=int(len(train)), eval_rows=int(len(held)))}
     start = time.perf_counter()
     log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
     for step in range(1, steps + 1):
         scale = step / warmup if step <= warmup else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
         for group in optimizer.param_groups:
             group["lr"] = lr * scale
-        x = torch.as_tensor(train[rng.integers(0, len(train), size=batch)])
+        x = torch.as_tensor(train[rng.integers(0, len(train), size=batch)], device=device)
         kwargs = {"output_router_logits": True} if kind == "moe" else {}
         result = model(input_ids=x, labels=x, **kwargs)
         result.loss.backward()  # for the MoE this includes router_aux_loss_coef x the load-balancing loss
@@ -124,7 +126,7 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
     log["held_out_perplexity"] = math.exp(log["held_out_loss"])
     out.mkdir(parents=True, exist_ok=True)
     model.config.output_router_logits = False
-    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    model.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     return log

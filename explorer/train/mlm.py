@@ -80,9 +80,9 @@ def evaluate(model, rows: np.ndarray, masked: np.ndarray, mask_id: int, batch: i
     loss_sum = 0.0
     for i in range(0, len(rows), batch):
         r, m = rows[i:i + batch], masked[i:i + batch]
-        inputs = torch.as_tensor(np.where(m, mask_id, r))
-        where = torch.as_tensor(m)
-        target = torch.as_tensor(r)[where]
+        inputs = torch.as_tensor(np.where(m, mask_id, r), device=model.device)
+        where = torch.as_tensor(m, device=model.device)
+        target = torch.as_tensor(r, device=model.device)[where]
         picked = model.cls(model.bert(input_ids=inputs).last_hidden_state[where])  # [n, V]
         top5 = picked.topk(5, dim=-1).indices
         hits1 += (top5[:, 0] == target).sum().item()
@@ -145,7 +145,7 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 32, 
     log["seconds"] = time.perf_counter() - start
     log["final"] = log["steps"][-1]
     out.mkdir(parents=True, exist_ok=True)
-    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    model.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     return log

@@ -141,3 +141,25 @@ def show_depth_lens(probs, tokenizer, title: str, key: str, caption: str, how_to
                    display_token(tokenizer, final), probs[:, final], title),
         key=key, caption=caption, how_to_read=how_to_read,
     )
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _architecture(_loaded, model_id: str, device: str):
+    from explorer.models.structure import architecture_graph
+
+    return architecture_graph(_loaded.model, _loaded.family)
+
+
+def show_architecture(loaded: LoadedModel) -> None:
+    """The loaded model's own structure as a diagram (in an expander: tall for deep models)."""
+    from explorer.plots.architecture import architecture_figure
+
+    with st.expander(f"Architecture of {loaded.model_id}, drawn from the loaded model", expanded=False):
+        graph = _architecture(loaded, loaded.model_id, loaded.device)
+        show_figure(
+            architecture_figure(graph, f"{loaded.arch.display}: {graph.number_of_nodes()} parts, "
+                                       f"{sum(d['params'] for _n, d in graph.nodes(data=True)) / 1e6:,.1f} M parameters"),
+            key=f"architecture_{loaded.family}",
+            caption="Each dot is a part of the real model (size ~ its share of parameters); hover for parameter counts "
+                    "and tensor shapes. Dotted orange lines: the decoder's cross-attention reading the encoder's output.",
+        )

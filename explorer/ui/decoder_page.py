@@ -41,6 +41,7 @@ def render() -> None:
     if loaded is None:
         return
     common.run_safely(lambda: _body(loaded))
+    common.run_safely(lambda: common.show_architecture(loaded))
 
 
 def _body(loaded) -> None:

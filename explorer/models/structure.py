@@ -1,0 +1,125 @@
+"""The architecture of a loaded model as a networkx graph, read from its real modules.
+
+Nodes are the parts a student should see (embeddings, per block: attention, cross-attention,
+feed-forward or router + experts, the output head); each carries its parameter count and
+tensor shapes, taken from the model's own parameters. Layout coordinates are stored on the
+nodes (``x``, ``y``) so the plot is a pure drawing of this graph.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import networkx as nx
+
+_BLOCK = re.compile(r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)\.(?P<index>\d+)\.(?P<rest>.*)$")
+_CROSS = re.compile(r"(encoder_attn|EncDecAttention|crossattention|cross_attn|layer\.1\.EncDecAttention)")
+_EXPERT_INDEX = re.compile(r"experts\.(?:expert_)?(\d+)\.")
+
+
+def _part(rest: str, role: str) -> str:
+    if _CROSS.search(rest):
+        return "cross-attention"
+    return {"attention": "attention", "ffn": "feed-forward", "experts": "experts", "router": "router",
+            "norms": "norms", "embeddings": "attention"}.get(role, "other")
+
+
+def _stack_name(prefix: str, encoder_decoder: bool) -> str:
+    if not encoder_decoder:
+        return "decoder" if prefix else "encoder"
+    return "encoder" if "encoder" in prefix else "decoder"
+
+
+def architecture_graph(model, family: str) -> nx.DiGraph:
+    """A DiGraph of the model's parts. Node attributes: label, kind, params, shapes, stack,
+    block (or None), x, y. Sum of ``params`` over nodes = the model's parameter count."""
+    from explorer.models.accounting import _role
+
+    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+    only_encoder = family == "encoder"
+    parts: dict[tuple, dict] = defaultdict(lambda: {"params": 0, "shapes": []})
+    experts_seen: dict[tuple, set] = defaultdict(set)
+    for name, p in model.named_parameters():
+        role = _role(name)
+        match = _BLOCK.match(name)
+        if match and role not in ("embeddings",) or (match and "relative_attention_bias" in name):
+            stack = "encoder" if only_encoder else _stack_name(match["stack"], encoder_decoder)
+            block = int(match["index"])
+            part = _part(match["rest"], role)
+            if part == "norms" or part == "other":
+                part = "feed-forward" if "mlp" in match["rest"] or "ffn" in match["rest"] or "output" in match["rest"] else "attention"
+            key = (stack, block, part)
+            if part == "experts":
+                expert = _EXPERT_INDEX.search(match["rest"])
+                if expert:
+                    experts_seen[(stack, block)].add(int(expert.group(1)))
+        else:
+            kind = "embeddings" if role == "embeddings" else "head"
+            key = ("model", None, kind)
+        parts[key]["params"] += p.numel()
+        parts[key]["shapes"].append(f"{name.split('.', 1)[-1] if len(name) > 60 else name}: {tuple(p.shape)}")
+
+    graph = nx.DiGraph()
+    stacks = ["encoder", "decoder"] if encoder_decoder else (["encoder"] if only_encoder else ["decoder"])
+    column = {s: i * 2 for i, s in enumerate(stacks)}
+    num_experts = int(getattr(model.config, "num_local_experts", None) or getattr(model.config, "num_experts", None) or 0)
+
+    def add(node, label, kind, stack, block, x, y, key=None):
+        info = parts.get(key, {"params": 0, "shapes": []}) if key else {"params": 0, "shapes": []}
+        graph.add_node(node, label=label, kind=kind, params=info["params"], shapes=info["shapes"][:12], stack=stack,
+                       block=block, x=x, y=y)
+
+    add("embeddings", "Token embeddings", "embeddings", "model", None, sum(column.values()) / max(len(column), 1), 0,
+        ("model", None, "embeddings"))
+    last_of_stack = {}
+    for stack in stacks:
+        blocks = sorted({b for (s, b, _p) in parts if s == stack and b is not None})
+        previous = "embeddings"
+        for b in blocks:
+            y = -(1 + 3 * b) if stack != "decoder" or not encoder_decoder else -(1 + 3 * b)
+            x0 = column[stack]
+            for part, dx, dy in (("attention", 0, 0), ("cross-attention", 0.5, -0.9), ("feed-forward", 0, -1.8),
+                                 ("router", 0, -1.8), ("experts", 0.9, -1.8)):
+                key = (stack, b, part)
+                if key not in parts:
+                    continue
+                node = f"{stack}.{b}.{part}"
+                shared = f" (weights shared by all {model.config.num_hidden_layers} blocks)" if model.config.model_type == "albert" else ""
+                label = {"attention": f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "") + shared,
+                         "cross-attention": f"block {b + 1}: cross-attention",
+                         "feed-forward": f"block {b + 1}: " + ("shared expert (always on)" if (stack, b, "router") in parts
+                                                                 else "dense feed-forward"),
+                         "router": f"block {b + 1}: router (top-{getattr(model.config, 'num_experts_per_tok', 1) or 1})",
+                         "experts": f"block {b + 1}: {len(experts_seen[(stack, b)]) or num_experts} experts"}[part]
+                add(node, label, part, stack, b, x0 + dx, y + dy, key)
+            attention = f"{stack}.{b}.attention"
+            graph.add_edge(previous, attention)
+            tail = attention
+            cross = f"{stack}.{b}.cross-attention"
+            if cross in graph:
+                graph.add_edge(tail, cross)
+                tail = cross
+            if f"{stack}.{b}.router" in graph:
+                graph.add_edge(tail, f"{stack}.{b}.router")
+                graph.add_edge(f"{stack}.{b}.router", f"{stack}.{b}.experts")
+                if f"{stack}.{b}.feed-forward" in graph:  # Qwen2-MoE's shared expert runs beside the routed ones
+                    graph.add_edge(tail, f"{stack}.{b}.feed-forward")
+                previous = f"{stack}.{b}.experts"
+            elif f"{stack}.{b}.feed-forward" in graph:
+                graph.add_edge(tail, f"{stack}.{b}.feed-forward")
+                previous = f"{stack}.{b}.feed-forward"
+            else:
+                previous = tail
+        last_of_stack[stack] = previous
+    if encoder_decoder:
+        encoder_out = last_of_stack["encoder"]
+        for node, data in list(graph.nodes(data=True)):
+            if data["kind"] == "cross-attention":
+                graph.add_edge(encoder_out, node, cross=True)
+    depth = min(d["y"] for _n, d in graph.nodes(data=True)) - 2
+    head_x = column[stacks[-1]]
+    add("head", "Output head" if family != "encoder" else "Output (head, pooler)", "head", "model", None, head_x, depth,
+        ("model", None, "head"))
+    graph.add_edge(last_of_stack[stacks[-1]], "head")
+    return graph
