@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from explorer.ui.common import classroom_switch
 from explorer.ui.navigation import all_pages
 
 st.set_page_config(page_title="LLM architecture explorer", page_icon=":material/hub:", layout="wide")
-st.navigation(all_pages()).run()
+page = st.navigation(all_pages())
+classroom_switch()
+page.run()

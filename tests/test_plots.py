@@ -204,3 +204,23 @@ def test_parameter_breakdown_stacks_to_the_total():
     fig = moe.parameter_breakdown([("mixtral", 1_600_000_000, 11_300_000_000, 33_800_000_000), ("dense", 1_000_000_000, 0, 0)])
     totals = [sum(trace.x[i] for trace in fig.data) for i in range(2)]
     assert totals == pytest.approx([46.7, 1.0])
+
+
+def test_classroom_style_enlarges_without_touching_data():
+    from explorer.plots.common import classroom_style
+
+    fig = decoding.step_history([1.0, 2.0], [0.5, 0.9], ["x", "y"])
+    big = classroom_style(fig)
+    assert big.layout.font.size == 20 and list(big.data[0].y) == [1.0, 2.0]
+    assert fig.layout.font.size != 20  # the original figure is not modified
+
+
+def test_standalone_html_embeds_plotly_once():
+    from explorer.plots.common import standalone_html
+
+    figures = [("first <b>", decoding.step_history([1.0], [0.5], ["x"])), ("second", moe.expert_load(make_router()))]
+    page = standalone_html(figures, "View <script>")
+    assert page.count("Plotly.newPlot") == 2
+    assert len(page) > 1_000_000  # plotly.js itself is inside
+    assert "first &lt;b&gt;" in page and "View &lt;script&gt;" in page
+    assert '<script src="http' not in page  # nothing to fetch: works offline

@@ -43,3 +43,34 @@ def pca_2d(points: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndar
     var = s**2
     ratio = var[:components] / max(var.sum(), 1e-12)
     return centred @ vt[:components].T, ratio
+
+
+def classroom_style(fig: go.Figure) -> go.Figure:
+    """Large fonts, thick lines and a high-contrast background that read from the back of a room."""
+    fig = go.Figure(fig)
+    fig.update_layout(font=dict(size=20, color="#000000"), title_font=dict(size=24), template="simple_white",
+                      hoverlabel=dict(font_size=18), margin=dict(l=90, r=30, t=80, b=80))
+    fig.update_xaxes(tickfont=dict(size=18), title_font=dict(size=20), showgrid=True, gridcolor="#DDDDDD")
+    fig.update_yaxes(tickfont=dict(size=18), title_font=dict(size=20), showgrid=True, gridcolor="#DDDDDD")
+    for trace in fig.data:
+        if trace.type == "scatter" and trace.line is not None and trace.line.width is not None:
+            trace.line.width = max(trace.line.width, 3)
+    if fig.layout.height:
+        fig.update_layout(height=int(fig.layout.height * 1.25))
+    return fig
+
+
+def standalone_html(figures: list[tuple[str, go.Figure]], title: str) -> str:
+    """One HTML file with every figure of a view; plotly.js is embedded once, so the file
+    opens offline."""
+    import html as html_lib
+
+    import plotly.io as pio
+
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title></head>"
+             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'><h1>{html_lib.escape(title)}</h1>"]
+    for index, (caption, fig) in enumerate(figures):
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=index == 0))
+        parts.append(f"<p style='color:#555'>{html_lib.escape(caption)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

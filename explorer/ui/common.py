@@ -105,7 +105,12 @@ def text_input(key: str, label: str, default: str, examples: list[str], height: 
 
 
 def show_figure(fig, key: str, caption: str, how_to_read: str | None = None) -> None:
+    from explorer.plots.common import classroom_style
+
+    if st.session_state.get("classroom"):
+        fig = classroom_style(fig)
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    st.session_state.setdefault("_view_figures", []).append((caption, fig))
     st.caption(caption)
     if how_to_read:
         with st.expander("How to read this"):
@@ -163,3 +168,32 @@ def show_architecture(loaded: LoadedModel) -> None:
             caption="Each dot is a part of the real model (size ~ its share of parameters); hover for parameter counts "
                     "and tensor shapes. Dotted orange lines: the decoder's cross-attention reading the encoder's output.",
         )
+
+
+CLASSROOM_CSS = """<style>
+html, body, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem !important; }
+h1 { font-size: 3rem !important; } [data-testid="stCaptionContainer"] { font-size: 1.1rem !important; color: #222 !important; }
+</style>"""
+
+
+def classroom_switch() -> None:
+    """In app.py, before the page runs, so the switch keeps its state on every page."""
+    st.sidebar.toggle("Classroom mode", key="classroom", help="Large fonts and high-contrast figures for a projector.")
+    if st.session_state.get("classroom"):
+        st.html(CLASSROOM_CSS)
+
+
+def start_view() -> None:
+    """Called at the top of every page: a fresh list of this view's figures (for the export)."""
+    st.session_state["_view_figures"] = []
+
+
+def export_view(title: str) -> None:
+    """A download of every figure of this view as one offline HTML file (built on click)."""
+    from explorer.plots.common import standalone_html
+
+    figures = list(st.session_state.get("_view_figures", []))
+    if figures:
+        st.download_button("Download this view as HTML (works offline)", data=lambda: standalone_html(figures, title),
+                           file_name=f"{title.lower().replace(' ', '-')}.html", mime="text/html", key="export_view",
+                           on_click="ignore", icon=":material/download:")

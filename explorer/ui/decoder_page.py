@@ -37,11 +37,13 @@ def render() -> None:
         "token in its vocabulary. A decoding rule picks one, it is appended, and the model runs again. "
         "Each token may only attend to itself and earlier tokens (causal attention)."
     )
+    common.start_view()
     loaded = common.load_for_page("decoder")
     if loaded is None:
         return
     common.run_safely(lambda: _body(loaded))
     common.run_safely(lambda: common.show_architecture(loaded))
+    common.export_view("Decoder-only view")
 
 
 def _body(loaded) -> None:

@@ -34,11 +34,13 @@ def render() -> None:
         "Encoders are trained with masked-language modelling (and next-sentence prediction for BERT); they "
         "understand text but do not natively generate long text."
     )
+    common.start_view()
     loaded = common.load_for_page("encoder")
     if loaded is None:
         return
     common.run_safely(lambda: _body(loaded))
     common.run_safely(lambda: common.show_architecture(loaded))
+    common.export_view("Encoder-only view")
 
 
 def _body(loaded) -> None:

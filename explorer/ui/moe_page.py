@@ -31,11 +31,13 @@ def render() -> None:
         "each token only pays for k of them: that is why Mixtral 8x7B holds about 47 B parameters (only the FFNs "
         "are replicated, attention is shared) yet uses about 13 B per token."
     )
+    common.start_view()
     loaded = common.load_for_page("moe")
     if loaded is None:
         return
     common.run_safely(lambda: _body(loaded))
     common.run_safely(lambda: common.show_architecture(loaded))
+    common.export_view("Mixture of Experts view")
 
 
 def _body(loaded) -> None:

@@ -64,11 +64,13 @@ def render() -> None:
         "makes these models strong at translation, summarisation and speech recognition, and slower to answer than a "
         "decoder of the same size: the encoder pass comes before the first output token."
     )
+    common.start_view()
     loaded = common.load_for_page("seq2seq")
     if loaded is None:
         return
     common.run_safely(lambda: _body(loaded))
     common.run_safely(lambda: common.show_architecture(loaded))
+    common.export_view("Encoder-decoder view")
 
 
 def _speech_source() -> audio.Speech | None:
