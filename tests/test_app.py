@@ -78,3 +78,24 @@ def test_unknown_model_id_gives_one_sentence_and_keeps_previous_model():
     assert at.error and "no-such-user/no-such-model-xyz" in at.error[0].value
     assert "Traceback" not in at.error[0].value
     assert any("previous model" in i.value for i in at.info)
+
+
+def test_shared_link_restores_text_and_decoding_step():
+    at = _page("decoder_page")
+    at.query_params["text"] = "Once upon a time"
+    at.query_params["tokens"] = "11, 2158"  # the generated token ids the link carries
+    at.run()
+    no_errors(at)
+    assert at.text_area(key="decoder_prompt").value == "Once upon a time"
+    assert list(at.session_state["decoder_generated"]) == [11, 2158]
+    at.button(key="decoder_step").click().run()
+    assert len(at.session_state["decoder_generated"]) == 3
+    tokens = at.query_params["tokens"]
+    assert (tokens if isinstance(tokens, str) else tokens[0]).count(",") == 2
+
+
+def test_classroom_mode_enlarges_figures():
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=TIMEOUT).run()
+    at.sidebar.toggle(key="classroom").set_value(True).run()
+    no_errors(at)
+    assert at.session_state["classroom"] is True

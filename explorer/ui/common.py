@@ -31,17 +31,41 @@ def device_picker() -> str:
                             help="Models run on the GPU when one is present; switch to compare.")
 
 
+def restore_from_url(param: str, state_key: str) -> str | None:
+    """Once per session: a shared link's query parameter becomes the widget's state.
+    Returns the value restored (None when the link did not carry it)."""
+    flag = f"_restored_{state_key}"
+    if st.session_state.get(flag):
+        return None
+    st.session_state[flag] = True
+    value = st.query_params.get(param)
+    if value is not None:
+        st.session_state[state_key] = value
+    return value
+
+
+def publish_to_url(**values: str) -> None:
+    """Keep the URL in step with the state, so copying it shares this exact view."""
+    for param, value in values.items():
+        if value is not None and len(value) <= 2000 and st.query_params.get(param) != value:
+            st.query_params[param] = value
+
+
 def model_picker(family: FamilyEntry) -> str:
     """Sidebar choice of a catalogue model or any Hugging Face id; returns the id."""
     labels = {m.id: m.label for m in family.models}
     options = [m.id for m in family.models] + [OTHER]
+    shared = restore_from_url("model", f"{family.key}_model_custom")
+    if shared is not None:
+        st.session_state[f"{family.key}_model_choice"] = shared if shared in options else OTHER
     choice = st.sidebar.selectbox("Model", options, index=options.index(family.default), key=f"{family.key}_model_choice",
                                   format_func=lambda x: labels.get(x, x),
                                   help="Embedded models work offline; the others download from the Hugging Face Hub.")
     if choice == OTHER:
         typed = st.sidebar.text_input("Hugging Face id", key=f"{family.key}_model_custom", placeholder="e.g. gpt2",
                                       max_chars=200).strip()
-        return typed or family.default
+        choice = typed or family.default
+    publish_to_url(model=choice)
     return choice
 
 
@@ -82,6 +106,7 @@ def describe_model(family: FamilyEntry, loaded: LoadedModel) -> None:
 
 def text_input(key: str, label: str, default: str, examples: list[str], height: int = 90) -> CleanText | None:
     """A text area with clickable examples; returns cleaned text, or None after showing why not."""
+    restore_from_url("text", key)
     if key not in st.session_state:
         st.session_state[key] = default
 
@@ -94,6 +119,7 @@ def text_input(key: str, label: str, default: str, examples: list[str], height: 
                                    on_click=use_example, args=(example,), help=f"Use this example: {example}",
                                    width="stretch")
     raw = st.text_area(label, key=key, height=height, max_chars=20_000)
+    publish_to_url(text=raw)
     try:
         cleaned = clean_user_text(raw)
     except InputError as error:

@@ -49,10 +49,11 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
     ``auto_tokens`` are generated so the page opens with something to look at.
     """
     gen_key, sig_key = f"{prefix}_generated", f"{prefix}_signature"
+    shared = _shared_tokens(prefix)
     if st.session_state.get(sig_key) != signature:
         st.session_state[sig_key] = signature
-        st.session_state[gen_key] = []
-        st.session_state[f"{prefix}_pending"] = auto_tokens
+        st.session_state[gen_key] = shared if shared is not None else []
+        st.session_state[f"{prefix}_pending"] = 0 if shared is not None else auto_tokens
     prompt = tuple(int(i) for i in start_ids)
 
     def generated() -> list[int]:
@@ -96,6 +97,7 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
               on_click=lambda: generated().clear(), width="stretch")
 
     ids = list(generated())
+    st.query_params["tokens"] = ",".join(str(i) for i in ids)  # a shared link restores this exact step
     steps = [step_fn(prompt + tuple(ids[:i])) for i in range(len(ids) + 1)]
     current = steps[-1]
     if not finished():
@@ -110,6 +112,21 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
         st.caption("The model produced its end-of-sequence token: decoding stopped. Use Back to undo it.")
     return Decoding(start_ids=start_ids, generated=ids, steps=steps,
                     settings=[settings_for(i) for i in range(len(steps))])
+
+
+def _shared_tokens(prefix: str) -> list[int] | None:
+    """Generated token ids carried by a shared link (?tokens=1,2,3), read once per session."""
+    flag = f"_restored_{prefix}_tokens"
+    if st.session_state.get(flag):
+        return None
+    st.session_state[flag] = True
+    raw = st.query_params.get("tokens")
+    if raw is None:
+        return None
+    try:
+        return [int(t) for t in raw.split(",") if t.strip()][:128]
+    except ValueError:
+        return None
 
 
 def history(decoding: Decoding) -> tuple[list[float], list[float]]:
