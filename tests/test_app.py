@@ -99,3 +99,10 @@ def test_classroom_mode_enlarges_figures():
     at.sidebar.toggle(key="classroom").set_value(True).run()
     no_errors(at)
     assert at.session_state["classroom"] is True
+
+
+def test_compare_page_runs_all_four_families():
+    at = _page("compare_page").run()
+    no_errors(at)
+    table = at.table[0].value
+    assert len(table) == 4 and (table["decoder steps"].astype(str) != "0").any()

@@ -224,3 +224,12 @@ def test_standalone_html_embeds_plotly_once():
     assert len(page) > 1_000_000  # plotly.js itself is inside
     assert "first &lt;b&gt;" in page and "View &lt;script&gt;" in page
     assert '<script src="http' not in page  # nothing to fetch: works offline
+
+
+def test_family_latency_stacks_encoder_and_steps():
+    from explorer.plots import compare
+
+    fig = compare.family_latency(["enc", "dec"], [0.01, 0.0], [[], [0.02, 0.03]])
+    assert list(fig.data[0].x) == pytest.approx([10.0, 0.0]) and list(fig.data[1].x) == pytest.approx([0.0, 50.0])
+    with pytest.raises(ValueError):
+        compare.family_latency(["enc"], [0.01, 0.0], [[]])
