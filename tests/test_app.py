@@ -106,3 +106,9 @@ def test_compare_page_runs_all_four_families():
     no_errors(at)
     table = at.table[0].value
     assert len(table) == 4 and (table["decoder steps"].astype(str) != "0").any()
+
+
+def test_gallery_page_counts_mixtral():
+    at = _page("gallery_page").run()
+    no_errors(at)
+    assert any("46.70 B" in m.value for m in at.markdown)

@@ -37,3 +37,12 @@ def test_albert_shows_its_shared_block():
     graph = architecture_graph(tiny_model("albert"), "encoder")
     labels = [d["label"] for _n, d in graph.nodes(data=True)]
     assert any("shared by all" in label for label in labels)
+
+
+def test_gallery_graph_of_mixtral_from_its_configuration():
+    from explorer.models.accounting import gallery_graph
+
+    graph = gallery_graph("mixtral-8x7b")
+    kinds = [d["kind"] for _n, d in graph.nodes(data=True)]
+    assert kinds.count("router") == kinds.count("experts") == 32
+    assert sum(d["params"] for _n, d in graph.nodes(data=True)) == 46_702_792_704

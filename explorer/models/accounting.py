@@ -122,3 +122,18 @@ def parse_published(figure: str) -> tuple[float, float]:
     digits = figure[:-1]
     decimals = len(digits.split(".")[1]) if "." in digits else 0
     return float(digits) * scale, 0.5 * 10 ** (-decimals) * scale
+
+
+def gallery_graph(name: str):
+    """The architecture graph of a gallery configuration, built on the meta device."""
+    from explorer.models.structure import architecture_graph
+
+    path = CONFIGS / f"{name}.json"
+    raw = json.loads(path.read_text())
+    raw.pop("_published", None)
+    model_type = raw.pop("model_type")
+    config = AutoConfig.for_model(model_type, **raw)
+    arch = ARCHITECTURES[model_type]
+    with torch.device("meta"):
+        model = getattr(transformers, arch.auto_class).from_config(config)
+    return architecture_graph(model, arch.family)

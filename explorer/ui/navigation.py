@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import compare_page, decoder_page, encoder_page, home, moe_page, seq2seq_page
+from explorer.ui import compare_page, decoder_page, encoder_page, gallery_page, home, moe_page, seq2seq_page
 
 FAMILY_PAGES = {
     "encoder": (encoder_page.render, "Encoder-only", ":material/compare_arrows:", "encoder"),
@@ -22,4 +22,5 @@ def family_page(key: str) -> st.Page:
 def all_pages() -> list:
     return [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)] + [
         family_page(k) for k in FAMILY_PAGES
-    ] + [st.Page(compare_page.render, title="Compare", icon=":material/view_column:", url_path="compare")]
+    ] + [st.Page(compare_page.render, title="Compare", icon=":material/view_column:", url_path="compare"),
+         st.Page(gallery_page.render, title="Gallery", icon=":material/photo_library:", url_path="gallery")]
