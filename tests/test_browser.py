@@ -21,6 +21,8 @@ CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {
     "home": ("", "LLM architecture explorer"),
+    "compare": ("compare", "Measured time"),
+    "gallery": ("gallery", "structure built from its configuration"),
     "encoder": ("encoder", "How each token's representation moves"),
     "decoder": ("decoder", "Next-token distribution"),
     "encoder-decoder": ("encoder-decoder", "Cross-attention"),
@@ -108,3 +110,51 @@ def test_page_renders_without_errors(server, browser, name):
             assert page.locator(".js-plotly-plot").count() >= 1
     finally:
         page.close()
+
+
+def _tokens_in_url(page) -> int:
+    from urllib.parse import parse_qs, urlparse
+
+    raw = parse_qs(urlparse(page.url).query).get("tokens", [""])[0]
+    return len([t for t in raw.split(",") if t])
+
+
+def _wait_idle(page):
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    page.wait_for_timeout(500)
+
+
+def test_decoder_step_adds_a_token_and_back_removes_it(server, browser):
+    page = open_page(browser, f"{server}/decoder", "Next-token distribution", "decoder-step")
+    try:
+        page.wait_for_function("() => window.location.search.includes('tokens=')", timeout=60_000)
+        before = _tokens_in_url(page)
+        page.get_by_role("button", name="Step ▶").click()
+        page.wait_for_function(f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length === {before + 1}",
+                               timeout=120_000)
+        _wait_idle(page)
+        assert _tokens_in_url(page) == before + 1
+        page.get_by_role("button", name="◀ Back").click()
+        page.wait_for_function(f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length === {before}",
+                               timeout=120_000)
+        _wait_idle(page)
+        assert _tokens_in_url(page) == before
+        assert_no_error_elements(page)
+    finally:
+        page.close()
+
+
+def test_shared_link_restores_state_in_a_fresh_browser(server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 3200})  # no cookies, no session: a fresh browser
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/decoder?text=Once%20upon%20a%20time&tokens=11,2158", wait_until="domcontentloaded")
+        page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+        _wait_idle(page)
+        assert page.get_by_role("textbox", name="Prompt").input_value() == "Once upon a time"
+        assert _tokens_in_url(page) == 2
+        assert_no_error_elements(page)
+        page.screenshot(path=str(ARTIFACTS / "decoder-shared-link.png"), full_page=True)
+    finally:
+        context.close()
