@@ -36,8 +36,10 @@ def test_artefacts_are_plain_float16_folders_under_60_mb():
 
 
 def test_fill_mask_meets_its_bar():
+    # standard BERT evaluation: 15% of held-out tokens masked (whole-word numbers are in the card too)
     log = json.loads((MLM / "training_log.json").read_text())
-    assert log["final"]["top1"] >= 0.35 and log["final"]["top5"] >= 0.55
+    token = log["evaluation"]["token"]
+    assert token["top1"] >= 0.35 and token["top5"] >= 0.55
 
 
 @pytest.mark.parametrize("sentence,acceptable", HELD_OUT)
@@ -63,17 +65,23 @@ def test_moe_and_dense_twin_load_with_auto_classes():
 
 
 def test_moe_routes_spread_over_experts_on_held_out_text():
+    # a held-out passage of Persuasion (corpus copy in the test: the suite never reads ../shared)
+    text = ('"I found," said he, "that I was considered by Harville an engaged man! That neither Harville nor his wife '
+            "entertained a doubt of our mutual attachment. I was startled and shocked. To a degree, I could contradict "
+            "this instantly; but, when I began to reflect that others might have felt the same--her own family, nay, "
+            "perhaps herself--I was no longer at my own disposal. I was hers in honour if she wished it. I had been "
+            'unguarded. I had not thought seriously on this subject before."')
     loaded = load_model("embedded:moe-tiny-austen", device="cpu")
-    text = "It was a truth universally acknowledged that she would not be persuaded to go."
     router = moe.trace_text(loaded, text).router
     load = router.expert_load()  # [M, E]
-    assert (load > 0).sum(axis=1).min() >= 4  # every MoE layer uses at least half of its experts
-    assert load.max() < 0.6
+    assert (load > 0.01).sum(axis=1).min() >= 5  # every MoE layer spreads over most of its 8 experts
+    assert load.max() < 0.5  # and no expert takes half of the assignments
 
 
 def test_catalogue_metrics_match_the_training_logs():
     mlm_log = json.loads((MLM / "training_log.json").read_text())
     entry = load_catalogue()["encoder"].find("embedded:minilm-l6-mlm")
+    assert f"top-1 {mlm_log['evaluation']['token']['top1']:.1%}" in entry.metrics
     assert f"top-1 {mlm_log['final']['top1']:.1%}" in entry.metrics
     moe_log = json.loads((MOE / "training_log.json").read_text())
     entry = load_catalogue()["moe"].find("embedded:moe-tiny-austen")

@@ -35,8 +35,8 @@ vocabulary) with a new BERT masked-language head, the whole network fine-tuned t
 - Training: {c['steps']} steps of {c['batch']} sequences x {c['seq_len']} tokens ({c['steps'] * c['batch'] * c['seq_len']:,} tokens),
   AdamW (lr {c['lr']}, head x5, cosine schedule, 5% warm-up), whole-word masking of 15% of words with 80/10/10
   [MASK]/random/unchanged, seed {c['seed']}, on {c['device'].upper()}, {log['seconds'] / 60:.0f} minutes.
-- Held-out evaluation ({final['masked_tokens']} masked tokens from {c['eval_rows']} held-out sequences, every chosen
-  token replaced by [MASK]): **top-1 accuracy {final['top1']:.3f}, top-5 accuracy {final['top5']:.3f}**, loss {final['loss']:.3f}.
+- Held-out evaluation on {c['eval_rows']} held-out sequences of {c['seq_len']} tokens, every chosen token replaced by [MASK]:
+{_mlm_results(log)}
 - Reproduce: `{command}`.
 - {CORPUS_NOTE}
 - License: Apache-2.0 (the base model's), with the WordNet notice below.
@@ -45,6 +45,17 @@ vocabulary) with a new BERT masked-language head, the whole network fine-tuned t
 {WORDNET_NOTICE}
 """
     (folder / "README.md").write_text(text)
+
+
+def _mlm_results(log: dict) -> str:
+    final = log["final"]
+    lines = [f"  - whole-word masking (15% of words, as in training): top-1 {final['top1']:.3f}, top-5 {final['top5']:.3f} "
+             f"({final['masked_tokens']} masked tokens)"]
+    token = log.get("evaluation", {}).get("token")
+    if token:
+        lines.insert(0, f"  - **standard token masking (15% of tokens): top-1 {token['top1']:.3f}, top-5 {token['top5']:.3f}** "
+                        f"({token['masked_tokens']} masked tokens)")
+    return "\n".join(lines)
 
 
 def write_lm_card(folder: Path, command: str, routing: dict | None = None) -> None:
@@ -76,7 +87,10 @@ def metrics_line(folder: Path) -> str:
     log = json.loads((folder / "training_log.json").read_text())
     if "final" in log:
         f = log["final"]
-        return f"held-out masked-token top-1 {f['top1']:.1%}, top-5 {f['top5']:.1%} ({f['masked_tokens']} masked tokens)."
+        token = log.get("evaluation", {}).get("token")
+        standard = (f"held-out masked-token top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%} (15% of tokens masked); "
+                    if token else "")
+        return standard + f"whole words masked: top-1 {f['top1']:.1%}, top-5 {f['top5']:.1%}."
     return (f"held-out perplexity {log['held_out_perplexity']:.1f} after {log['config']['steps']} steps "
             f"({log['steps'][-1]['tokens']:,} tokens, {log['seconds'] / 60:.0f} min).")
 

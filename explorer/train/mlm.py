@@ -53,6 +53,29 @@ def choose_masked(rows: np.ndarray, starts: np.ndarray, special: np.ndarray, rng
     return np.take_along_axis(word_chosen, word_id, axis=1) & ~special[rows]
 
 
+def choose_masked_tokens(rows: np.ndarray, special: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[N, T] bool: each non-special token chosen independently with probability MASK_RATE
+    (the standard BERT evaluation; word pieces of a chosen word's neighbours stay visible)."""
+    return (rng.random(rows.shape) < MASK_RATE) & ~special[rows]
+
+
+def evaluate_folder(folder: Path, corpus: Path, seq_len: int = 128, eval_rows: int = 160) -> dict:
+    """Held-out top-1/top-5 of a saved fill-mask model under both maskings, on the same
+    held-out sequences the training log used (same seed)."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = BertForMaskedLM.from_pretrained(folder, dtype=torch.float32).eval()
+    held = pack(tokenizer, load_corpus(corpus).held_out, seq_len)
+    eval_rng = np.random.default_rng(1234)
+    held = held[eval_rng.permutation(len(held))[:eval_rows]]
+    vocab = model.config.vocab_size
+    special = np.zeros(vocab, dtype=bool)
+    special[tokenizer.all_special_ids] = True
+    whole_words = choose_masked(held, word_starts(tokenizer, vocab), special, eval_rng)
+    tokens = choose_masked_tokens(held, special, np.random.default_rng(4321))
+    return {"whole_word": evaluate(model, held, whole_words, tokenizer.mask_token_id),
+            "token": evaluate(model, held, tokens, tokenizer.mask_token_id)}
+
+
 def corrupt(rows, masked, tokenizer, vocab_size, rng):
     """80/10/10: [MASK] / random token / unchanged; labels -100 where not masked."""
     inputs = rows.copy()
