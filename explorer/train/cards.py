@@ -58,14 +58,22 @@ def _mlm_results(log: dict) -> str:
     return "\n".join(lines)
 
 
-def write_lm_card(folder: Path, command: str, routing: dict | None = None) -> None:
+def write_lm_card(folder: Path, command: str, routing: dict | None = None, conditions: str = "") -> None:
     log = json.loads((folder / "training_log.json").read_text())
     c = log["config"]
     kind = "Mixture-of-Experts decoder (Mixtral class: 8 experts, top-2 routing, load-balancing loss)" if log["kind"] == "moe" \
         else "dense decoder (Llama class), the dense twin of the project's MoE: same attention, one FFN as wide as two experts"
     routing_text = ""
     if routing:
-        routing_text = "\n- Routing on held-out text: " + json.dumps(routing)
+        routing_text = (
+            f"\n- Routing on {routing['held_out_tokens']:,} held-out tokens: per MoE layer, the busiest expert takes "
+            f"{routing['max_load_share']:.0%} of assignments and the idlest {routing['min_load_share']:.1%} (uniform: "
+            f"{1 / 8:.1%}); Switch load-balancing value per layer {routing['load_balancing_value_per_layer']} (1.0 = balanced); "
+            f"the same token id goes to its usual first expert {min(routing['same_token_id_same_first_expert_per_layer']):.0%}"
+            f"–{max(routing['same_token_id_same_first_expert_per_layer']):.0%} of the time (chance {routing['chance_level']:.1%}). "
+            "Full numbers: routing_report.json.")
+    if conditions:
+        routing_text += f"\n- Conditions: {conditions}"
     text = f"""# A tiny {kind}, trained by the LLM architecture explorer
 
 - {log['parameters']:,} parameters; byte-level BPE tokenizer (4,096 tokens) trained on the same corpus.
