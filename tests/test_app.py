@@ -66,8 +66,17 @@ def test_seq2seq_page_transcribes_the_example_clip():
 def test_moe_page_routes_every_token():
     at = _page("moe_page").run()
     no_errors(at)
+    assert any("Trained by this project" in w.value for w in at.sidebar.warning)
+    assert any("8 experts" in m.value for m in at.markdown)
+    # the project's MoE comes with its training curves against the dense twin
+    assert any("dense twin" in str(t.value) for t in at.table)
+
+
+def test_moe_page_labels_the_random_model():
+    at = _page("moe_page").run()
+    at.sidebar.selectbox(key="moe_model_choice").set_value("embedded:tiny-random-moe").run()
+    no_errors(at)
     assert any("RANDOM weights" in w.value for w in at.sidebar.warning)
-    assert any("experts" in m.value for m in at.markdown)
 
 
 def test_unknown_model_id_gives_one_sentence_and_keeps_previous_model():
