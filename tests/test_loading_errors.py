@@ -107,3 +107,16 @@ def test_a_valid_local_folder_loads(model_root):
     tok.save_pretrained(folder)
     loaded = load_model(str(folder), device="cpu", family="decoder")
     assert loaded.arch.model_type == "gpt2" and loaded.load_seconds > 0
+
+
+def test_out_of_memory_while_loading(model_root, monkeypatch):
+    import transformers
+
+    folder = model_root / "oom"
+    tiny_model("gpt2").save_pretrained(folder)
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", exhausted)
+    assert "ran out of memory" in message(str(folder))
