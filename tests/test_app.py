@@ -107,7 +107,7 @@ def test_classroom_mode_enlarges_figures():
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=TIMEOUT).run()
     at.sidebar.toggle(key="classroom").set_value(True).run()
     no_errors(at)
-    assert at.session_state["classroom"] is True
+    assert at.session_state["classroom_on"] is True
 
 
 def test_compare_page_runs_all_four_families():
@@ -121,3 +121,51 @@ def test_gallery_page_counts_mixtral():
     at = _page("gallery_page").run()
     no_errors(at)
     assert any("46.70 B" in m.value for m in at.markdown)
+
+
+def _mask_charts(at) -> dict[str, list[str]]:
+    """Title -> candidate labels of every masked-position figure on the page."""
+    import json
+
+    charts = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        title = spec.get("layout", {}).get("title", {}).get("text", "")
+        if title.startswith("Position"):
+            charts[title] = [label.strip() for label in spec["data"][0]["y"]]
+    return charts
+
+
+def test_masking_a_word_changes_the_predictions():
+    at = _page("encoder_page").run()
+    at.text_area(key="encoder_text").set_value("The dog barked at the cat all night.").run()
+    no_errors(at)
+    assert _mask_charts(at) == {}
+    at.multiselect(key="encoder_mask_positions").set_value([2]).run()  # 'dog'
+    no_errors(at)
+    (title_dog, dog), = _mask_charts(at).items()
+    assert "was 'dog'" in title_dog and len(dog) == 10
+    at.multiselect(key="encoder_mask_positions").set_value([6]).run()  # 'cat'
+    no_errors(at)
+    (title_cat, cat), = _mask_charts(at).items()
+    assert "was 'cat'" in title_cat and cat != dog
+
+
+def test_typed_mask_token_gets_predictions_without_selection():
+    at = _page("encoder_page").run()
+    at.text_area(key="encoder_text").set_value("Paris is the [MASK] of France.").run()
+    no_errors(at)
+    (title, candidates), = _mask_charts(at).items()
+    assert title.startswith("Position 4") and "capital" in candidates[:5]
+
+
+def test_presenter_tour_steps_through_views():
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=TIMEOUT).run()
+    at.sidebar.toggle(key="presenter").set_value(True).run()
+    no_errors(at)
+    assert any("Step 1 of" in m.value for m in at.sidebar.markdown)
+    at.sidebar.button(key="presenter_next").click().run()
+    no_errors(at)
+    assert at.session_state["presenter_index"] == 1
+    assert at.session_state["encoder_text"] == "She sat on the bank of the river."
+    assert any("Step 2 of" in m.value for m in at.sidebar.markdown)

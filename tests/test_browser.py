@@ -158,3 +158,20 @@ def test_shared_link_restores_state_in_a_fresh_browser(server, browser):
         page.screenshot(path=str(ARTIFACTS / "decoder-shared-link.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_markup_is_shown_as_text_never_run(server, browser):
+    page = open_page(browser, f"{server}/decoder", "Next-token distribution", "decoder-markup")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        box = page.get_by_role("textbox", name="Prompt")
+        box.fill("<script>alert('x')</script><b>bold</b> <img src=x onerror=alert(2)>")
+        box.press("Control+Enter")
+        page.get_by_text("<b>bold</b>", exact=False).first.wait_for(timeout=120_000)
+        _wait_idle(page)
+        assert dialogs == []
+        assert page.locator("b:text-is('bold')").count() == 0  # not rendered as HTML
+        assert_no_error_elements(page)
+    finally:
+        page.close()

@@ -133,7 +133,7 @@ def text_input(key: str, label: str, default: str, examples: list[str], height: 
 def show_figure(fig, key: str, caption: str, how_to_read: str | None = None) -> None:
     from explorer.plots.common import classroom_style
 
-    if st.session_state.get("classroom"):
+    if st.session_state.get("classroom_on"):
         fig = classroom_style(fig)
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
     st.session_state.setdefault("_view_figures", []).append((caption, fig))
@@ -202,10 +202,22 @@ h1 { font-size: 3rem !important; } [data-testid="stCaptionContainer"] { font-siz
 </style>"""
 
 
+def persistent_toggle(label: str, key: str, help: str) -> bool:
+    """A sidebar toggle whose value survives page switches: widget state is dropped when
+    the page changes, so the value also lives under a plain session key ('<key>_on')."""
+    store = f"{key}_on"
+
+    def remember() -> None:  # runs before the script, right after the user flips the switch
+        st.session_state[store] = st.session_state[key]
+
+    st.session_state[key] = st.session_state.get(store, False)
+    st.sidebar.toggle(label, key=key, help=help, on_change=remember)
+    return st.session_state.get(store, False)
+
+
 def classroom_switch() -> None:
-    """In app.py, before the page runs, so the switch keeps its state on every page."""
-    st.sidebar.toggle("Classroom mode", key="classroom", help="Large fonts and high-contrast figures for a projector.")
-    if st.session_state.get("classroom"):
+    """In app.py, before the page runs, so the switch is on every page."""
+    if persistent_toggle("Classroom mode", "classroom", "Large fonts and high-contrast figures for a projector."):
         st.html(CLASSROOM_CSS)
 
 

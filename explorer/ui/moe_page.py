@@ -29,7 +29,10 @@ def render() -> None:
         "and a small learned **router**. For each token the router scores every expert, keeps the top-k (often 2), "
         "and mixes their outputs with the renormalised scores as gate weights. Every expert must sit in memory, but "
         "each token only pays for k of them: that is why Mixtral 8x7B holds about 47 B parameters (only the FFNs "
-        "are replicated, attention is shared) yet uses about 13 B per token."
+        "are replicated, attention is shared) yet uses about 13 B per token. "
+        "**Pros:** pre-training is compute-efficient (more parameters for the same compute per token) and inference is "
+        "fast for the model's size. **Cons:** every expert must sit in memory, and MoE models are harder to fine-tune "
+        "without overfitting."
     )
     common.start_view()
     loaded = common.load_for_page("moe")
