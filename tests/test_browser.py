@@ -175,3 +175,32 @@ def test_markup_is_shown_as_text_never_run(server, browser):
         assert_no_error_elements(page)
     finally:
         page.close()
+
+
+def test_classroom_mode_and_offline_export(server, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/moe", wait_until="domcontentloaded")
+        page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+        _wait_idle(page)
+        page.get_by_text("Classroom mode").click()
+        _wait_idle(page)
+        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "moe-classroom-1280x720.png"))
+        # figures now use 20 px text
+        assert page.locator(".js-plotly-plot text.xtick").first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 18
+        with page.expect_download(timeout=120_000) as download_info:
+            page.get_by_role("button", name="Download this view as HTML (works offline)").click()
+        exported = tmp_path / "view.html"
+        download_info.value.save_as(exported)
+        offline = browser.new_context(offline=True)
+        view = offline.new_page()
+        view.goto(exported.as_uri())
+        view.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        assert view.locator(".js-plotly-plot").count() >= 3
+        offline.close()
+        assert_no_error_elements(page)
+    finally:
+        context.close()
