@@ -97,7 +97,7 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
               on_click=lambda: generated().clear(), width="stretch")
 
     ids = list(generated())
-    st.query_params["tokens"] = ",".join(str(i) for i in ids)  # a shared link restores this exact step
+    st.query_params[_param(prefix)] = ",".join(str(i) for i in ids)  # a shared link restores this exact step
     steps = [step_fn(prompt + tuple(ids[:i])) for i in range(len(ids) + 1)]
     current = steps[-1]
     if not finished():
@@ -114,13 +114,18 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
                     settings=[settings_for(i) for i in range(len(steps))])
 
 
+def _param(prefix: str) -> str:
+    """URL parameter of a page's generated tokens ('tokens' on the decoder page)."""
+    return "tokens" if prefix == "decoder" else f"{prefix}_tokens"
+
+
 def _shared_tokens(prefix: str) -> list[int] | None:
     """Generated token ids carried by a shared link (?tokens=1,2,3), read once per session."""
     flag = f"_restored_{prefix}_tokens"
     if st.session_state.get(flag):
         return None
     st.session_state[flag] = True
-    raw = st.query_params.get("tokens")
+    raw = st.query_params.get(_param(prefix))
     if raw is None:
         return None
     try:
