@@ -192,10 +192,22 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
         # figures now use 20 px text
         sizes = page.locator(".js-plotly-plot .xtick text").evaluate_all("els => els.map(e => parseFloat(e.style.fontSize) || 0)")
         assert sizes and max(sizes) >= 18
-        with page.expect_download(timeout=120_000) as download_info:
-            page.get_by_role("button", name="Download this view as HTML (works offline)").click()
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        button = page.get_by_role("button", name="Download this view as HTML (works offline)")
+        button.scroll_into_view_if_needed()
+        _wait_idle(page)
         exported = tmp_path / "view.html"
-        download_info.value.save_as(exported)
+        for attempt in range(3):  # a click that lands while the page reruns can be lost
+            try:
+                with page.expect_download(timeout=60_000) as download_info:
+                    button.click()
+                download_info.value.save_as(exported)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+                _wait_idle(page)
         offline = browser.new_context(offline=True)
         view = offline.new_page()
         view.goto(exported.as_uri())

@@ -46,5 +46,5 @@ def architecture_figure(graph: nx.DiGraph, title: str) -> go.Figure:
     fig.update_xaxes(visible=False, range=[min(d["x"] for _n, d in graph.nodes(data=True)) - 0.5,
                                            max(d["x"] for _n, d in graph.nodes(data=True)) + 3.5])
     fig.update_yaxes(visible=False)
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0), hoverlabel=dict(align="left"))
+    fig.update_layout(legend=dict(orientation="h", y=-0.01, yanchor="top", x=0), hoverlabel=dict(align="left"))
     return fig
