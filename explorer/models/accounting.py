@@ -47,7 +47,7 @@ _ROLE_PATTERNS = [
 ]
 
 
-def _role(name: str) -> str:
+def parameter_role(name: str) -> str:
     for role, pattern in _ROLE_PATTERNS:
         if pattern.search(name):
             return role
@@ -66,7 +66,7 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
         model = auto.from_config(config)
     by_role: dict[str, int] = {}
     for param_name, p in model.named_parameters():  # tied weights are listed once
-        role = _role(param_name)
+        role = parameter_role(param_name)
         by_role[role] = by_role.get(role, 0) + p.numel()
     head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
     if untied_head and head is not None and head.weight is embeddings.weight:

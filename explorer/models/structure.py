@@ -34,14 +34,14 @@ def _stack_name(prefix: str, encoder_decoder: bool) -> str:
 def architecture_graph(model, family: str) -> nx.DiGraph:
     """A DiGraph of the model's parts. Node attributes: label, kind, params, shapes, stack,
     block (or None), x, y. Sum of ``params`` over nodes = the model's parameter count."""
-    from explorer.models.accounting import _role
+    from explorer.models.accounting import parameter_role
 
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     only_encoder = family == "encoder"
     parts: dict[tuple, dict] = defaultdict(lambda: {"params": 0, "shapes": []})
     experts_seen: dict[tuple, set] = defaultdict(set)
     for name, p in model.named_parameters():
-        role = _role(name)
+        role = parameter_role(name)
         match = _BLOCK.match(name)
         if match and role not in ("embeddings",) or (match and "relative_attention_bias" in name):
             stack = "encoder" if only_encoder else _stack_name(match["stack"], encoder_decoder)

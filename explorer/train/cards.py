@@ -25,7 +25,7 @@ WORDNET_NOTICE = (
 
 def write_mlm_card(folder: Path, command: str) -> None:
     log = json.loads((folder / "training_log.json").read_text())
-    c, final = log["config"], log["final"]
+    c = log["config"]
     text = f"""# all-MiniLM-L6-v2 with a masked-language head, fine-tuned by the LLM architecture explorer
 
 A fill-mask model: the pretrained sentence-transformers all-MiniLM-L6-v2 encoder (6 layers, 384 wide, bert-base-uncased

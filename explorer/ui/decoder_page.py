@@ -19,13 +19,17 @@ EXAMPLES = [
 ]
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+# cache_resource: steps are frozen and read-only, so every rerun shares them instead of
+# unpickling a copy of each [V]-sized distribution.
+@st.cache_resource(max_entries=256, show_spinner=False)
 def cached_lens(_loaded, model_id: str, device: str, context: tuple[int, ...]):
     step = cached_step(_loaded, model_id, device, context)
     return softmax(decoder.logit_lens(_loaded, step.last_hidden))  # [L+1, V]
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
+# cache_resource: steps are frozen and read-only, so every rerun shares them instead of
+# unpickling a copy of each [V]-sized distribution.
+@st.cache_resource(max_entries=1024, show_spinner=False)
 def cached_step(_loaded, model_id: str, device: str, context: tuple[int, ...]):
     return decoder.step(_loaded, np.asarray(context, dtype=np.int64))
 

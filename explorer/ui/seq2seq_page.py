@@ -40,12 +40,16 @@ def cached_encode_text(_loaded, model_id: str, device: str, text: str):
     return seq2seq.encode_text(_loaded, text)
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
+# cache_resource: steps are frozen and read-only, so every rerun shares them instead of
+# unpickling a copy of each [V]-sized distribution.
+@st.cache_resource(max_entries=1024, show_spinner=False)
 def cached_step(_loaded, _encoder, model_id: str, device: str, source_key: str, context: tuple[int, ...]):
     return seq2seq.step(_loaded, _encoder, np.asarray(context, dtype=np.int64))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+# cache_resource: steps are frozen and read-only, so every rerun shares them instead of
+# unpickling a copy of each [V]-sized distribution.
+@st.cache_resource(max_entries=64, show_spinner=False)
 def cached_trace(_loaded, _encoder, model_id: str, device: str, source_key: str, context: tuple[int, ...]):
     return seq2seq.trace(_loaded, _encoder, np.asarray(context, dtype=np.int64))
 
