@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer.ui.common import classroom_switch
+from explorer.ui.common import classroom_switch, page_slot
 from explorer.ui.navigation import all_pages
 from explorer.ui.presenter import presenter_sidebar
 
@@ -11,4 +11,5 @@ pages = all_pages()
 page = st.navigation(pages)
 classroom_switch()
 presenter_sidebar({p.url_path or "home": p for p in pages})
-page.run()
+with page_slot():
+    page.run()

@@ -26,6 +26,13 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _read_only(obj) -> None:
+    """Lock every array field: one trace object is cached and shared by every session."""
+    for value in vars(obj).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+
+
 @dataclass(frozen=True)
 class RouterTrace:
     """Routing decisions of every sparse (MoE) layer for every position.
@@ -51,6 +58,7 @@ class RouterTrace:
         _check(self.gates.shape == self.chosen.shape, "gates and chosen differ in shape")
         _check(self.kept.shape == self.chosen.shape, "kept and chosen differ in shape")
         _check(self.layer_indices.shape == (m,), "one layer index per MoE layer")
+        _read_only(self)
 
     @property
     def num_experts(self) -> int:
@@ -100,6 +108,7 @@ class ForwardTrace:
             _check(self.logits.shape[0] == t, f"logits {self.logits.shape} for {t} tokens")
         if self.router is not None:
             _check(self.router.probs.shape[1] == t, "router covers every position")
+        _read_only(self)
 
     @property
     def num_layers(self) -> int:
@@ -126,6 +135,7 @@ class Seq2SeqTrace:
         c = self.cross_attentions
         _check(c.ndim == 4, f"cross_attentions {c.shape}")
         _check(c.shape[2] == len(self.decoder.tokens) and c.shape[3] == len(self.encoder.tokens), f"cross_attentions {c.shape}")
+        _read_only(self)
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,7 @@ class DecodingStep:
     def __post_init__(self) -> None:
         _check(self.logits.shape == self.probs.shape and self.logits.ndim == 1, "logits and probs are [V]")
         _check(self.last_attention.shape[-1] == self.context_ids.shape[0], "attention covers the whole context")
+        _read_only(self)
 
 
 @dataclass(frozen=True)
@@ -166,3 +177,6 @@ class EncoderPass:
     seconds: float
     source_kind: str = "text"  # "text" or "audio"
     extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _read_only(self)

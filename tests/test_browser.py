@@ -217,3 +217,15 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
         assert_no_error_elements(page)
     finally:
         context.close()
+
+
+def test_benchmark_client_runs_pages_like_a_browser(server):
+    """The websocket client of `python -m benchmarks` gets a page's figures and no error."""
+    from benchmarks.sessions import run_page
+
+    port = int(server.rsplit(":", 1)[1])
+    home = run_page(port, "")
+    assert home.errors == [] and home.figures == 0
+    moe = run_page(port, "moe", {"text": "The sea was calm and the wind was low."})
+    assert moe.errors == []
+    assert moe.figures >= 4 and 0 < moe.figure_bytes < moe.bytes_received < 3_000_000

@@ -97,6 +97,7 @@ def test_contract(name):
         lens = decoder.logit_lens(loaded, step.last_hidden)
         assert lens.shape == (config.num_hidden_layers + 1, config.vocab_size)
         assert np.abs(lens[-1] - step.logits).max() <= TOL
+        assert_kv_cached_steps_equal_full_reads(loaded, model, trace)
 
     elif family == "seq2seq":
         if ARCHITECTURES[name].audio:
@@ -143,3 +144,19 @@ def test_contract(name):
                 assert np.array_equal(np.sort(captured, -1), np.sort(result.router.chosen[layer], -1))
 
     assert hook_count(model) == 0
+
+
+def assert_kv_cached_steps_equal_full_reads(loaded, model, trace) -> None:
+    """Steps that reuse a cached prefix (one token at a time, then a branch that forces a
+    different token mid-way, then going back) equal plain forwards over the whole context."""
+    decoder.forget_cached_prefixes(loaded)
+    for n in range(2, len(IDS) + 1):
+        incremental = decoder.step(loaded, IDS[:n])
+    assert np.abs(incremental.logits - trace.logits[-1]).max() <= 1e-4
+    assert np.abs(incremental.last_attention - trace.attentions[:, :, -1, :]).max() <= 1e-5
+    assert np.abs(incremental.last_hidden - trace.hidden_states[:, -1, :]).max() <= 1e-4
+    for context in (np.concatenate([IDS[:3], [5, 9]]), IDS[:4]):
+        cached = decoder.step(loaded, context)
+        full = plain_logits(model, input_ids=torch.tensor(context)[None])[-1]
+        assert np.abs(cached.logits - full).max() <= 1e-4
+        assert cached.last_attention.shape[-1] == len(context)

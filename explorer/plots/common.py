@@ -6,6 +6,11 @@ import html
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
+
+# Every figure starts from this template (applied once, when the figure is created): setting
+# it again per figure cost a second full template validation, ~10 ms each.
+pio.templates.default = "plotly_white"
 
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -25,7 +30,7 @@ def unique_labels(tokens) -> list[str]:
 
 def base_layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0.0, xanchor="left"), height=height, font=FONT,
-                      margin=dict(l=60, r=20, t=60, b=50), template="plotly_white")
+                      margin=dict(l=60, r=20, t=60, b=50))
     return fig
 
 

@@ -18,6 +18,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="default: 800 (mlm), 1500 (moe, dense)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the encoder (default 2e-4; the new head gets 5x)")
+    parser.add_argument("--freeze-embeddings", action="store_true",
+                        help="mlm: keep the word embeddings (tied to the output matrix) frozen; faster steps")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
@@ -52,7 +55,8 @@ def main(argv=None) -> int:
         from explorer.train.mlm import train_mlm
 
         log = train_mlm(args.corpus, args.out or ASSETS / "minilm-l6-mlm", minilm_dir(), steps=steps, batch=args.batch,
-                        seed=args.seed, eval_every=args.eval_every, progress=progress)
+                        seed=args.seed, eval_every=args.eval_every, progress=progress,
+                        freeze_word_embeddings=args.freeze_embeddings, **({"lr": args.lr} if args.lr else {}))
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
     else:

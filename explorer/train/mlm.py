@@ -117,7 +117,8 @@ def evaluate(model, rows: np.ndarray, masked: np.ndarray, mask_id: int, batch: i
 
 
 def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 32, seq_len: int = 128, lr: float = 2e-4,
-              seed: int = 0, eval_every: int = 100, eval_rows: int = 160, progress=None) -> dict:
+              seed: int = 0, eval_every: int = 100, eval_rows: int = 160, freeze_word_embeddings: bool = False,
+              progress=None) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -134,12 +135,17 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 32, 
     special[tokenizer.all_special_ids] = True
     held_masked = choose_masked(held_rows, starts, special, eval_rng)
 
-    head = [p for n, p in model.named_parameters() if n.startswith("cls.")]
-    body = [p for n, p in model.named_parameters() if not n.startswith("cls.")]
+    # The word embeddings are tied to the head's output matrix. Frozen, they keep the pretrained token
+    # identities and a step skips their 11.7 M-parameter gradient (2.6 s instead of 3.1 s per step on
+    # 2 cores at the start of a run); the committed model trained them.
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(not freeze_word_embeddings)
+    head = [p for n, p in model.named_parameters() if n.startswith("cls.") and p.requires_grad]
+    body = [p for n, p in model.named_parameters() if not n.startswith("cls.") and p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": lr * 5}], weight_decay=0.01)
     warmup = max(1, steps // 20)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     log = {"steps": [], "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=device,
+                                      threads=torch.get_num_threads(), freeze_word_embeddings=freeze_word_embeddings,
                                       train_rows=int(len(train_rows)), eval_rows=int(len(held_rows)))}
     start = time.perf_counter()
     first = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)

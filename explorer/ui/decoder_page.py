@@ -21,7 +21,7 @@ EXAMPLES = [
 
 # cache_resource: steps are frozen and read-only, so every rerun shares them instead of
 # unpickling a copy of each [V]-sized distribution.
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)  # [L+1, V]: 6 MB each for SmolLM2
 def cached_lens(_loaded, model_id: str, device: str, context: tuple[int, ...]):
     step = cached_step(_loaded, model_id, device, context)
     return softmax(decoder.logit_lens(_loaded, step.last_hidden))  # [L+1, V]
@@ -29,7 +29,7 @@ def cached_lens(_loaded, model_id: str, device: str, context: tuple[int, ...]):
 
 # cache_resource: steps are frozen and read-only, so every rerun shares them instead of
 # unpickling a copy of each [V]-sized distribution.
-@st.cache_resource(max_entries=1024, show_spinner=False)
+@st.cache_resource(max_entries=384, show_spinner=False)  # ~0.4 MB each: logits and probs over V
 def cached_step(_loaded, model_id: str, device: str, context: tuple[int, ...]):
     return decoder.step(_loaded, np.asarray(context, dtype=np.int64))
 

@@ -20,9 +20,18 @@ EXAMPLES = [
 ]
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+# cache_resource: a trace is frozen with read-only arrays, so every session shares one object
+# instead of unpickling its own copy of the [T, V] logits (7.8 MB for 64 tokens) on every rerun.
+@st.cache_resource(max_entries=32, show_spinner=False)
 def cached_trace(_loaded, model_id: str, device: str, text: str):
     return encoder.trace_text(_loaded, text)
+
+
+# The figure of one trace, shared by every session that shows it (a class on one link): its
+# PCA and one Plotly trace per token cost about half of a rerun's CPU time.
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cached_trajectories(model_id: str, device: str, text: str, dims: int, _trace):
+    return encoder_plots.token_trajectories(_trace, dims=dims)
 
 
 def render() -> None:
@@ -53,7 +62,7 @@ def _body(loaded) -> None:
 
     dims = st.segmented_control("Projection", [2, 3], default=2, key="encoder_dims", format_func=lambda d: f"{d}-D") or 2
     common.show_figure(
-        encoder_plots.token_trajectories(trace, dims=int(dims)), key="encoder_trajectories",
+        cached_trajectories(loaded.model_id, loaded.device, cleaned.text, int(dims), trace), key="encoder_trajectories",
         caption=f"{len(trace.tokens)} tokens × {trace.num_layers + 1} depths ({trace.hidden_states.shape[2]}-dimensional vectors) "
                 "projected on the two directions of greatest variance (PCA fitted once, on all layers together).",
         how_to_read="Each line is one token. Its small first dot is the token's embedding (layer 0, no context yet); "
@@ -115,15 +124,19 @@ def _default_pair(tokens) -> tuple[int, int]:
     return content[0], content[min(len(content) - 1, max(1, len(content) // 2))]
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def cached_trace_ids(_loaded, model_id: str, device: str, ids: tuple[int, ...]):
     return encoder.trace_ids(_loaded, np.asarray(ids, dtype=np.int64))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def cached_lens(_loaded, model_id: str, device: str, ids: tuple[int, ...], position: int):
-    trace = cached_trace_ids(_loaded, model_id, device, ids)
-    return encoder.mlm_lens(_loaded, trace.hidden_states[:, position])
+@st.cache_resource(max_entries=32, show_spinner=False)  # [L+1, V]: 0.9 MB each for MiniLM
+def cached_lens(_loaded, model_id: str, device: str, ids: tuple[int, ...], position: int, _hidden: np.ndarray):
+    """MLM-head lens of one position; ``_hidden`` [L+1, D] is that position's column of the
+    trace of ``ids`` (the key)."""
+    lens = encoder.mlm_lens(_loaded, _hidden)
+    if lens is not None:
+        lens.flags.writeable = False
+    return lens
 
 
 def _mask_predictions(loaded, trace) -> None:
@@ -150,7 +163,8 @@ def _mask_predictions(loaded, trace) -> None:
         st.info(f"Select tokens above, or type {mask} in the text (for example 'Paris is the {mask} of France.'), "
                 "to see what the model predicts there from the words on both sides.")
         return
-    masked = cached_trace_ids(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()))
+    # [MASK] typed in the text: the page's own trace already read these ids
+    masked = trace if np.array_equal(ids, trace.token_ids) else cached_trace_ids(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()))
     columns = st.columns(min(len(positions), 3))
     for n, pos in enumerate(positions):
         probs = softmax(masked.logits[pos])
@@ -164,7 +178,8 @@ def _mask_predictions(loaded, trace) -> None:
                 key=f"encoder_mask_bars_{pos}", caption="Probabilities the masked-language head gives each word at this position.")
     lens_pos = st.selectbox("Follow a masked position through the layers", positions, key="encoder_lens_position",
                             format_func=lambda p: f"position {p}")
-    lens = cached_lens(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()), int(lens_pos))
+    lens = cached_lens(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()), int(lens_pos),
+                       masked.hidden_states[:, int(lens_pos)])
     if lens is None:
         st.caption("The layer-by-layer view is available for BERT, RoBERTa and ALBERT heads.")
         return

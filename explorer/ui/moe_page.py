@@ -17,7 +17,8 @@ EXAMPLES = [
 ]
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+# cache_resource: frozen trace with read-only arrays, shared by every session (no copies)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def cached_trace(_loaded, model_id: str, device: str, text: str):
     return moe.trace_text(_loaded, text)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import compare_page, decoder_page, encoder_page, gallery_page, home, moe_page, seq2seq_page
+from explorer.ui import common, compare_page, decoder_page, encoder_page, gallery_page, home, moe_page, seq2seq_page
+
+# Every page module (torch, transformers, plotly) is imported by now and stays for the process's life.
+common.freeze_long_lived_objects()
 
 FAMILY_PAGES = {
     "encoder": (encoder_page.render, "Encoder-only", ":material/compare_arrows:", "encoder"),

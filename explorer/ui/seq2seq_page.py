@@ -30,26 +30,27 @@ def shipped_clips() -> list[dict]:
     return json.loads((SPEECH_DIR / "clips.json").read_text())["clips"]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+# cache_resource: encoder passes are frozen with read-only arrays, shared by every session
+@st.cache_resource(max_entries=16, show_spinner=False)
 def cached_encode_audio(_loaded, model_id: str, device: str, audio_key: str, _samples: np.ndarray):
     return seq2seq.encode_audio(_loaded, _samples)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def cached_encode_text(_loaded, model_id: str, device: str, text: str):
     return seq2seq.encode_text(_loaded, text)
 
 
 # cache_resource: steps are frozen and read-only, so every rerun shares them instead of
 # unpickling a copy of each [V]-sized distribution.
-@st.cache_resource(max_entries=1024, show_spinner=False)
+@st.cache_resource(max_entries=384, show_spinner=False)  # ~0.4 MB each: logits and probs over V
 def cached_step(_loaded, _encoder, model_id: str, device: str, source_key: str, context: tuple[int, ...]):
     return seq2seq.step(_loaded, _encoder, np.asarray(context, dtype=np.int64))
 
 
-# cache_resource: steps are frozen and read-only, so every rerun shares them instead of
-# unpickling a copy of each [V]-sized distribution.
-@st.cache_resource(max_entries=64, show_spinner=False)
+# cache_resource: traces are frozen and read-only, so every rerun shares them; few entries,
+# since each holds the decoder's [T, V] logits (13 MB for 64 Whisper tokens).
+@st.cache_resource(max_entries=16, show_spinner=False)
 def cached_trace(_loaded, _encoder, model_id: str, device: str, source_key: str, context: tuple[int, ...]):
     return seq2seq.trace(_loaded, _encoder, np.asarray(context, dtype=np.int64))
 

@@ -1,0 +1,238 @@
+"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme]
+
+Prints one markdown table: what the explorer costs over the bare models (capture overhead,
+step-by-step decoding against ``generate``), what a visitor waits for (cold start, model
+loads, each view's latency on a 64-token input, 20 sessions at once) and what it weighs
+(peak memory of the app with all four defaults loaded, bytes sent per view). Targets come
+from issue 6; a missed target says so in the table. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil without floats
+    return ordered[int(rank) - 1]
+
+
+def verdict(value: float, target: float, higher_is_better: bool = False) -> str:
+    met = value >= target if higher_is_better else value <= target
+    return "met" if met else "**missed**"
+
+
+def machine() -> str:
+    import psutil
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {gpu}; "
+            f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def memory(n: int) -> str:
+    return f"{n / 1e9:.2f} GB ({n / 2**30:.2f} GiB)"
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+class Table:
+    def __init__(self):
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(self, measure: str, value: str, target: str = "", status: str = "") -> None:
+        self.rows.append((measure, value, target, status))
+        print(f"  {measure}: {value} {status}", file=sys.stderr, flush=True)
+
+    def markdown(self) -> str:
+        lines = ["| Measure | Value | Target | |", "|---|---|---|---|"]
+        lines += [f"| {m} | {v} | {t} | {s} |" for m, v, t, s in self.rows]
+        return "\n".join(lines)
+
+
+def model_sections(table: Table, defaults: dict[str, str], repeats: int) -> dict:
+    from benchmarks import model_costs
+    from explorer import audio
+    from explorer.models.loading import load_model
+    from explorer.ui.seq2seq_page import SPEECH_DIR, shipped_clips
+
+    print("Loading each default model in a fresh interpreter…", file=sys.stderr, flush=True)
+    for row in model_costs.load_times(defaults):
+        table.add(f"Load {row['model']} (fresh process; imports {row['import_s']:.1f} s before it)",
+                  f"{row['load_s']:.2f} s")
+    loaded = {family: load_model(model_id, device="cpu", family=family) for family, model_id in defaults.items()}
+    clip = shipped_clips()[0]
+    speech = audio.decode_audio_file((SPEECH_DIR / clip["file"]).read_bytes()).samples
+    print("Capture overhead…", file=sys.stderr, flush=True)
+    for row in model_costs.capture_overhead(loaded, repeats=max(repeats, 5), speech=speech):
+        table.add(f"Capture overhead, {row['family']} ({row['model']}, {row['input']})",
+                  f"×{row['ratio']:.2f} (traced {row['traced_ms']:.0f} ms / plain {row['plain_ms']:.0f} ms)",
+                  "≤ ×1.3", verdict(row["ratio"], 1.3))
+    print("Decoding speed…", file=sys.stderr, flush=True)
+    row = model_costs.decoding_speed(loaded["decoder"], repeats=3)
+    same = "identical tokens" if row["same_tokens"] else "**different tokens**"
+    table.add(f"Decoding {row['tokens']} new tokens, explorer steps vs `generate` ({row['model']})",
+              f"×{row['ratio']:.2f} ({row['explorer_tps']:.1f} vs {row['generate_tps']:.1f} tokens/s, {same})",
+              "≥ ×0.8", verdict(row["ratio"], 0.8, higher_is_better=True))
+    return {family: m.tokenizer for family, m in loaded.items()}
+
+
+VIEWS = [  # (label, page url path, family whose tokenizer sizes the text, [MASK]s, latency target in s)
+    ("Encoder view", "encoder", "encoder", 0, 1.0),
+    ("Masked-token view", "encoder", "encoder", 2, 1.0),
+    ("MoE view", "moe", "moe", 0, 1.0),
+    ("Decoder view (a new prompt opens with 8 generated tokens)", "decoder", "decoder", 0, None),
+]
+SPEECH_VIEW = "Encoder-decoder view (default speech clip: one encoder pass, then decoder steps to the end of the transcript)"
+
+
+def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int, tokens: int) -> None:
+    from benchmarks.model_costs import text_of_tokens
+    from benchmarks.sessions import Server, run_page
+
+    log = ROOT / ".cache" / "benchmark-streamlit.log"
+    log.parent.mkdir(exist_ok=True)
+    server = Server(log)
+    try:
+        table.add("Cold start: `streamlit run app.py` until it answers", f"{server.wait_healthy():.1f} s")
+        home = run_page(server.port, "")
+        table.add("Cold start: until the first page (home) is served", f"{time.perf_counter() - server.started:.1f} s")
+        payloads = {"Home page": home.bytes_received}
+        compare = run_page(server.port, "compare")
+        _check("compare", compare)
+        table.add("Compare page, first visit (loads all four default models, runs each once)", f"{compare.seconds:.1f} s")
+        payloads["Compare page"] = compare.bytes_received
+        for label, page, family, masks, target in VIEWS:
+            def query(variant: int) -> dict:
+                return {"text": text_of_tokens(tokenizers[family], tokens, variant=variant, masks=masks)}
+            first = run_page(server.port, page, query(0))
+            _check(label, first)
+            table.add(f"{label}: first visit (architecture diagram built once)", f"{first.seconds:.2f} s")
+            runs = [run_page(server.port, page, query(v)) for v in range(1, repeats + 1)]
+            for run in runs:
+                _check(label, run)
+            latencies = [r.seconds for r in runs]
+            median = statistics.median(latencies)
+            table.add(f"{label}: new {tokens}-token text to figures built (server), median of {repeats}",
+                      f"{median:.2f} s (max {max(latencies):.2f} s, {runs[0].figures} figures)",
+                      f"≤ {target:.0f} s" if target else "", verdict(median, target) if target else "")
+            payloads[label.split(" (")[0]] = max(r.bytes_received for r in runs)
+        speech = run_page(server.port, "encoder-decoder")
+        _check(SPEECH_VIEW, speech)
+        table.add(f"{SPEECH_VIEW}, first visit", f"{speech.seconds:.2f} s ({speech.figures} figures)")
+        payloads["Encoder-decoder view"] = speech.bytes_received
+        gallery = run_page(server.port, "gallery")
+        _check("gallery", gallery)
+        payloads["Gallery page"] = gallery.bytes_received
+        table.add("Peak resident memory of the app, all four defaults loaded, every view run",
+                  memory(server.peak_rss_bytes()), "< 2 GB", verdict(server.peak_rss_bytes(), 2e9))
+        for label, size in payloads.items():
+            table.add(f"Data sent to the browser: {label}", mb(size), "≤ 3 MB", verdict(size, 3e6))
+        for shared in (True, False):
+            latencies = concurrent_sessions(server.port, tokenizers, sessions, tokens, shared)
+            what = ("the same text (a shared link: the first computes, the rest reuse)" if shared
+                    else "a different text each (every session computes)")
+            table.add(f"{sessions} sessions at once, masked-token view, {what}",
+                      f"median {statistics.median(latencies):.2f} s, p95 {percentile(latencies, 95):.2f} s")
+        table.add("Peak resident memory of the app after the concurrent sessions",
+                  memory(server.peak_rss_bytes()), "< 2 GB", verdict(server.peak_rss_bytes(), 2e9))
+    finally:
+        server.stop()
+
+
+def _check(label: str, run) -> None:
+    if run.errors:
+        raise RuntimeError(f"{label} showed an error: {run.errors[0]}")
+
+
+def concurrent_sessions(port: int, tokenizers: dict, sessions: int, tokens: int, shared: bool) -> list[float]:
+    from benchmarks.model_costs import text_of_tokens
+    from benchmarks.sessions import run_page
+
+    base = 1000 if shared else 2000  # variants never used before, so nothing is cached yet
+    texts = [text_of_tokens(tokenizers["encoder"], tokens, variant=base if shared else base + n, masks=2)
+             for n in range(sessions)]
+    start = threading.Barrier(sessions)
+    results: list[float | BaseException] = [0.0] * sessions
+
+    def session(n: int) -> None:
+        try:
+            start.wait()
+            run = run_page(port, "encoder", {"text": texts[n]}, timeout=600)
+            _check("concurrent session", run)
+            results[n] = run.seconds
+        except BaseException as error:  # reported below, after every thread is done
+            results[n] = error
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {sessions} sessions failed: {failures[0]!r}")
+    return results
+
+
+def write_readme(block: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md has no {START} … {END} block to replace")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    README.write_text(pattern.sub(lambda _: f"{START}\n{block}\n{END}", text), encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=20, help="simultaneous sessions (default 20)")
+    parser.add_argument("--repeats", type=int, default=5, help="measurements per view (default 5)")
+    parser.add_argument("--tokens", type=int, default=64, help="input length of the view latencies (default 64)")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))
+
+    from explorer.catalogue import load_catalogue
+
+    defaults = {family: entry.default for family, entry in load_catalogue().items()}
+    table = Table()
+    began = time.perf_counter()
+    tokenizers = model_sections(table, defaults, args.repeats)
+    server_sections(table, tokenizers, args.repeats, args.sessions, args.tokens)
+    block = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `python -m benchmarks` "
+             f"({(time.perf_counter() - began) / 60:.0f} min).\n\n{table.markdown()}")
+    print(block)
+    if args.readme:
+        write_readme(block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""What the explorer's adapters cost over the bare Hugging Face model, in one process."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer.adapters import decoder, encoder, moe, seq2seq
+from explorer.decoding import SamplingSettings, choose_token
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSAGE = (
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of "
+    "a wife. However little known the feelings or views of such a man may be on his first entering a neighbourhood, "
+    "this truth is so well fixed in the minds of the surrounding families, that he is considered the rightful "
+    "property of some one or other of their daughters. My dear Mr. Bennet, said his lady to him one day, have you "
+    "heard that Netherfield Park is let at last? Mr. Bennet replied that he had not."
+)
+NAMES = ["Anne", "Emma", "Fanny", "Elinor", "Marianne", "Catherine", "Jane", "Harriet", "Lucy", "Isabella", "Henry",
+         "Edmund", "Frederick", "George", "Robert", "William", "Charles", "Edward", "Thomas", "John", "Mary", "Lydia",
+         "Kitty", "Julia", "Maria", "Susan", "Eleanor", "Louisa", "Penelope", "Sophia"]
+
+
+def text_of_tokens(tokenizer, tokens: int, variant: int = 0, masks: int = 0) -> str:
+    """Words of PASSAGE (its first word swapped for a name, so every variant is new text)
+    until ``tokenizer`` makes ``tokens`` ids of it, special tokens included; ``masks``
+    words are replaced by the tokenizer's mask token."""
+    words = PASSAGE.split()
+    words[0] = NAMES[variant % len(NAMES)] + ("" if variant < len(NAMES) else str(variant))
+    for n in range(1, masks + 1):
+        words[n * 7] = tokenizer.mask_token
+    text = ""
+    for n in range(1, len(words) + 1):
+        candidate = " ".join(words[:n])
+        if len(tokenizer(candidate)["input_ids"]) > tokens:
+            break
+        text = candidate
+    return text
+
+
+def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved_medians(first, second, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    """Median seconds of two functions timed in alternation, so drifts of the machine
+    (caches, clock speed, other processes) fall on both alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, bucket in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def _ids(loaded, tokens: int) -> np.ndarray:
+    return np.asarray(loaded.tokenizer(text_of_tokens(loaded.tokenizer, tokens))["input_ids"], dtype=np.int64)
+
+
+def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10, speech=None) -> list[dict]:
+    """Per family: the adapter's traced forward (every hidden state, attention, router
+    choice, copied to numpy) against ``model(...)`` on the same model object and input,
+    both without autograd."""
+    rows = []
+    for family, loaded in loaded_by_family.items():
+        model = loaded.model
+        if family == "seq2seq" and loaded.arch.audio:
+            features = seq2seq.audio_features(loaded, speech)
+            start_ids = seq2seq.start_ids(loaded)
+            answer = seq2seq.greedy_decode(loaded, seq2seq.encode_features(loaded, features), max_new_tokens=48)
+            dec_ids = np.concatenate([start_ids, answer])
+            plain_inputs = dict(input_features=torch.as_tensor(features)[None],
+                                decoder_input_ids=torch.as_tensor(dec_ids)[None])
+
+            def traced(features=features, dec_ids=dec_ids):
+                seq2seq.trace(loaded, seq2seq.encode_features(loaded, features), dec_ids)
+            what = f"{len(speech) / 16000:.1f} s of speech, {len(dec_ids)} decoder tokens"
+        elif family == "seq2seq":
+            ids = _ids(loaded, tokens)
+            dec_ids = np.concatenate([seq2seq.start_ids(loaded), ids[:16]])
+            plain_inputs = dict(input_ids=torch.as_tensor(ids)[None], decoder_input_ids=torch.as_tensor(dec_ids)[None])
+
+            def traced(ids=ids, dec_ids=dec_ids):
+                seq2seq.trace(loaded, seq2seq.encode_ids(loaded, ids), dec_ids)
+            what = f"{len(ids)} tokens in, {len(dec_ids)} out"
+        else:
+            ids = _ids(loaded, tokens)
+            plain_inputs = dict(input_ids=torch.as_tensor(ids)[None])
+            adapter = {"encoder": encoder.trace_ids, "decoder": decoder.trace_ids, "moe": moe.trace_ids}[family]
+
+            def traced(ids=ids, adapter=adapter):
+                adapter(loaded, ids)
+            what = f"{len(ids)} tokens"
+
+        def plain(plain_inputs=plain_inputs):
+            with torch.inference_mode():
+                model(**plain_inputs)
+        plain_s, traced_s = interleaved_medians(plain, traced, repeats)
+        rows.append(dict(family=family, model=loaded.model_id, input=what, plain_ms=plain_s * 1e3,
+                         traced_ms=traced_s * 1e3, ratio=traced_s / plain_s))
+    return rows
+
+
+def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32, repeats: int = 3) -> dict:
+    """Tokens per second: the explorer's decoding loop (one ``decoder.step`` per token, each
+    with the full distribution, the newest token's attention and hidden states, then the
+    page's own ``choose_token``) against ``model.generate`` (greedy, its KV cache), both for
+    up to ``new_tokens`` tokens and both stopping at the end-of-sequence token, as the page
+    does. Every explorer run starts with no cached prefix."""
+    prompt_ids = np.asarray(loaded.tokenizer(prompt)["input_ids"], dtype=np.int64)
+    greedy, stop = SamplingSettings(greedy=True), decoder.eos_ids(loaded)
+
+    def explorer_loop():
+        decoder.forget_cached_prefixes(loaded)
+        ids = list(prompt_ids)
+        for n in range(new_tokens):
+            step = decoder.step(loaded, np.asarray(ids))
+            ids.append(choose_token(step.logits, greedy, n))
+            if ids[-1] in stop:
+                break
+        return ids[len(prompt_ids):]
+
+    def generate():
+        with torch.inference_mode():
+            out = loaded.model.generate(torch.as_tensor(prompt_ids)[None], max_new_tokens=new_tokens, do_sample=False)
+        return out[0, len(prompt_ids):].tolist()
+
+    ours, theirs = explorer_loop(), generate()
+    explorer_s = median_seconds(explorer_loop, repeats, warmup=1)
+    generate_s = median_seconds(generate, repeats, warmup=1)
+    return dict(model=loaded.model_id, tokens=len(ours), explorer_tps=len(ours) / explorer_s,
+                generate_tps=len(theirs) / generate_s, ratio=(len(ours) / explorer_s) / (len(theirs) / generate_s),
+                same_tokens=ours == theirs)
+
+
+LOAD_SCRIPT = """
+import json, sys, time
+start = time.perf_counter()
+from explorer.models.loading import load_model
+imported = time.perf_counter()
+load_model(sys.argv[1], device="cpu", family=sys.argv[2])
+loaded = time.perf_counter()
+print(json.dumps({"import_s": imported - start, "load_s": loaded - imported}))
+"""
+
+
+def load_times(defaults: dict[str, str]) -> list[dict]:
+    """Each default model loaded in a fresh interpreter (the one-time conversions of the
+    embedded packages are assumed done; the first run of all converts them)."""
+    rows = []
+    for family, model_id in defaults.items():
+        out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, model_id, family], cwd=ROOT, capture_output=True,
+                             text=True, check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+                                                         **_passthrough_env()})
+        rows.append(dict(family=family, model=model_id, **json.loads(out.stdout.strip().splitlines()[-1])))
+    return rows
+
+
+def _passthrough_env() -> dict:
+    import os
+
+    keys = ("HOME", "EXPLORER_CACHE_DIR", "EXPLORER_LOCAL_MODEL_ROOT", "OMP_NUM_THREADS", "VIRTUAL_ENV")
+    return {k: os.environ[k] for k in keys if k in os.environ}

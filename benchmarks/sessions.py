@@ -1,0 +1,116 @@
+"""A minimal Streamlit client: one websocket session runs one page and reports what it cost.
+
+The browser's part of the protocol is small: open ``/_stcore/stream``, send one
+``BackMsg.rerun_script`` carrying the page name and query string (our pages restore their
+text from ``?text=``), then read ``ForwardMsg``s until ``script_finished``. Timing that
+round trip measures the server side of an interaction (script run, model, figures,
+serialisation) without a browser's rendering on the same two cores; the bytes read are
+exactly what a browser would download for that view.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class PageRun:
+    seconds: float
+    bytes_received: int
+    figure_bytes: int  # the Plotly figure specs among them
+    figures: int
+    errors: list[str] = field(default_factory=list)
+
+
+def run_page(port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0) -> PageRun:
+    """Open a fresh session on ``page`` (its URL path, '' for home) and wait for the run to finish."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    request = BackMsg()
+    request.rerun_script.query_string = urllib.parse.urlencode(query or {})
+    request.rerun_script.page_name = page
+    received = figure_bytes = figures = 0
+    errors: list[str] = []
+    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+                 open_timeout=timeout, close_timeout=5) as ws:
+        start = time.perf_counter()
+        ws.send(request.SerializeToString())
+        while True:
+            raw = ws.recv(timeout=timeout)
+            received += len(raw)
+            message = ForwardMsg()
+            message.ParseFromString(raw)
+            kind = message.WhichOneof("type")
+            if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                element_kind = element.WhichOneof("type")
+                if element_kind == "plotly_chart":
+                    figures += 1
+                    figure_bytes += len(element.plotly_chart.spec)
+                elif element_kind == "exception":
+                    errors.append(element.exception.message[:200])
+                elif element_kind == "alert" and element.alert.format == element.alert.ERROR:
+                    errors.append(element.alert.body[:200])
+            elif kind == "script_finished":
+                status = message.script_finished
+                if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                    continue  # the page asked for a rerun: the interaction ends with the next run
+                return PageRun(time.perf_counter() - start, received, figure_bytes, figures, errors)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` on a free port, as README command 1 starts it."""
+
+    def __init__(self, log_path: Path):
+        self.port = free_port()
+        self.log = open(log_path, "w")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+
+    def wait_healthy(self, timeout: float = 120.0) -> float:
+        """Seconds from process start until /_stcore/health answers."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2).read() == b"ok":
+                    return time.perf_counter() - self.started
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"streamlit did not answer /_stcore/health within {timeout:.0f} s")
+
+    def peak_rss_bytes(self) -> int:
+        """The server process's high-water resident memory (VmHWM, Linux)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("VmHWM not available on this system")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
