@@ -131,8 +131,8 @@ def step(loaded, context_ids: np.ndarray) -> DecodingStep:
         context_ids=context_ids,
         logits=logits,
         probs=softmax(logits),
-        last_attention=stack_batch0(out.attentions)[:, :, -1, :],  # [L, H, T]
-        last_hidden=stack_batch0(out.hidden_states)[:, -1, :],  # [L+1, D]
+        last_attention=stack_batch0(out.attentions)[:, :, -1, :].copy(),  # [L, H, T], not a view of [L, H, q, T]
+        last_hidden=stack_batch0(out.hidden_states)[:, -1, :].copy(),  # [L+1, D]
         seconds=clock.seconds,
     )
 

@@ -118,9 +118,9 @@ def step(loaded, encoder: EncoderPass, decoder_ids: np.ndarray) -> DecodingStep:
         context_ids=decoder_ids,
         logits=logits,
         probs=softmax(logits),
-        last_attention=stack_batch0(out.decoder_attentions)[:, :, -1, :],  # [L, H, T]
-        last_hidden=stack_batch0(out.decoder_hidden_states)[:, -1, :],  # [L+1, D]
-        cross_attention=stack_batch0(out.cross_attentions)[:, :, -1, :],  # [L, H, S]
+        last_attention=stack_batch0(out.decoder_attentions)[:, :, -1, :].copy(),  # [L, H, T], not a view of [L, H, T, T]
+        last_hidden=stack_batch0(out.decoder_hidden_states)[:, -1, :].copy(),  # [L+1, D]
+        cross_attention=stack_batch0(out.cross_attentions)[:, :, -1, :].copy(),  # [L, H, S]
         seconds=clock.seconds,
     )
 

@@ -35,6 +35,26 @@ def page_slot():
         yield
     finally:
         _page_slots.release()
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system after a run (glibc only): the
+    temporaries of a forward pass otherwise stay counted in the app's resident memory."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def freeze_long_lived_objects() -> None:
