@@ -168,7 +168,7 @@ def logit_lens(loaded, hidden: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    h = torch.as_tensor(hidden, device=loaded.device)
+    h = torch.tensor(hidden, device=loaded.device)  # a copy: trace arrays are read-only
     with exclusive(loaded):
         head, norm = loaded.model.get_output_embeddings(), final_norm(loaded.model)
         logits = torch.cat([head(norm(h[:-1])), head(h[-1:])])

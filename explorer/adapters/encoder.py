@@ -49,5 +49,5 @@ def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:
     if head is None:
         return None
     with exclusive(loaded):
-        logits = head(torch.as_tensor(hidden, device=loaded.device))
+        logits = head(torch.tensor(hidden, device=loaded.device))  # a copy: trace arrays are read-only
     return to_numpy(logits)
