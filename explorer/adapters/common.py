@@ -104,4 +104,4 @@ def tokenize(loaded, text: str, limit: int | None = None, add_special_tokens: bo
 
 
 def as_batch(ids: np.ndarray, device: str) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)[None, :]
+    return torch.tensor(np.asarray(ids, dtype=np.int64), device=device)[None, :]  # a copy: ids may be a read-only trace array

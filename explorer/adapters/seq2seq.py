@@ -81,7 +81,7 @@ def _encode(loaded, inputs, tokens, token_ids, notes, kind, router_extractor, ex
 
 def _decoder_forward(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router: bool = False):
     # MoEModelOutput: a BaseModelOutput that also has the (empty) router_logits Switch reads
-    encoder_outputs = MoEModelOutput(last_hidden_state=torch.as_tensor(encoder.last_hidden, device=loaded.device)[None])
+    encoder_outputs = MoEModelOutput(last_hidden_state=torch.tensor(encoder.last_hidden, device=loaded.device)[None])
     flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
     if router:
         flags["output_router_logits"] = True

@@ -111,10 +111,11 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        lm_loss = float(result.loss) - (float(result.aux_loss) * model.config.router_aux_loss_coef if kind == "moe" else 0.0)
+        loss, aux = result.loss.detach(), (result.aux_loss.detach() if kind == "moe" else None)
+        lm_loss = float(loss) - (float(aux) * model.config.router_aux_loss_coef if kind == "moe" else 0.0)
         entry = {"step": step, "tokens": step * batch * seq_len, "seconds": time.perf_counter() - start, "train_loss": lm_loss}
         if kind == "moe":
-            entry["aux_loss"] = float(result.aux_loss)
+            entry["aux_loss"] = float(aux)
         if step % eval_every == 0 or step == steps:
             entry["held_out_loss"] = held_out_loss(model, held)
         if step % 10 == 0 or "held_out_loss" in entry:

@@ -163,6 +163,7 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 32, 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        loss = loss.detach()
         if progress:
             progress(step, steps, float(loss))
         if step % eval_every == 0 or step == steps:
