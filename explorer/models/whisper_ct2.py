@@ -182,7 +182,8 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
     )
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
-    state = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in whisper_state_dict(variables, enc_layers, dec_layers).items()}
+    # np.array: writable copies, since the CTranslate2 arrays are read-only views of the file's bytes
+    state = {k: torch.from_numpy(np.array(a)) for k, a in whisper_state_dict(variables, enc_layers, dec_layers).items()}
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     missing = [n for n, p in model.named_parameters() if p.is_meta]
