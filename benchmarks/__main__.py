@@ -79,15 +79,13 @@ def model_sections(table: Table, defaults: dict[str, str], repeats: int) -> dict
     from benchmarks import model_costs
     from explorer import audio
     from explorer.models.loading import load_model
-    from explorer.ui.seq2seq_page import SPEECH_DIR, shipped_clips
 
     print("Loading each default model in a fresh interpreter…", file=sys.stderr, flush=True)
     for row in model_costs.load_times(defaults):
         table.add(f"Load {row['model']} (fresh process; imports {row['import_s']:.1f} s before it)",
                   f"{row['load_s']:.2f} s")
     loaded = {family: load_model(model_id, device="cpu", family=family) for family, model_id in defaults.items()}
-    clip = shipped_clips()[0]
-    speech = audio.decode_audio_file((SPEECH_DIR / clip["file"]).read_bytes()).samples
+    speech = audio.shipped_clip_speech(audio.shipped_clips()[0]).samples
     print("Capture overhead…", file=sys.stderr, flush=True)
     for row in model_costs.capture_overhead(loaded, repeats=max(repeats, 5), speech=speech):
         table.add(f"Capture overhead, {row['family']} ({row['model']}, {row['input']})",
@@ -113,11 +111,9 @@ SPEECH_VIEW = "Encoder-decoder view (default speech clip: one encoder pass, then
 
 def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int, tokens: int) -> None:
     from benchmarks.model_costs import text_of_tokens
-    from benchmarks.sessions import Server, run_page
+    from explorer.ui.served import Server, run_page
 
-    log = ROOT / ".cache" / "benchmark-streamlit.log"
-    log.parent.mkdir(exist_ok=True)
-    server = Server(log)
+    server = Server(ROOT / ".cache" / "benchmark-streamlit.log")
     try:
         table.add("Cold start: `streamlit run app.py` until it answers", f"{server.wait_healthy():.1f} s")
         home = run_page(server.port, "")
@@ -172,7 +168,7 @@ def _check(label: str, run) -> None:
 
 def concurrent_sessions(port: int, tokenizers: dict, sessions: int, tokens: int, shared: bool) -> list[float]:
     from benchmarks.model_costs import text_of_tokens
-    from benchmarks.sessions import run_page
+    from explorer.ui.served import run_page
 
     base = 1000 if shared else 2000  # variants never used before, so nothing is cached yet
     texts = [text_of_tokens(tokenizers["encoder"], tokens, variant=base if shared else base + n, masks=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,17 +44,6 @@ def text_of_tokens(tokenizer, tokens: int, variant: int = 0, masks: int = 0) -> 
             break
         text = candidate
     return text
-
-
-def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def interleaved_medians(first, second, repeats: int, warmup: int = 2) -> tuple[float, float]:
@@ -144,8 +134,7 @@ def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new
         return out[0, len(prompt_ids):].tolist()
 
     ours, theirs = explorer_loop(), generate()
-    explorer_s = median_seconds(explorer_loop, repeats, warmup=1)
-    generate_s = median_seconds(generate, repeats, warmup=1)
+    explorer_s, generate_s = interleaved_medians(explorer_loop, generate, repeats, warmup=1)
     return dict(model=loaded.model_id, tokens=len(ours), explorer_tps=len(ours) / explorer_s,
                 generate_tps=len(theirs) / generate_s, ratio=(len(ours) / explorer_s) / (len(theirs) / generate_s),
                 same_tokens=ours == theirs)
@@ -168,14 +157,7 @@ def load_times(defaults: dict[str, str]) -> list[dict]:
     rows = []
     for family, model_id in defaults.items():
         out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, model_id, family], cwd=ROOT, capture_output=True,
-                             text=True, check=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                                                         **_passthrough_env()})
+                             text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         rows.append(dict(family=family, model=model_id, **json.loads(out.stdout.strip().splitlines()[-1])))
     return rows
 
-
-def _passthrough_env() -> dict:
-    import os
-
-    keys = ("HOME", "EXPLORER_CACHE_DIR", "EXPLORER_LOCAL_MODEL_ROOT", "OMP_NUM_THREADS", "VIRTUAL_ENV")
-    return {k: os.environ[k] for k in keys if k in os.environ}

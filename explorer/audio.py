@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import ctypes
 import io
+import json
 import threading
 from dataclasses import dataclass
 from math import gcd
 
 import numpy as np
 
+from explorer.catalogue import ASSETS
+
 SAMPLE_RATE = 16_000
+SPEECH_DIR = ASSETS / "speech"  # clips this project synthesised, listed in clips.json
 MAX_SECONDS = 30.0  # Whisper reads one 30-second window
 
 
@@ -136,3 +140,11 @@ def speak(text: str, voice: str = "en-us", words_per_minute: int = 150) -> Speec
         raise AudioError("eSpeak NG produced no sound for this text.")
     samples = np.concatenate(chunks).astype(np.float32) / 32768.0
     return prepare(samples, rate)
+
+
+def shipped_clips() -> list[dict]:
+    return json.loads((SPEECH_DIR / "clips.json").read_text())["clips"]
+
+
+def shipped_clip_speech(clip: dict) -> Speech:
+    return decode_audio_file((SPEECH_DIR / clip["file"]).read_bytes())

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,37 +30,16 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    from explorer.ui.served import Server
+
+    app = Server(ARTIFACTS / "streamlit.log")
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("streamlit did not answer /_stcore/health within 120 s")
-        yield url
+        app.wait_healthy()
+        yield app
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        app.stop()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +77,7 @@ def assert_no_error_elements(page):
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_renders_without_errors(server, browser, name):
     path, marker = PAGES[name]
-    page = open_page(browser, f"{server}/{path}", marker, name)
+    page = open_page(browser, f"{server.url}/{path}", marker, name)
     try:
         assert_no_error_elements(page)
         if name != "home":
@@ -126,7 +100,7 @@ def _wait_idle(page):
 
 
 def test_decoder_step_adds_a_token_and_back_removes_it(server, browser):
-    page = open_page(browser, f"{server}/decoder", "Next-token distribution", "decoder-step")
+    page = open_page(browser, f"{server.url}/decoder", "Next-token distribution", "decoder-step")
     try:
         page.wait_for_function("() => window.location.search.includes('tokens=')", timeout=60_000)
         before = _tokens_in_url(page)
@@ -149,7 +123,7 @@ def test_shared_link_restores_state_in_a_fresh_browser(server, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 3200})  # no cookies, no session: a fresh browser
     page = context.new_page()
     try:
-        page.goto(f"{server}/decoder?text=Once%20upon%20a%20time&tokens=11,2158", wait_until="domcontentloaded")
+        page.goto(f"{server.url}/decoder?text=Once%20upon%20a%20time&tokens=11,2158", wait_until="domcontentloaded")
         page.wait_for_selector(".js-plotly-plot", timeout=240_000)
         _wait_idle(page)
         assert page.get_by_role("textbox", name="Prompt").input_value() == "Once upon a time"
@@ -161,7 +135,7 @@ def test_shared_link_restores_state_in_a_fresh_browser(server, browser):
 
 
 def test_markup_is_shown_as_text_never_run(server, browser):
-    page = open_page(browser, f"{server}/decoder", "Next-token distribution", "decoder-markup")
+    page = open_page(browser, f"{server.url}/decoder", "Next-token distribution", "decoder-markup")
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     try:
@@ -181,7 +155,7 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
     page = context.new_page()
     try:
-        page.goto(f"{server}/moe", wait_until="domcontentloaded")
+        page.goto(f"{server.url}/moe", wait_until="domcontentloaded")
         page.wait_for_selector(".js-plotly-plot", timeout=240_000)
         _wait_idle(page)
         page.get_by_text("Classroom mode").click()
@@ -221,11 +195,10 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
 
 def test_benchmark_client_runs_pages_like_a_browser(server):
     """The websocket client of `python -m benchmarks` gets a page's figures and no error."""
-    from benchmarks.sessions import run_page
+    from explorer.ui.served import run_page
 
-    port = int(server.rsplit(":", 1)[1])
-    home = run_page(port, "")
+    home = run_page(server.port, "")
     assert home.errors == [] and home.figures == 0
-    moe = run_page(port, "moe", {"text": "The sea was calm and the wind was low."})
+    moe = run_page(server.port, "moe", {"text": "The sea was calm and the wind was low."})
     assert moe.errors == []
     assert moe.figures >= 4 and 0 < moe.figure_bytes < moe.bytes_received < 3_000_000

@@ -1,7 +1,6 @@
 """The embedded default models: offline loading, parity with plain Hugging Face forwards,
 and behaviour a student can check (Paris, a correct transcription)."""
 
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from transformers import AutoModel
 from explorer import audio
 from explorer.adapters import decoder, encoder, moe, seq2seq
 from explorer.adapters.common import hook_count
-from explorer.catalogue import ASSETS
 from explorer.models import embedded
 from explorer.models.loading import load_model
 
@@ -74,9 +72,9 @@ def test_smollm2_conversion_is_cached(smol):
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
 
 
-@pytest.mark.parametrize("clip", json.loads((ASSETS / "speech" / "clips.json").read_text())["clips"], ids=lambda c: c["file"])
+@pytest.mark.parametrize("clip", audio.shipped_clips(), ids=lambda c: c["file"])
 def test_whisper_transcribes_the_shipped_clips(whisper, clip):
-    speech = audio.decode_audio_file((ASSETS / "speech" / clip["file"]).read_bytes())
+    speech = audio.shipped_clip_speech(clip)
     encoded = seq2seq.encode_audio(whisper, speech.samples)
     text = whisper.tokenizer.decode(seq2seq.greedy_decode(whisper, encoded), skip_special_tokens=True).strip()
     assert text == clip["text"]
@@ -97,7 +95,7 @@ def test_whisper_decoder_trace_equals_plain_forward(whisper):
 
 
 def test_whisper_step_by_step_equals_generate(whisper):
-    speech = audio.decode_audio_file((ASSETS / "speech" / "hello-whisper.wav").read_bytes())
+    speech = audio.decode_audio_file((audio.SPEECH_DIR / "hello-whisper.wav").read_bytes())
     features = seq2seq.audio_features(whisper, speech.samples)
     ours = seq2seq.greedy_decode(whisper, seq2seq.encode_features(whisper, features))
     with torch.no_grad():

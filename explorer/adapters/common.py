@@ -103,5 +103,11 @@ def tokenize(loaded, text: str, limit: int | None = None, add_special_tokens: bo
     return np.asarray(ids, dtype=np.int64), notes
 
 
+def to_torch(array: np.ndarray, device: str, dtype=None) -> torch.Tensor:
+    """A tensor copy of ``array``: trace arrays are read-only (shared by every session), and
+    a tensor viewing one would let torch write into it."""
+    return torch.tensor(array, device=device, dtype=dtype)
+
+
 def as_batch(ids: np.ndarray, device: str) -> torch.Tensor:
-    return torch.tensor(np.asarray(ids, dtype=np.int64), device=device)[None, :]  # a copy: ids may be a read-only trace array
+    return to_torch(np.asarray(ids), device, torch.int64)[None, :]

@@ -23,6 +23,7 @@ from explorer.adapters.common import (
     max_positions,
     stack_batch0,
     to_numpy,
+    to_torch,
     tokenize,
 )
 from explorer.decoding import softmax
@@ -84,10 +85,10 @@ def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return n
 
 
-def _take_prefix(loaded, context: tuple[int, ...]) -> tuple[object | None, int]:
-    """The cache sharing the longest prefix with ``context[:-1]``, cropped to it, and its
-    length (at least the last token is always fed so the step has its own outputs)."""
-    entries = _PREFIXES.setdefault(loaded.model, [])
+def _take_prefix(entries: list[_CachedPrefix], context: tuple[int, ...]) -> tuple[object | None, int]:
+    """The cache sharing the longest prefix with ``context[:-1]``, taken out of ``entries``
+    and cropped to it, and its length (the last token is always fed, so the step has its
+    own outputs)."""
     best, length = None, 0
     for entry in entries:
         n = min(_common_prefix(entry.ids, context), len(context) - 1)
@@ -119,10 +120,10 @@ def step(loaded, context_ids: np.ndarray) -> DecodingStep:
         raise ValueError("The context has reached the model's maximum length.")
     context = tuple(int(i) for i in context_ids)
     with exclusive(loaded), Stopwatch() as clock:
-        cache, known = _take_prefix(loaded, context)
+        entries = _PREFIXES.setdefault(loaded.model, [])
+        cache, known = _take_prefix(entries, context)
         out = loaded.model(input_ids=as_batch(context_ids[known:], loaded.device), cache=cache,
                            use_cache=True, output_hidden_states=True, output_attentions=True, return_dict=True)
-        entries = _PREFIXES.setdefault(loaded.model, [])
         entries.insert(0, _CachedPrefix(context, out.cache))
         del entries[MAX_CACHED_PREFIXES:]
     # out.attentions: per layer [1, H, T - known, T]; out.hidden_states: per depth [1, T - known, D]
@@ -168,7 +169,7 @@ def logit_lens(loaded, hidden: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    h = torch.tensor(hidden, device=loaded.device)  # a copy: trace arrays are read-only
+    h = to_torch(hidden, loaded.device)
     with exclusive(loaded):
         head, norm = loaded.model.get_output_embeddings(), final_norm(loaded.model)
         logits = torch.cat([head(norm(h[:-1])), head(h[-1:])])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.adapters.common import as_batch, display_tokens, exclusive, stack_batch0, to_numpy, tokenize
+from explorer.adapters.common import as_batch, display_tokens, exclusive, stack_batch0, to_numpy, to_torch, tokenize
 from explorer.trace import ForwardTrace
 
 
@@ -49,5 +49,5 @@ def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:
     if head is None:
         return None
     with exclusive(loaded):
-        logits = head(torch.tensor(hidden, device=loaded.device))  # a copy: trace arrays are read-only
+        logits = head(to_torch(hidden, loaded.device))
     return to_numpy(logits)

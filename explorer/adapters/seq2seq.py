@@ -18,6 +18,7 @@ from explorer.adapters.common import (
     exclusive,
     stack_batch0,
     to_numpy,
+    to_torch,
     tokenize,
 )
 from explorer.decoding import softmax
@@ -81,7 +82,7 @@ def _encode(loaded, inputs, tokens, token_ids, notes, kind, router_extractor, ex
 
 def _decoder_forward(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router: bool = False):
     # MoEModelOutput: a BaseModelOutput that also has the (empty) router_logits Switch reads
-    encoder_outputs = MoEModelOutput(last_hidden_state=torch.tensor(encoder.last_hidden, device=loaded.device)[None])
+    encoder_outputs = MoEModelOutput(last_hidden_state=to_torch(encoder.last_hidden, loaded.device)[None])
     flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
     if router:
         flags["output_router_logits"] = True

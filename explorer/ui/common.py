@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import gc
 import html
 import threading
@@ -38,23 +41,20 @@ def page_slot():
         _return_freed_memory()
 
 
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def _return_freed_memory() -> None:
     """Hand the C heap's free pages back to the system after a run (glibc only): the
     temporaries of a forward pass otherwise stay counted in the app's resident memory."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def freeze_long_lived_objects() -> None:

@@ -24,7 +24,9 @@ EXAMPLES = [
 @st.cache_resource(max_entries=16, show_spinner=False)  # [L+1, V]: 6 MB each for SmolLM2
 def cached_lens(_loaded, model_id: str, device: str, context: tuple[int, ...]):
     step = cached_step(_loaded, model_id, device, context)
-    return softmax(decoder.logit_lens(_loaded, step.last_hidden))  # [L+1, V]
+    lens = softmax(decoder.logit_lens(_loaded, step.last_hidden))  # [L+1, V]
+    lens.flags.writeable = False  # shared by every session, like the steps
+    return lens
 
 
 # cache_resource: steps are frozen and read-only, so every rerun shares them instead of

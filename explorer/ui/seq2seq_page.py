@@ -4,7 +4,6 @@ step while cross-attending to it. Whisper hears speech; T5/BART/Marian read text
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
 import streamlit as st
@@ -12,7 +11,6 @@ import streamlit as st
 from explorer import audio
 from explorer.adapters import seq2seq
 from explorer.adapters.common import display_token
-from explorer.catalogue import ASSETS
 from explorer.decoding import SamplingSettings
 from explorer.plots import decoding as decoding_plots
 from explorer.plots import seq2seq as seq2seq_plots
@@ -23,11 +21,6 @@ TEXT_EXAMPLES = [
     "summarize: The encoder reads the whole input once. The decoder then writes the output one token at a time.",
     "The weather is nice today.",
 ]
-SPEECH_DIR = ASSETS / "speech"
-
-
-def shipped_clips() -> list[dict]:
-    return json.loads((SPEECH_DIR / "clips.json").read_text())["clips"]
 
 
 # cache_resource: encoder passes are frozen with read-only arrays, shared by every session
@@ -79,7 +72,7 @@ def render() -> None:
 
 
 def _speech_source() -> audio.Speech | None:
-    clips = shipped_clips()
+    clips = audio.shipped_clips()
     kind = st.segmented_control("Speech from", ["Example clip", "Type text (eSpeak NG)", "Upload a file", "Microphone"],
                                 default="Example clip", key="s2s_source_kind")
     try:
@@ -101,7 +94,7 @@ def _speech_source() -> audio.Speech | None:
             speech = audio.decode_audio_file(recording.getvalue())
         else:
             clip = st.selectbox("Clip", clips, key="s2s_clip", format_func=lambda c: f"“{c['text']}”")
-            speech = audio.decode_audio_file((SPEECH_DIR / clip["file"]).read_bytes())
+            speech = audio.shipped_clip_speech(clip)
             st.caption(clip["how"])
     except audio.AudioError as error:
         st.warning(str(error))

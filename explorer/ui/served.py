@@ -1,4 +1,9 @@
-"""A minimal Streamlit client: one websocket session runs one page and reports what it cost.
+"""The app as `streamlit run app.py` serves it, and a minimal client of its websocket.
+
+Used by the benchmarks (``python -m benchmarks``) and the real-browser tests. It lives in
+the UI package because the client speaks Streamlit's own protocol (its protobufs).
+
+One client session runs one page and reports what it cost.
 
 The browser's part of the protocol is small: open ``/_stcore/stream``, send one
 ``BackMsg.rerun_script`` carrying the page name and query string (our pages restore their
@@ -20,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Server:
     """``streamlit run app.py`` on a free port, as README command 1 starts it."""
 
     def __init__(self, log_path: Path):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = open(log_path, "w")
         self.started = time.perf_counter()
@@ -89,12 +95,16 @@ class Server:
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def wait_healthy(self, timeout: float = 120.0) -> float:
         """Seconds from process start until /_stcore/health answers."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2).read() == b"ok":
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
                     return time.perf_counter() - self.started
             except OSError:
                 time.sleep(0.1)
