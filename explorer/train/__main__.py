@@ -44,11 +44,12 @@ def main(argv=None) -> int:
         else:
             bar.write(f"step {step}: held-out top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} loss {metrics['loss']:.3f}")
 
-    def progress_lm(step, total, loss, held_out=None):
+    def progress_lm(step, total, loss, held_out=None, entropy=None):
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
         if held_out is not None:
-            bar.write(f"step {step}: held-out loss {held_out:.3f} (perplexity {math.exp(held_out):.1f})")
+            routing = f"; first-choice load entropy per layer {entropy}" if entropy else ""
+            bar.write(f"step {step}: held-out loss {held_out:.3f} (perplexity {math.exp(held_out):.1f}){routing}")
 
     if args.what == "mlm":
         from explorer.models.embedded import minilm_dir

@@ -4,6 +4,12 @@ Both share the tokenizer (byte-level BPE trained here on the training split), th
 attention, the data order and the seed. The MoE (Mixtral class) has 8 experts per layer
 and top-2 routing with the load-balancing loss; the twin (Llama class, the same attention)
 has one dense FFN as wide as two experts, so both spend the same compute per token.
+
+Balancing: transformers' Mixtral auxiliary loss pools every layer's router together, so a
+layer can stay unbalanced while the pooled load looks even (the first run here: one expert
+took 40% of a layer). The MoE is trained instead with the Switch loss (Fedus et al. 2021,
+eq. 4, first choices) computed per layer and averaged over layers, plus the ST-MoE router
+z-loss (Zoph et al. 2022, eq. 5), which keeps router logits small.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ SHAPE = dict(vocab_size=4096, hidden_size=160, num_hidden_layers=4, num_attentio
              max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5)
 EXPERT_WIDTH = 192
 NUM_EXPERTS, TOP_K = 8, 2
+BALANCE_COEF, Z_LOSS_COEF = 0.05, 1e-3
 
 
 def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -40,12 +47,48 @@ def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenize
 def build(kind: str):
     if kind == "moe":
         config = MixtralConfig(**SHAPE, intermediate_size=EXPERT_WIDTH, num_local_experts=NUM_EXPERTS, num_experts_per_tok=TOP_K,
-                               router_aux_loss_coef=0.02, output_router_logits=False, attn_implementation="eager")
+                               router_aux_loss_coef=0.0, output_router_logits=False, attn_implementation="eager")
         return MixtralForCausalLM(config)
     if kind == "dense":
         config = LlamaConfig(**SHAPE, intermediate_size=TOP_K * EXPERT_WIDTH, attn_implementation="eager")
         return LlamaForCausalLM(config)
     raise ValueError(kind)
+
+
+def per_layer_balance_loss(router_logits: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Mean over MoE layers of N * sum_i f_i * P_i (1.0 when balanced), each layer on its own.
+
+    router_logits: one [B*T, N] tensor per MoE layer. f_i is the share of tokens whose first
+    choice is expert i (no gradient, as in Switch), P_i the mean router probability of i.
+    """
+    losses = []
+    for logits in router_logits:
+        probs = logits.float().softmax(dim=-1)  # [B*T, N]
+        n = probs.shape[-1]
+        first_share = torch.nn.functional.one_hot(probs.argmax(dim=-1), n).float().mean(dim=0)  # [N]
+        losses.append(n * (first_share * probs.mean(dim=0)).sum())
+    return torch.stack(losses).mean()
+
+
+def router_z_loss(router_logits: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """ST-MoE z-loss: mean over layers and tokens of logsumexp(router logits)^2."""
+    return torch.stack([torch.logsumexp(logits.float(), dim=-1).pow(2).mean() for logits in router_logits]).mean()
+
+
+def first_choice_entropy(model, data: np.ndarray, batch: int = 16) -> list[float]:
+    """Per MoE layer: entropy of the first-choice load over ``data`` divided by ln N (1 = uniform)."""
+    model.eval()
+    counts = None
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            x = torch.as_tensor(data[i:i + batch], device=model.device)
+            logits = model(input_ids=x, output_router_logits=True).router_logits  # per layer [B*T, N]
+            layer_counts = torch.stack([torch.bincount(lg.argmax(-1), minlength=lg.shape[-1]) for lg in logits])
+            counts = layer_counts if counts is None else counts + layer_counts
+    model.train()
+    share = counts.double() / counts.sum(dim=1, keepdim=True)  # [M, N]
+    entropy = -(share * share.clamp_min(1e-12).log()).sum(dim=1) / math.log(share.shape[1])
+    return [round(float(e), 4) for e in entropy]
 
 
 def token_stream(tokenizer, documents: list[str]) -> np.ndarray:
@@ -98,6 +141,9 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
     log = {"kind": kind, "parameters": params, "steps": [],
            "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=device,
                          threads=torch.get_num_threads(), train_rows=int(len(train)), eval_rows=int(len(held)))}
+    if kind == "moe":
+        log["config"]["balancing"] = (f"per-layer Switch loss (first choices) x {BALANCE_COEF}, averaged over layers, "
+                                      f"+ router z-loss x {Z_LOSS_COEF}; transformers' pooled aux loss off")
     start = time.perf_counter()
     log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
     for step in range(1, steps + 1):
@@ -106,22 +152,27 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
             group["lr"] = lr * scale
         x = torch.as_tensor(train[rng.integers(0, len(train), size=batch)], device=device)
         kwargs = {"output_router_logits": True} if kind == "moe" else {}
-        result = model(input_ids=x, labels=x, **kwargs)
-        result.loss.backward()  # for the MoE this includes router_aux_loss_coef x the load-balancing loss
+        result = model(input_ids=x, labels=x, **kwargs)  # router_aux_loss_coef is 0: result.loss is the LM loss
+        loss = result.loss
+        if kind == "moe":
+            balance, z = per_layer_balance_loss(result.router_logits), router_z_loss(result.router_logits)
+            loss = loss + BALANCE_COEF * balance + Z_LOSS_COEF * z
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss, aux = result.loss.detach(), (result.aux_loss.detach() if kind == "moe" else None)
-        lm_loss = float(loss) - (float(aux) * model.config.router_aux_loss_coef if kind == "moe" else 0.0)
+        lm_loss = float(result.loss.detach())
         entry = {"step": step, "tokens": step * batch * seq_len, "seconds": time.perf_counter() - start, "train_loss": lm_loss}
         if kind == "moe":
-            entry["aux_loss"] = float(aux)
+            entry["balance_loss"], entry["z_loss"] = float(balance.detach()), float(z.detach())
         if step % eval_every == 0 or step == steps:
             entry["held_out_loss"] = held_out_loss(model, held)
+            if kind == "moe":
+                entry["first_choice_entropy"] = first_choice_entropy(model, held)
         if step % 10 == 0 or "held_out_loss" in entry:
             log["steps"].append(entry)
         if progress:
-            progress(step, steps, lm_loss, entry.get("held_out_loss"))
+            progress(step, steps, lm_loss, entry.get("held_out_loss"), entry.get("first_choice_entropy"))
     log["seconds"] = time.perf_counter() - start
     log["held_out_loss"] = log["steps"][-1]["held_out_loss"]
     log["held_out_perplexity"] = math.exp(log["held_out_loss"])
