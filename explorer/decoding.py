@@ -45,37 +45,57 @@ def entropy_bits(probs: np.ndarray) -> float:
 def filtered_distribution(logits: np.ndarray, settings: SamplingSettings) -> tuple[np.ndarray, np.ndarray]:
     """Apply the decoding rules to one step's logits [V].
 
-    Returns (probs [V], kept [V] bool): the distribution the choice is drawn from
-    (zero outside ``kept``) and which tokens survived suppression, top-k and top-p.
+    Returns (probs [V] float64, kept [V] bool): the distribution the choice is drawn from
+    (zero outside ``kept``, summing to 1 in float64) and which tokens survived suppression,
+    top-k and top-p. The kept set is the one of transformers' TemperatureLogitsWarper ->
+    TopKLogitsWarper -> TopPLogitsWarper on the same logits; everything runs in float64
+    because a float32 sum misses 1 by ~1e-7 on a 49k vocabulary, more than a sampler allows.
     """
-    scaled = logits.astype(np.float64).copy()
+    scaled = logits.astype(np.float64)  # [V], a copy
     if settings.suppressed_ids:
         scaled[list(settings.suppressed_ids)] = -np.inf
     if not settings.greedy:
-        scaled = scaled / settings.temperature
+        scaled /= settings.temperature
     kept = np.isfinite(scaled)
     if not settings.greedy:
         if settings.top_k and settings.top_k < kept.sum():
+            # TopKLogitsWarper removes what is strictly below the k-th largest: ties at the k-th stay
             kth = np.sort(scaled[kept])[-settings.top_k]
             kept &= scaled >= kth
         if settings.top_p < 1.0:
-            probs = softmax(np.where(kept, scaled, -np.inf))
-            order = np.argsort(-probs, kind="stable")
-            cumulative = np.cumsum(probs[order])
-            # keep the smallest prefix whose mass reaches top_p (always at least one token)
-            cut = int(np.searchsorted(cumulative, settings.top_p) + 1)
-            nucleus = np.zeros_like(kept)
-            nucleus[order[:cut]] = True
-            kept &= nucleus
-    probs = softmax(np.where(kept, scaled, -np.inf))
+            kept &= _nucleus(np.where(kept, scaled, -np.inf), settings.top_p)
+    probs = _softmax64(np.where(kept, scaled, -np.inf))
     return probs, kept
 
 
+def _softmax64(logits: np.ndarray) -> np.ndarray:
+    z = logits - np.max(logits)
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def _nucleus(logits: np.ndarray, top_p: float) -> np.ndarray:
+    """[V] bool: TopPLogitsWarper's rule. Sort ascending, accumulate probability from the
+    least likely token, drop tokens while the mass accumulated so far is <= 1 - top_p,
+    and always keep the most likely token."""
+    order = np.argsort(logits, kind="stable")  # ascending, like torch.sort(descending=False)
+    cumulative = np.cumsum(_softmax64(logits)[order])  # [V] float64
+    remove = cumulative <= 1 - top_p
+    remove[-1] = False
+    keep = np.ones(logits.shape, dtype=bool)
+    keep[order[remove]] = False
+    return keep
+
+
 def choose_token(logits: np.ndarray, settings: SamplingSettings, step_index: int) -> int:
-    """The next token id under ``settings``; sampling is reproducible per (seed, step)."""
+    """The next token id under ``settings``; sampling is reproducible per (seed, step).
+
+    Sampling inverts the float64 cumulative distribution of the kept tokens at one uniform
+    draw, so no rounding of the probabilities can make it fail."""
     probs, kept = filtered_distribution(logits, settings)
     if settings.greedy:
-        masked = np.where(kept, logits, -np.inf)
-        return int(np.argmax(masked))
-    rng = np.random.default_rng([settings.seed, step_index])
-    return int(rng.choice(probs.shape[0], p=probs.astype(np.float64) / probs.sum()))
+        return int(np.argmax(np.where(kept, logits, -np.inf)))
+    candidates = np.flatnonzero(kept)  # [K] ascending ids
+    cumulative = np.cumsum(probs[candidates])  # [K] float64
+    u = np.random.default_rng([settings.seed, step_index]).random() * cumulative[-1]
+    return int(candidates[min(int(np.searchsorted(cumulative, u, side="right")), len(candidates) - 1)])
