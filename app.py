@@ -1,15 +1,19 @@
 """Streamlit entry point: `streamlit run app.py`."""
 
+import logging
+
 import streamlit as st
 
-from explorer.ui.common import classroom_switch, page_slot
+from explorer.ui.common import classroom_switch, page_slot, run_safely, show_callback_failure
 from explorer.ui.navigation import all_pages
 from explorer.ui.presenter import presenter_sidebar
 
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="LLM architecture explorer", page_icon=":material/hub:", layout="wide")
 pages = all_pages()
 page = st.navigation(pages)
 classroom_switch()
 presenter_sidebar({p.url_path or "home": p for p in pages})
+show_callback_failure()  # a failed sidebar control (tour, switches); pages show their own in start_view
 with page_slot():
-    page.run()
+    run_safely(page.run)

@@ -71,7 +71,7 @@ def run_family(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun
         return FamilyRun(family, loaded.model_id, display_tokens(loaded.tokenizer, ids), "routes every token to its experts",
                          "routes", time.perf_counter() - start, (), total, active)
     context, steps = list(ids), []
-    for _ in range(new_tokens):
+    for _ in range(min(new_tokens, decoder.context_limit(loaded) - len(context))):
         step = decoder.step(loaded, np.asarray(context))
         steps.append(step.seconds)
         context.append(int(np.argmax(step.logits)))

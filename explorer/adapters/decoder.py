@@ -27,6 +27,7 @@ from explorer.adapters.common import (
     tokenize,
 )
 from explorer.decoding import softmax
+from explorer.text import InputError
 from explorer.trace import DecodingStep, ForwardTrace
 
 
@@ -113,11 +114,17 @@ def forget_cached_prefixes(loaded) -> None:
         _PREFIXES.pop(loaded.model, None)
 
 
+def context_limit(loaded) -> int:
+    """Most tokens the model reads at once (prompt + generated)."""
+    return max_positions(loaded.model, default=10**9)
+
+
 def step(loaded, context_ids: np.ndarray) -> DecodingStep:
     """The model's next-token distribution after ``context_ids`` [T]."""
     context_ids = np.asarray(context_ids, dtype=np.int64)
-    if len(context_ids) >= max_positions(loaded.model, default=10**9):
-        raise ValueError("The context has reached the model's maximum length.")
+    if len(context_ids) >= context_limit(loaded):
+        raise InputError(f"The text has reached this model's maximum length ({context_limit(loaded):,} tokens): "
+                         "shorten the prompt or go back a few tokens.")
     context = tuple(int(i) for i in context_ids)
     with exclusive(loaded), Stopwatch() as clock:
         entries = _PREFIXES.setdefault(loaded.model, [])

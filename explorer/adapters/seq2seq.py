@@ -22,6 +22,7 @@ from explorer.adapters.common import (
     tokenize,
 )
 from explorer.decoding import softmax
+from explorer.text import InputError
 from explorer.trace import DecodingStep, EncoderPass, ForwardTrace, Seq2SeqTrace
 
 FRAME_SECONDS = 0.02  # one Whisper encoder position covers 20 ms of audio
@@ -111,7 +112,7 @@ def step(loaded, encoder: EncoderPass, decoder_ids: np.ndarray) -> DecodingStep:
     decoder_ids = np.asarray(decoder_ids, dtype=np.int64)
     limit = getattr(loaded.model.config, "max_target_positions", None) or getattr(loaded.model.config, "max_position_embeddings", None)
     if limit and len(decoder_ids) >= limit:
-        raise ValueError("The output has reached the decoder's maximum length.")
+        raise InputError(f"The output has reached the decoder's maximum length ({limit:,} tokens).")
     with exclusive(loaded), Stopwatch() as clock:
         out = _decoder_forward(loaded, encoder, decoder_ids)
     logits = to_numpy(out.logits[0, -1])  # [V]

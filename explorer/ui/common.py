@@ -8,6 +8,7 @@ import ctypes.util
 import functools
 import gc
 import html
+import logging
 import threading
 from collections.abc import Callable
 
@@ -16,6 +17,8 @@ import streamlit as st
 from explorer.catalogue import FamilyEntry, load_catalogue
 from explorer.models.loading import LoadedModel, ModelLoadError, available_devices, default_device, load_model
 from explorer.text import CleanText, InputError, clean_user_text
+
+log = logging.getLogger(__name__)
 
 OTHER = "Other Hugging Face id…"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -97,11 +100,24 @@ def restore_from_url(param: str, state_key: str) -> str | None:
     return value
 
 
-def publish_to_url(**values: str) -> None:
-    """Keep the URL in step with the state, so copying it shares this exact view."""
+URL_VALUE_LIMIT = 2000  # characters of one value a shared link carries; browsers and proxies cut long URLs
+
+
+def publish_to_url(**values: str) -> bool:
+    """Keep the URL in step with the state, so copying it shares this exact view. A value too
+    long for a link is taken out of the URL (a stale one would restore another view); returns
+    False when that happened."""
+    fits = True
     for param, value in values.items():
-        if value is not None and len(value) <= 2000 and st.query_params.get(param) != value:
+        if value is None:
+            continue
+        if len(value) > URL_VALUE_LIMIT:
+            fits = False
+            if param in st.query_params:
+                del st.query_params[param]
+        elif st.query_params.get(param) != value:
             st.query_params[param] = value
+    return fits
 
 
 def model_picker(family: FamilyEntry) -> str:
@@ -133,6 +149,7 @@ def load_for_page(family_key: str) -> LoadedModel | None:
         with st.spinner(f"Loading {model_id} on {device.upper()}… (the first load of an embedded model converts it once; later loads take seconds)"):
             loaded = cached_model(model_id, device, family_key)
     except ModelLoadError as error:
+        log.warning("model %s could not load on %s", model_id, device, exc_info=error)
         st.error(str(error), icon="⚠️")
         previous = st.session_state.get(last_ok)
         if previous and previous != (model_id, device):
@@ -169,10 +186,12 @@ def text_input(key: str, label: str, default: str, examples: list[str], height: 
     cols = st.columns(min(len(examples), 4))
     for i, example in enumerate(examples):
         cols[i % len(cols)].button(example if len(example) < 48 else example[:45] + "…", key=f"{key}_example_{i}",
-                                   on_click=use_example, args=(example,), help=f"Use this example: {example}",
+                                   on_click=guarded(use_example), args=(example,), help=f"Use this example: {example}",
                                    width="stretch")
     raw = st.text_area(label, key=key, height=height, max_chars=20_000)
-    publish_to_url(text=raw)
+    if not publish_to_url(text=raw):
+        st.caption(f"This text is longer than a link can carry ({URL_VALUE_LIMIT:,} characters): a copied link "
+                   "opens the page's example text instead.")
     try:
         cleaned = clean_user_text(raw)
     except InputError as error:
@@ -196,17 +215,56 @@ def show_figure(fig, key: str, caption: str, how_to_read: str | None = None) -> 
             st.markdown(how_to_read)
 
 
+CALLBACK_FAILURE = "_callback_failure"
+
+
+def explain_failure(error: Exception) -> tuple[str, str]:
+    """Log ``error`` with its traceback on the server; return (kind, one sentence) for the visitor,
+    kind being 'warning' (the input) or 'error' (a model or the app)."""
+    if isinstance(error, InputError):
+        log.info("input refused: %s", error, exc_info=error)
+        return "warning", str(error)
+    if isinstance(error, ModelLoadError):
+        log.warning("model failed to load: %s", error, exc_info=error)
+        return "error", str(error)
+    log.error("unexpected failure while computing a view", exc_info=error)
+    detail = str(error).splitlines()[0][:200] if str(error) else "no details"
+    return "error", (f"Something went wrong while computing this view ({type(error).__name__}: {detail}). "
+                     "Try another input or model; the rest of the page and your settings are kept.")
+
+
+def _show_failure(kind: str, message: str) -> None:
+    (st.warning if kind == "warning" else st.error)(message)
+
+
 def run_safely(action: Callable[[], None]) -> None:
-    """Run a page body; unexpected errors become one readable message, never a traceback."""
+    """Run a page body; unexpected errors become one readable message, never a traceback
+    (which goes to the server log). Streamlit's rerun/stop signals are BaseExceptions and pass."""
     try:
         action()
-    except InputError as error:
-        st.warning(str(error))
-    except ModelLoadError as error:
-        st.error(str(error))
     except Exception as error:  # last line of defence for the classroom
-        st.error(f"Something went wrong while computing this view ({type(error).__name__}: "
-                 f"{str(error).splitlines()[0][:200] if str(error) else 'no details'}). Try another input or model.")
+        _show_failure(*explain_failure(error))
+
+
+def guarded(callback: Callable) -> Callable:
+    """A widget callback that cannot take the page down: callbacks run before the script,
+    outside every page's boundary, so a failure is logged and kept for show_callback_failure()."""
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as error:
+            st.session_state[CALLBACK_FAILURE] = explain_failure(error)
+
+    return run
+
+
+def show_callback_failure() -> None:
+    """Show (once) the sentence of a callback that failed before this run."""
+    failure = st.session_state.pop(CALLBACK_FAILURE, None)
+    if failure is not None:
+        _show_failure(*failure)
 
 
 def notes(items) -> None:
@@ -264,7 +322,7 @@ def persistent_toggle(label: str, key: str, help: str) -> bool:
         st.session_state[store] = st.session_state[key]
 
     st.session_state[key] = st.session_state.get(store, False)
-    st.sidebar.toggle(label, key=key, help=help, on_change=remember)
+    st.sidebar.toggle(label, key=key, help=help, on_change=guarded(remember))
     return st.session_state.get(store, False)
 
 
@@ -275,7 +333,9 @@ def classroom_switch() -> None:
 
 
 def start_view() -> None:
-    """Called at the top of every page: a fresh list of this view's figures (for the export)."""
+    """Called at the top of every page: a fresh list of this view's figures (for the export), and
+    the sentence of a control that failed just before this run."""
+    show_callback_failure()
     st.session_state["_view_figures"] = []
 
 
@@ -284,7 +344,15 @@ def export_view(title: str) -> None:
     from explorer.plots.common import standalone_html
 
     figures = list(st.session_state.get("_view_figures", []))
+
+    def build() -> str:  # runs on click, outside the script: a failure becomes a page that says so
+        try:
+            return standalone_html(figures, title)
+        except Exception as error:
+            log.error("export of %s failed", title, exc_info=error)
+            return f"<p>The export of this view failed ({html.escape(type(error).__name__)}); please try again.</p>"
+
     if figures:
-        st.download_button("Download this view as HTML (works offline)", data=lambda: standalone_html(figures, title),
+        st.download_button("Download this view as HTML (works offline)", data=build,
                            file_name=f"{title.lower().replace(' ', '-')}.html", mime="text/html", key="export_view",
                            on_click="ignore", icon=":material/download:")

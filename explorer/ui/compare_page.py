@@ -50,8 +50,10 @@ def _body(text: str) -> None:
             st.markdown(f"{len(run.tokens)} tokens: " + " ".join(f"`{t}`" for t in run.tokens[:40]))
             st.markdown(f"Output: {run.output!r}" if run.output else "")
     rows = [{"family": catalogue[k].title, "model": r.model_id, "tokens read": len(r.tokens),
-             "encoder pass (ms)": round(r.encoder_seconds * 1000, 1) if r.encoder_seconds else "—",
-             "decoder steps": len(r.step_seconds), "ms per step": round(1000 * sum(r.step_seconds) / len(r.step_seconds), 1) if r.step_seconds else "—",
+             # text in every cell: a column mixing numbers and "—" cannot become an Arrow table
+             "encoder pass (ms)": f"{r.encoder_seconds * 1000:.1f}" if r.encoder_seconds else "—",
+             "decoder steps": str(len(r.step_seconds)),
+             "ms per step": f"{1000 * sum(r.step_seconds) / len(r.step_seconds):.1f}" if r.step_seconds else "—",
              "parameters": f"{r.total_parameters / 1e6:.1f} M", "used per token": f"{r.active_parameters / 1e6:.1f} M",
              "memory float32": f"{r.total_parameters * 4 / 2**20:,.0f} MiB"} for k, r in zip(FAMILY_ORDER, runs)]
     st.table(rows)

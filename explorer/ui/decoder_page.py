@@ -68,6 +68,7 @@ def _body(loaded) -> None:
         "decoder", (loaded.model_id, loaded.device, tuple(prompt_ids.tolist())), prompt_ids,
         step_fn=lambda ctx: cached_step(loaded, loaded.model_id, loaded.device, ctx),
         settings_for=lambda i: settings, eos_ids=decoder.eos_ids(loaded), labels_fn=labels, auto_tokens=8,
+        max_tokens=max(0, min(128, decoder.context_limit(loaded) - len(prompt_ids))),
     )
     prompt_text = loaded.tokenizer.decode(prompt_ids, skip_special_tokens=False)
     new_text = loaded.tokenizer.decode(result.generated, skip_special_tokens=False)

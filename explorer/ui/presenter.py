@@ -26,7 +26,7 @@ def _go(index: int) -> None:
 
 def presenter_sidebar(pages_by_url: dict) -> None:
     """In app.py: the presenter switch and, when on, Previous / Next and what to say."""
-    from explorer.ui.common import persistent_toggle
+    from explorer.ui.common import guarded, persistent_toggle
 
     if not persistent_toggle("Presenter tour", "presenter", "Step through a prepared example, view by view."):
         return
@@ -37,8 +37,8 @@ def presenter_sidebar(pages_by_url: dict) -> None:
         st.markdown(f"**Step {index + 1} of {len(steps)}: {step['title']}**")
         st.caption(step["say"])
         c1, c2 = st.columns(2)
-        c1.button("◀ Previous", key="presenter_prev", on_click=_go, args=(index - 1,), disabled=index == 0, width="stretch")
-        c2.button("Next ▶", key="presenter_next", on_click=_go, args=(index + 1,), disabled=index == len(steps) - 1,
+        c1.button("◀ Previous", key="presenter_prev", on_click=guarded(_go), args=(index - 1,), disabled=index == 0, width="stretch")
+        c2.button("Next ▶", key="presenter_next", on_click=guarded(_go), args=(index + 1,), disabled=index == len(steps) - 1,
                   width="stretch")
     target = st.session_state.pop("_presenter_target", None)
     if target is not None and target in pages_by_url:

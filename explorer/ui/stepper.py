@@ -15,6 +15,7 @@ import streamlit as st
 
 from explorer.decoding import SamplingSettings, choose_token, entropy_bits, filtered_distribution
 from explorer.trace import DecodingStep
+from explorer.ui.common import guarded
 
 PLAY_TOKENS = 10
 
@@ -88,13 +89,13 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
 
     c1, c2, c3, c4 = st.columns(4)
     c1.button("Step ▶", key=f"{prefix}_step", help="Choose one more token with the decoding rules", disabled=finished(),
-              on_click=advance, args=(1,), width="stretch")
+              on_click=guarded(advance), args=(1,), width="stretch")
     c2.button(f"Play ▶▶ {PLAY_TOKENS}", key=f"{prefix}_play", help=f"Generate up to {PLAY_TOKENS} tokens", disabled=finished(),
-              on_click=advance, args=(PLAY_TOKENS,), width="stretch")
+              on_click=guarded(advance), args=(PLAY_TOKENS,), width="stretch")
     c3.button("◀ Back", key=f"{prefix}_back", help="Remove the last generated token", disabled=not generated(),
-              on_click=back, width="stretch")
+              on_click=guarded(back), width="stretch")
     c4.button("Reset ⟲", key=f"{prefix}_reset", help="Remove every generated token", disabled=not generated(),
-              on_click=lambda: generated().clear(), width="stretch")
+              on_click=guarded(lambda: generated().clear()), width="stretch")
 
     ids = list(generated())
     st.query_params[_param(prefix)] = ",".join(str(i) for i in ids)  # a shared link restores this exact step
@@ -106,7 +107,7 @@ def run_stepper(prefix: str, signature: tuple, start_ids: np.ndarray, step_fn: C
         f1, f2 = st.columns([3, 1], vertical_alignment="bottom")
         f1.selectbox("Force a token instead (top 10 candidates now)", top, key=f"{prefix}_force_choice",
                      format_func=lambda i: f"{labels.get(i, i)!s}  (p = {current.probs[i]:.3f})")
-        f2.button("Force it", key=f"{prefix}_force", on_click=force, width="stretch",
+        f2.button("Force it", key=f"{prefix}_force", on_click=guarded(force), width="stretch",
                   help="Append this token instead of the one the rules would pick, and continue from there")
     elif ids and ids[-1] in eos_ids:
         st.caption("The model produced its end-of-sequence token: decoding stopped. Use Back to undo it.")
