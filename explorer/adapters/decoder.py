@@ -10,6 +10,7 @@ states equal a full re-read of the context (tested to 1e-4).
 
 from __future__ import annotations
 
+import logging
 import weakref
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from explorer.adapters.common import (
 from explorer.decoding import softmax
 from explorer.text import InputError
 from explorer.trace import DecodingStep, ForwardTrace
+
+log = logging.getLogger(__name__)
 
 
 def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = (), router_extractor=None) -> ForwardTrace:
@@ -103,6 +106,7 @@ def _take_prefix(entries: list[_CachedPrefix], context: tuple[int, ...]) -> tupl
         if surplus:
             best.cache.crop(-surplus)  # transformers 5: a negative count of tokens to drop
     except (RuntimeError, ValueError):  # e.g. a sliding-window layer that no longer holds them
+        log.debug("cached prefix could not be cropped; recomputing", exc_info=True)
         return None, 0
     if best.cache.get_seq_length() != length:
         return None, 0

@@ -7,6 +7,7 @@ on. Weights load from safetensors (or the embedded GGUF) only, never pickle, and
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -20,6 +21,8 @@ from transformers import AutoConfig, AutoTokenizer
 
 from explorer.models import embedded
 from explorer.registry import ARCHITECTURES, FAMILY_TITLES, Architecture, supported_list
+
+log = logging.getLogger(__name__)
 
 # A model folder on disk is accepted only below this directory (unset: none accepted), so a
 # public deployment cannot be made to read arbitrary paths.
@@ -163,6 +166,7 @@ def load_model(model_id: str, device: str | None = None, family: str | None = No
     except ModelLoadError:
         raise
     except Exception as error:  # every library failure becomes one sentence
+        log.warning("loading %s failed", model_id, exc_info=error)
         raise ModelLoadError(explain_load_error(error, model_id)) from error
     loaded.load_seconds = time.perf_counter() - started
     return loaded

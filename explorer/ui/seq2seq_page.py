@@ -4,6 +4,7 @@ step while cross-attending to it. Whisper hears speech; T5/BART/Marian read text
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import streamlit as st
@@ -15,6 +16,8 @@ from explorer.decoding import SamplingSettings
 from explorer.plots import decoding as decoding_plots
 from explorer.plots import seq2seq as seq2seq_plots
 from explorer.ui import common, stepper
+
+log = logging.getLogger(__name__)
 
 TEXT_EXAMPLES = [
     "translate English to German: The house is wonderful.",
@@ -97,6 +100,7 @@ def _speech_source() -> audio.Speech | None:
             speech = audio.shipped_clip_speech(clip)
             st.caption(clip["how"])
     except audio.AudioError as error:
+        log.info("audio refused", exc_info=error)
         st.warning(str(error))
         return None
     common.notes(speech.notices)

@@ -7,6 +7,7 @@ moving back and forth never recomputes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import streamlit as st
 from explorer.decoding import SamplingSettings, choose_token, entropy_bits, filtered_distribution
 from explorer.trace import DecodingStep
 from explorer.ui.common import guarded
+
+log = logging.getLogger(__name__)
 
 PLAY_TOKENS = 10
 
@@ -132,6 +135,7 @@ def _shared_tokens(prefix: str) -> list[int] | None:
     try:
         return [int(t) for t in raw.split(",") if t.strip()][:128]
     except ValueError:
+        log.info("ignored a shared link's unreadable tokens %r", raw[:80], exc_info=True)
         return None
 
 
