@@ -18,6 +18,24 @@ def load_balancing_value(router: RouterTrace) -> np.ndarray:
     return e * (f * p).sum(axis=1)
 
 
+def topk_balancing_value(router: RouterTrace) -> np.ndarray:
+    """[M] transformers' load-balancing value, per MoE layer: N * sum_i c_i * P_i with c_i the
+    share of tokens that have expert i among their top-k choices (every choice counted, so
+    sum_i c_i = k). Balanced is k (2.0 for top-2), not 1.0. transformers' Mixtral/OLMoE/Qwen2-MoE
+    loss computes this over all layers' tokens pooled together (pooled_topk_balancing_value)."""
+    m, t, e = router.probs.shape
+    counts = np.stack([np.bincount(router.chosen[layer].ravel(), minlength=e) / t for layer in range(m)])  # [M, E]
+    return e * (counts * router.probs.mean(axis=1)).sum(axis=1)
+
+
+def pooled_topk_balancing_value(router: RouterTrace) -> float:
+    """The same value with every layer's tokens pooled, as transformers' auxiliary loss sees them:
+    layers can be unbalanced in opposite directions and still give the balanced value k."""
+    m, t, e = router.probs.shape
+    counts = np.bincount(router.chosen.ravel(), minlength=e) / (m * t)  # [E]
+    return float(e * (counts * router.probs.reshape(m * t, e).mean(axis=0)).sum())
+
+
 def coactivation(router: RouterTrace) -> np.ndarray:
     """[E, E] how often two experts are chosen for the same token in the same layer
     (diagonal: how often each expert is chosen), summed over layers and tokens."""

@@ -12,6 +12,9 @@ This is the contract between the adapters (which run torch) and everything above
 
 Indexing pitfall: ``hidden_states[0]`` is the embedding output, ``hidden_states[i]`` the
 output of block ``i`` (1-based), so there are L+1 entries while ``attentions`` has L.
+In transformers 5 the last entry of models with a final norm (Llama, Mixtral, Qwen2, GPT-2's
+ln_f, ...) is taken AFTER that norm (``model.norm(block_L_output)``), not the raw output of the
+last block; BERT-style encoders have no final norm, so theirs is the last block's output.
 """
 
 from __future__ import annotations

@@ -202,3 +202,33 @@ def test_benchmark_client_runs_pages_like_a_browser(server):
     moe = run_page(server.port, "moe", {"text": "The sea was calm and the wind was low."})
     assert moe.errors == []
     assert moe.figures >= 4 and 0 < moe.figure_bytes < moe.bytes_received < 3_000_000
+
+
+def test_sampling_top_k_on_a_code_prompt_survives_eight_steps(server, browser):
+    """Issue 11's crash: greedy off, top-k 5, seed 7 on 'def fibonacci(n):' broke the page on the second Step."""
+    page = open_page(browser, f"{server.url}/decoder?text=def%20fibonacci(n)%3A", "Next-token distribution",
+                     "decoder-top-k")
+    try:
+        page.get_by_text("Decoding rules").first.click()
+        page.get_by_text("Greedy (always take the most likely token)").click()
+        _wait_idle(page)
+        for label, value in (("Top-k (0 = off)", "5"), ("Seed", "7")):
+            box = page.get_by_label(label)
+            box.fill(value)
+            box.press("Enter")
+            _wait_idle(page)
+        for _ in range(8):
+            before = _tokens_in_url(page)
+            step = page.get_by_role("button", name="Step ▶")
+            if step.is_disabled():  # the model ended its answer: nothing more to step
+                break
+            step.click()
+            page.wait_for_function(
+                f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length > {before}",
+                timeout=120_000)
+            _wait_idle(page)
+            assert_no_error_elements(page)
+        assert page.get_by_role("button", name="◀ Back").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "decoder-top-k-8-steps.png"), full_page=True)
+    finally:
+        page.close()

@@ -48,6 +48,24 @@ def top_k(config) -> int:
     return int(getattr(config, "num_experts_per_tok", None) or 1)
 
 
+def renormalises(config) -> bool:
+    """Whether the gate weights are the top-k probabilities divided by their sum (Mixtral always;
+    Qwen2-MoE and OLMoE only with ``norm_topk_prob``, false by default for both)."""
+    return config.model_type == "mixtral" or bool(getattr(config, "norm_topk_prob", False))
+
+
+def gate_rule(config) -> str:
+    """One sentence: how this model turns router probabilities into gate weights."""
+    k = top_k(config)
+    if config.model_type == "switch_transformers":
+        return ("Gate weight = the router probability of the one chosen expert (top-1, not renormalised); tokens beyond "
+                "an expert's capacity skip the FFN.")
+    if renormalises(config):
+        return (f"Gate weights = the top-{k} router probabilities divided by their sum (renormalised: they add up to 1).")
+    return (f"Gate weights = the top-{k} router probabilities as they are (not renormalised: `norm_topk_prob` is false "
+            "for this model, so they add up to less than 1).")
+
+
 def routes_from_logits(config, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Apply the architecture's routing rule to router logits [M, T, E].
 
@@ -57,8 +75,7 @@ def routes_from_logits(config, logits: np.ndarray) -> tuple[np.ndarray, np.ndarr
     k = top_k(config)
     chosen = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
     gates = np.take_along_axis(probs, chosen, axis=-1)
-    renormalise = config.model_type == "mixtral" or bool(getattr(config, "norm_topk_prob", False))
-    if renormalise:
+    if renormalises(config):
         gates = gates / gates.sum(axis=-1, keepdims=True)
     kept = np.ones_like(chosen, dtype=bool)
     capacity = getattr(config, "expert_capacity", None)

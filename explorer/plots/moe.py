@@ -51,7 +51,7 @@ def expert_load(router: RouterTrace) -> go.Figure:
     m, e = load.shape
     fig = go.Figure()
     for layer in range(m):
-        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer} (balance {balance[layer]:.2f})",
+        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer} (Switch value {balance[layer]:.2f}; 1.0 = balanced)",
                              hovertemplate="%{x}: %{y:.1%} of assignments<extra>MoE layer " + str(layer) + "</extra>"))
     fig.add_hline(y=1 / e, line_dash="dash", line_color="#444", annotation_text=f"uniform = 1/{e}")
     base_layout(fig, "Load on each expert, per MoE layer", height=400)

@@ -25,6 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
                         help="where the shared BPE tokenizer of moe/dense is trained once and reused")
+    parser.add_argument("--balance-coef", type=float, default=None,
+                        help="moe: weight of the per-layer balancing loss (default: explorer.train.lm.BALANCE_COEF)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
 
         out = args.out or ASSETS / ("moe-tiny-austen" if args.what == "moe" else "dense-twin-austen")
         log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch, seed=args.seed, eval_every=args.eval_every,
-                       tokenizer_dir=args.tokenizer_dir, progress=progress_lm)
+                       tokenizer_dir=args.tokenizer_dir, progress=progress_lm,
+                       **({"balance_coef": args.balance_coef} if args.balance_coef is not None else {}))
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
     return 0

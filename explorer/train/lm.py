@@ -116,7 +116,8 @@ def held_out_loss(model, data: np.ndarray, batch: int = 16) -> float:
 
 
 def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, seq_len: int = 128, lr: float = 2e-3,
-             seed: int = 0, eval_every: int = 100, eval_rows: int = 96, tokenizer_dir: Path | None = None, progress=None) -> dict:
+             seed: int = 0, eval_every: int = 100, eval_rows: int = 96, tokenizer_dir: Path | None = None, progress=None,
+             balance_coef: float = BALANCE_COEF) -> dict:
     """Train ``kind`` ('moe' or 'dense'); the tokenizer is trained once and reused from
     ``tokenizer_dir`` when it exists so both models read the same tokens."""
     torch.manual_seed(seed)
@@ -142,7 +143,7 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
            "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=device,
                          threads=torch.get_num_threads(), train_rows=int(len(train)), eval_rows=int(len(held)))}
     if kind == "moe":
-        log["config"]["balancing"] = (f"per-layer Switch loss (first choices) x {BALANCE_COEF}, averaged over layers, "
+        log["config"]["balancing"] = (f"per-layer Switch loss (first choices) x {balance_coef}, averaged over layers, "
                                       f"+ router z-loss x {Z_LOSS_COEF}; transformers' pooled aux loss off")
     start = time.perf_counter()
     log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
@@ -156,7 +157,7 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
         loss = result.loss
         if kind == "moe":
             balance, z = per_layer_balance_loss(result.router_logits), router_z_loss(result.router_logits)
-            loss = loss + BALANCE_COEF * balance + Z_LOSS_COEF * z
+            loss = loss + balance_coef * balance + Z_LOSS_COEF * z
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

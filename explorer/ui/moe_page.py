@@ -28,7 +28,7 @@ def render() -> None:
     st.markdown(
         "In a sparse MoE layer the single feed-forward network (FFN) of a block is replaced by several expert FFNs "
         "and a small learned **router**. For each token the router scores every expert, keeps the top-k (often 2), "
-        "and mixes their outputs with the renormalised scores as gate weights. Every expert must sit in memory, but "
+        "and mixes their outputs weighted by the router's scores (the gate weights). Every expert must sit in memory, but "
         "each token only pays for k of them: that is why Mixtral 8x7B holds about 47 B parameters (only the FFNs "
         "are replicated, attention is shared) yet uses about 13 B per token. "
         "**Pros:** pre-training is compute-efficient (more parameters for the same compute per token) and inference is "
@@ -58,7 +58,8 @@ def _body(loaded) -> None:
     st.markdown(
         f"**{router.num_experts} experts** per MoE layer, **top-{router.top_k}** routing, "
         f"**{len(router.layer_indices)} MoE layers** (blocks {', '.join(str(b + 1) for b in router.layer_indices)}) "
-        f"of {getattr(config, 'num_hidden_layers', None) or getattr(config, 'num_layers', '?')}."
+        f"of {getattr(config, 'num_hidden_layers', None) or getattr(config, 'num_layers', '?')}. "
+        + moe.gate_rule(config)
     )
     common.show_figure(
         moe_plots.route_map(stack.tokens, router), key="moe_routes",
@@ -130,6 +131,30 @@ def _cost(loaded) -> None:
     st.markdown(explain_moe(mixtral))
 
 
+def _balance(loaded, router) -> None:
+    """The two load-balancing conventions side by side, each with what 'balanced' equals."""
+    from explorer.catalogue import training_logs
+
+    n, k = router.num_experts, router.top_k
+    switch, topk = routing.load_balancing_value(router), routing.topk_balancing_value(router)
+    b1, b2 = st.columns(2)
+    b1.metric(f"Switch value, first choices: per layer {', '.join(f'{v:.2f}' for v in switch)}",
+              f"{switch.mean():.2f}  (balanced = 1.0)",
+              help=f"Fedus et al. 2021 (Switch Transformers), eq. 4: N·Σᵢ fᵢ·Pᵢ with fᵢ the share of tokens whose FIRST "
+                   f"choice is expert i and Pᵢ its mean router probability, per MoE layer (mean shown large). "
+                   f"1.0 = perfectly balanced, {n} = one expert takes everything.")
+    b2.metric(f"transformers' top-{k} value, every choice, layers pooled", 
+              f"{routing.pooled_topk_balancing_value(router):.2f}  (balanced = {k}.0)",
+              help=f"The auxiliary loss transformers computes for Mixtral, OLMoE and Qwen2-MoE: N·Σᵢ cᵢ·Pᵢ with cᵢ the "
+                   f"share of tokens that have expert i among their top-{k}, over all layers' tokens pooled. Balanced = "
+                   f"k = {k}. Per layer: {', '.join(f'{v:.2f}' for v in topk)}. Pooling lets layers unbalanced in opposite "
+                   "directions still look balanced.")
+    trained_with = next((log["config"].get("balancing") for kind, log in training_logs(loaded.model_id).items()
+                         if kind == "moe"), None)
+    if trained_with:
+        st.caption(f"This model was trained with: {trained_with}.")
+
+
 def _training_curves(loaded) -> None:
     """For the project's own MoE: its training curves against the dense twin."""
     from explorer.catalogue import training_logs
@@ -157,12 +182,10 @@ def _training_curves(loaded) -> None:
 
 def _statistics(stack, router) -> None:
     st.subheader("Patterns in the routes")
-    balance = routing.load_balancing_value(router)
+    _balance(loaded, router)
     same_id, repeated = routing.token_id_consistency(router, stack.token_ids)
     observed, chance = routing.consecutive_sharing(router)
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Load-balancing value N·Σ fᵢ·Pᵢ (mean over layers)", f"{balance.mean():.2f}",
-              help="Switch Transformer auxiliary loss: 1.0 = perfectly balanced, N = one expert takes everything.")
+    m2, m3 = st.columns(2)
     m2.metric("Same token id → same first expert", "n/a" if repeated == 0 else f"{same_id:.0%}",
               help=f"Over the {repeated} token id(s) that occur more than once; chance is about 1/{router.num_experts}.")
     m3.metric("Neighbouring tokens share their first expert", f"{observed:.0%}", delta=f"{observed - chance:+.0%} vs chance",
