@@ -86,7 +86,7 @@ def _body(loaded) -> None:
             caption="The router's softmax over all experts for one token; only the orange ones run.",
         )
 
-    _statistics(stack, router)
+    _statistics(loaded, stack, router)
     _training_curves(loaded)
     _cost(loaded)
 
@@ -180,7 +180,7 @@ def _training_curves(loaded) -> None:
     st.table(rows)
 
 
-def _statistics(stack, router) -> None:
+def _statistics(loaded, stack, router) -> None:
     st.subheader("Patterns in the routes")
     _balance(loaded, router)
     same_id, repeated = routing.token_id_consistency(router, stack.token_ids)
