@@ -71,7 +71,28 @@ def main(argv=None) -> int:
                        **({"balance_coef": args.balance_coef} if args.balance_coef is not None else {}))
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
+        write_card(args, out)
     return 0
+
+
+def write_card(args, out: Path) -> None:
+    """Model card (and for the MoE its routing report on held-out text) for a model written into
+    assets/models, where the app loads it from as 'embedded:<folder name>'."""
+    import json
+
+    from explorer.models.loading import load_model
+    from explorer.train.cards import write_lm_card
+    from explorer.train.report import routing_report
+
+    if out.resolve().parent != ASSETS.resolve():
+        print(f"{out} is outside assets/models: no model card written")
+        return
+    command = " ".join(["python -m explorer.train", *sys.argv[1:]]) if sys.argv[1:] else f"python -m explorer.train {args.what}"
+    routing = None
+    if args.what == "moe":
+        routing = routing_report(load_model(f"embedded:{out.name}", device="cpu"), args.corpus)
+        (out / "routing_report.json").write_text(json.dumps(routing, indent=1))
+    write_lm_card(out, command, routing=routing)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,11 @@ def write_lm_card(folder: Path, command: str, routing: dict | None = None, condi
             f"{1 / 8:.1%}); Switch load-balancing value per layer {routing['load_balancing_value_per_layer']} (1.0 = balanced); "
             f"the same token id goes to its usual first expert {min(routing['same_token_id_same_first_expert_per_layer']):.0%}"
             f"–{max(routing['same_token_id_same_first_expert_per_layer']):.0%} of the time (chance {routing['chance_level']:.1%}). "
-            "Full numbers: routing_report.json.")
+            + (f"Normalised entropy of the first-choice load per layer (entropy / ln 8; 1.0 = uniform): "
+               f"{routing['first_choice_entropy_per_layer']}. " if "first_choice_entropy_per_layer" in routing else "")
+            + "Full numbers: routing_report.json.")
+    if c.get("balancing"):
+        routing_text += f"\n- Load balancing: {c['balancing']}."
     if conditions:
         routing_text += f"\n- Conditions: {conditions}"
     text = f"""# A tiny {kind}, trained by the LLM architecture explorer
