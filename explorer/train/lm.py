@@ -31,7 +31,7 @@ SHAPE = dict(vocab_size=4096, hidden_size=160, num_hidden_layers=4, num_attentio
              max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5)
 EXPERT_WIDTH = 192
 NUM_EXPERTS, TOP_K = 8, 2
-BALANCE_COEF, Z_LOSS_COEF = 0.05, 1e-3
+BALANCE_COEF, Z_LOSS_COEF = 0.01, 1e-3  # 0.05 balanced harder but cost perplexity (101.7 vs 96.4)
 
 
 def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
