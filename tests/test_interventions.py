@@ -228,3 +228,23 @@ def test_refusals():
         iv.attention_output_projections(tiny_loaded("albert").model)
     with pytest.raises(ValueError):
         iv.route_override(tiny_loaded("mixtral"), IDS, top_k=4, drop=[0])
+
+
+def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
+    from explorer.experiments import measure
+
+    loaded = tiny_loaded("mixtral")
+    traces = [moe.trace_ids(loaded, IDS), moe.trace_ids(loaded, IDS[::-1].copy())]
+    sink = measure.sink_card(loaded, traces)
+    assert sink.by_layer.shape == (2, 4) and 0 <= sink.measured <= 1
+    assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
+    loss, head = measure.induction_cards(loaded, seeds=(0, 1), period=8)
+    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured)
+    same, overlap = measure.routing_cards(loaded, traces)
+    assert same.chance == 0.25 and overlap.chance == pytest.approx(1 - 1 / 6)  # N = 4, k = 2
+    assert same.by_layer.shape == (2,)
+    depth = measure.prediction_depth_card(loaded, traces)
+    assert 0 <= depth.measured <= 1
+    tax = measure.taxonomy(loaded)
+    assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
+    assert hook_count(loaded.model) == 0

@@ -168,21 +168,26 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> np.ndarray:
     return off_diagonal / (n * (n - 1))
 
 
-def random_pair_cosine(hidden_states: list[np.ndarray], pairs: int = 500, seed: int = 0) -> np.ndarray:
-    """[L+1] mean cosine between the vectors of randomly drawn token pairs, each pair from
-    two different texts (hidden_states: one [L+1, T_i, D] per text): Ethayarajh's baseline
-    for anisotropy (0 for isotropic vectors)."""
+def random_pair_cosines(hidden_states: list[np.ndarray], pairs: int = 500, seed: int = 0) -> np.ndarray:
+    """[pairs, L+1] cosine between the vectors of randomly drawn token pairs, each pair from
+    two different texts (hidden_states: one [L+1, T_i, D] per text). Their mean over pairs is
+    Ethayarajh's baseline for anisotropy (0 for isotropic vectors)."""
     rng = np.random.default_rng(seed)
     n = len(hidden_states)
     if n < 2:
         raise ValueError("random-pair cosine needs at least two texts")
-    sums = np.zeros(hidden_states[0].shape[0])
-    for _ in range(pairs):
+    out = np.zeros((pairs, hidden_states[0].shape[0]))
+    for i in range(pairs):
         a, b = rng.choice(n, size=2, replace=False)
         u = hidden_states[a][:, rng.integers(hidden_states[a].shape[1])]  # [L+1, D]
         v = hidden_states[b][:, rng.integers(hidden_states[b].shape[1])]
-        sums += (_unit(u) * _unit(v)).sum(axis=-1)
-    return sums / pairs
+        out[i] = (_unit(u) * _unit(v)).sum(axis=-1)
+    return out
+
+
+def random_pair_cosine(hidden_states: list[np.ndarray], pairs: int = 500, seed: int = 0) -> np.ndarray:
+    """[L+1] mean of ``random_pair_cosines``."""
+    return random_pair_cosines(hidden_states, pairs, seed).mean(axis=0)
 
 
 def self_similarity(word_vectors: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ def _causal(loaded) -> bool:
 def _check_scorable(loaded) -> None:
     if loaded.family == "encoder" and not loaded.has_mlm_head:
         raise ValueError(f"{loaded.model_id} has no trained masked-language head: there is no output distribution to compare.")
-    if loaded.family == "encoder-decoder" or getattr(loaded.model.config, "is_encoder_decoder", False):
+    if loaded.family == "seq2seq" or getattr(loaded.model.config, "is_encoder_decoder", False):
         raise ValueError("use cross_attention_removal for encoder-decoder models")
 
 
