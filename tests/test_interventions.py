@@ -91,7 +91,7 @@ def test_sink_removal_renormalises_layer_zero_attention_without_the_first_key(na
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "mixtral"])
-def test_patching_the_whole_clean_stream_restores_the_clean_output(name):
+def test_patching_the_whole_clean_stream_restores_the_clean_output(name, monkeypatch):
     loaded = tiny_loaded(name)
     corrupted = IDS.copy()
     corrupted[3] = 77
@@ -102,6 +102,8 @@ def test_patching_the_whole_clean_stream_restores_the_clean_output(name):
     result = iv.activation_patching(loaded, IDS, corrupted, clean_answer=11, corrupted_answer=12)
     assert hook_count(loaded.model) == 0
     assert result.patched.shape == (3, len(IDS))
+    monkeypatch.setattr(iv, "PATCH_BATCH_FLOATS", 3 * len(IDS) * 99)  # batches of 3 copies: the same heatmap
+    assert np.abs(iv.activation_patching(loaded, IDS, corrupted, 11, 12).patched - result.patched).max() < TOL
     restored = result.restored
     # the prompts differ only at position 3: its embedding alone restores everything, the others nothing
     assert restored[0, 3] == pytest.approx(1.0, abs=1e-4)
@@ -178,11 +180,14 @@ def test_top_k_sweep_ties_loss_to_active_parameters():
 
 def test_routing_by_a_token_table_built_from_the_same_text_routes_like_its_table():
     loaded = tiny_loaded("mixtral")
-    trace = moe.trace_ids(loaded, IDS)
-    table = cards.mean_probs_by_token([(IDS, trace.router.probs)], vocab_size=99)
+    table = iv.token_table(loaded, [IDS])
+    assert table.shape == (2, 99, 4) and np.isnan(table[:, 0]).all()  # id 0 never occurs
     # every id occurs once: the table is the text's own routing, so nothing changes
     result = iv.route_override(loaded, IDS, token_table=table)
     assert np.abs(result.base_logprob - result.modified_logprob).max() < 1e-5
+    # fitted on another text, the same ids are routed differently: the run changes
+    other = iv.route_override(loaded, IDS, token_table=iv.token_table(loaded, [IDS[::-1].copy(), np.roll(IDS, 3)]))
+    assert other.mean_kl > 0
     assert hook_count(loaded.model) == 0
 
 
@@ -208,8 +213,9 @@ def test_hooks_are_removed_even_when_the_modified_run_raises(monkeypatch):
     assert hook_count(moe_loaded.model) == 0
 
 
-def test_cross_attention_removal_equals_dropping_the_span_from_the_encoder_output():
-    loaded = tiny_loaded("bart")
+@pytest.mark.parametrize("name", ["bart", "t5", "marian"])
+def test_cross_attention_removal_equals_dropping_the_span_from_the_encoder_output(name):
+    loaded = tiny_loaded(name)
     source, target = IDS, np.array([2, 7, 19, 33], dtype=np.int64)
     result = iv.cross_attention_removal(loaded, source, target, (2, 5))
     with torch.no_grad():

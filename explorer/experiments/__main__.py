@@ -11,7 +11,7 @@ import numpy as np
 
 from explorer.adapters.common import tokenize
 from explorer.experiments import interventions, measure
-from explorer.experiments.prompts import PAIRS, SENTENCES
+from explorer.experiments.prompts import MASKED_PAIRS, PAIRS, SENTENCES
 from explorer.models.loading import load_model
 
 DEFAULTS = ("embedded:SmolLM2-135M-Instruct", "embedded:minilm-l6-mlm", "embedded:moe-tiny-austen")
@@ -24,6 +24,27 @@ def held_out_halves(folder: Path, limit: int = 60) -> tuple[list[str], list[str]
     return held[: len(held) // 2], held[len(held) // 2:]
 
 
+def patching_line(loaded) -> str:
+    """One activation-patching run: the capital pair for a decoder, its masked twin for an encoder."""
+    tokenizer = loaded.tokenizer
+    if loaded.family == "encoder":
+        pair = MASKED_PAIRS[0]
+        clean, corrupted = (tokenize(loaded, text.format(mask=tokenizer.mask_token))[0] for text in (pair.clean, pair.corrupted))
+        position = int(np.argmax(clean == tokenizer.mask_token_id))
+    else:
+        pair = PAIRS[1]
+        clean, corrupted = tokenize(loaded, pair.clean)[0], tokenize(loaded, pair.corrupted)[0]
+        position = -1
+    answers = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in (pair.clean_answer, pair.corrupted_answer)]
+    if len(clean) != len(corrupted) or any(len(a) != 1 for a in answers):
+        return f"patching '{pair.name}' skipped: the prompts or answers are not equally long in this tokenizer"
+    result = interventions.activation_patching(loaded, clean, corrupted, answers[0][0], answers[1][0], position)
+    changed = int(np.argmax(clean != corrupted))
+    return (f"patching '{pair.name}': margin clean {result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}; share "
+            f"restored by the changed word at each depth: {np.round(result.restored[:, changed], 2).tolist()}; by the read "
+            f"position: {np.round(result.restored[:, result.position], 2).tolist()}")
+
+
 def report(model_id: str, corpus: Path | None) -> None:
     started = time.perf_counter()
     loaded = load_model(model_id, device="cpu")
@@ -34,18 +55,13 @@ def report(model_id: str, corpus: Path | None) -> None:
     if loaded.family != "encoder":
         tax = measure.taxonomy(loaded)
         print("  head taxonomy (sink removed, repeated random tokens):", dict(Counter(tax.labels.ravel().tolist())))
-        ids = tokenize(loaded, SENTENCES[0])[0]
-        print("  intervention:", interventions.sink_removal(loaded, ids).summary())
-        pair = PAIRS[1]
-        clean, corrupted = tokenize(loaded, pair.clean)[0], tokenize(loaded, pair.corrupted)[0]
-        answers = [loaded.tokenizer(a, add_special_tokens=False)["input_ids"] for a in (pair.clean_answer, pair.corrupted_answer)]
-        if len(clean) == len(corrupted) and all(len(a) == 1 for a in answers):
-            result = interventions.activation_patching(loaded, clean, corrupted, answers[0][0], answers[1][0])
-            restored = result.restored
-            print(f"  patching '{pair.name}': clean margin {result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}; "
-                  f"restored by the differing position per depth: {np.round(restored[:, np.argmax(clean != corrupted)], 2).tolist()}")
-        else:
-            print(f"  patching '{pair.name}' skipped: the prompts or answers are not equally long in this tokenizer")
+        # switch off the three heads with the highest induction score, on the same repeated tokens
+        ids, _ = measure.random_token_ids(loaded, seed=0)
+        top = np.argsort(-np.nan_to_num(tax.induction).ravel())[:3]
+        heads = [tuple(int(x) for x in np.unravel_index(i, tax.induction.shape)) for i in top]
+        print("  intervention:", interventions.head_ablation(loaded, ids, heads).summary())
+    print("  intervention:", interventions.sink_removal(loaded, tokenize(loaded, SENTENCES[0])[0]).summary())
+    print("  " + patching_line(loaded))
     if loaded.family == "moe":
         sweep = interventions.top_k_sweep(loaded, tokenize(loaded, " ".join(SENTENCES[:4]))[0])
         print("  top-k sweep:", ", ".join(f"k={k}: loss {l:.3f}, {a / 1e6:.2f} M active" for k, l, a in

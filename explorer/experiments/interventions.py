@@ -18,6 +18,7 @@ import torch
 
 from explorer.adapters import moe
 from explorer.adapters.common import as_batch, exclusive, to_numpy
+from explorer.experiments.cards import mean_probs_by_token
 from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare
 from explorer.models.accounting import account
 
@@ -27,6 +28,7 @@ from explorer.models.accounting import account
 # attention.dense, BERT/RoBERTa/ELECTRA/DeBERTa attention.output.dense, DistilBERT out_lin.
 _SELF_ATTENTION_OUT = re.compile(r"(self_attn\.o_proj|attn\.c_proj|attention\.dense|attention\.output\.dense|attention\.out_lin)$")
 _LAYER = re.compile(r"\.(\d+)\.")
+PATCH_BATCH_FLOATS = 2**26  # most logits one patching batch holds (256 MB in float32)
 
 
 @contextlib.contextmanager
@@ -224,21 +226,27 @@ def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray
     def metric(logits):  # [..., T, V] -> [...]
         return logits[..., position, clean_answer] - logits[..., position, corrupted_answer]
 
-    batch = as_batch(corrupted_ids, loaded.device).expand(t, t)  # [T copies, T]
-    rows = torch.arange(t)
+    # Batches of copies of the corrupted prompt, copy t patching position t; a batch's logits
+    # [copies, T, V] are kept under PATCH_BATCH_FLOATS (a 49k vocabulary fills memory fast).
+    per_batch = max(1, PATCH_BATCH_FLOATS // (t * int(loaded.model.config.vocab_size)))
     patched = np.zeros((len(stack) + 1, t))
     with exclusive(loaded):
         clean = residual_stream(loaded, clean_ids)  # [L+1, T, D]
         clean_metric = float(metric(_logits(loaded, clean_ids)))
         corrupted_metric = float(metric(_logits(loaded, corrupted_ids)))
         for depth in range(len(stack) + 1):
-            def edit(hidden, depth=depth):  # hidden [T copies, T, D]
-                hidden = hidden.clone()
-                hidden[rows, rows] = clean[depth]  # copy t patches position t
-                return hidden
-            with _attached([_residual_hook(stack, depth, edit)]):
-                logits = to_numpy(loaded.model(input_ids=batch).logits)  # [T copies, T, V]
-            patched[depth] = metric(logits)
+            for first in range(0, t, per_batch):
+                rows = torch.arange(first, min(first + per_batch, t))  # the positions this batch patches
+                copies = torch.arange(len(rows))
+
+                def edit(hidden, depth=depth, rows=rows, copies=copies):  # hidden [copies, T, D]
+                    hidden = hidden.clone()
+                    hidden[copies, rows] = clean[depth, rows]
+                    return hidden
+
+                batch = as_batch(corrupted_ids, loaded.device).expand(len(rows), t)  # [copies, T]
+                with _attached([_residual_hook(stack, depth, edit)]):
+                    patched[depth, rows.numpy()] = metric(to_numpy(loaded.model(input_ids=batch).logits))
     return PatchingResult(clean_ids=clean_ids, corrupted_ids=corrupted_ids, clean_answer=int(clean_answer),
                           corrupted_answer=int(corrupted_answer), position=position, clean_metric=clean_metric,
                           corrupted_metric=corrupted_metric, patched=patched)
@@ -312,6 +320,13 @@ def route_override(loaded, ids: np.ndarray, *, top_k: int | None = None, drop: I
     parts = [f"top-{k}"] + ([f"experts {list(drop)} dropped"] if drop else []) + \
             ([f"forced {force}"] if force else []) + (["routed by token id"] if token_table is not None else [])
     return compare("MoE routing: " + ", ".join(parts), ids, base, modified, causal=True)
+
+
+def token_table(loaded, reference_ids: Iterable[np.ndarray]) -> np.ndarray:
+    """[M, V, E] each token id's mean router probabilities over reference texts (token ids
+    [T] each), for ``route_override(token_table=...)``: route by token id only."""
+    runs = [(np.asarray(ids), moe.trace_ids(loaded, np.asarray(ids)).router.probs) for ids in reference_ids]
+    return mean_probs_by_token(runs, int(loaded.model.config.vocab_size))
 
 
 def top_k_sweep(loaded, ids: np.ndarray, ks: Iterable[int] = (1, 2, 4)) -> TopKSweep:
