@@ -154,7 +154,7 @@ def anisotropy_cards(loaded, traces) -> list[Card]:
     if adjusted:
         by_layer = np.mean(adjusted, axis=0)
         out.append(Card(name="self-similarity minus anisotropy", quantity="a word's mean cosine with itself across contexts "
-                        "minus the random-token baseline, last layer", method="cards.self_similarity - cards.random_pair_cosine",
+                        f"minus the random-token baseline, last layer ({len(adjusted)} words; spread over the words)", method="cards.self_similarity - cards.random_pair_cosine",
                         prompt_set="word-in-contexts", measured=float(by_layer[-1]), spread=float(np.std([a[-1] for a in adjusted])),
                         chance=0.0, chance_note="the word is no more like itself than random tokens are alike",
                         published=None, source=SOURCES["anisotropy"], by_layer=by_layer, model_id=loaded.model_id))
