@@ -123,6 +123,10 @@ def test_patching_an_encoder_reads_the_masked_position():
     result = iv.activation_patching(loaded, IDS, corrupted, clean_answer=11, corrupted_answer=12, position=5)
     assert result.restored[0, 1] == pytest.approx(1.0, abs=1e-4)
     assert result.restored[-1, 5] == pytest.approx(1.0, abs=1e-4)
+    probability = iv.activation_patching(loaded, IDS, corrupted, 11, 12, position=5, metric="probability")
+    expected = np.exp(log_softmax(plain(loaded.model, IDS))[5, 11])
+    assert probability.clean_metric == pytest.approx(expected, rel=1e-5)
+    assert probability.restored[0, 1] == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError):
         iv.activation_patching(loaded, IDS, IDS[:-1], 11, 12)
     assert hook_count(loaded.model) == 0

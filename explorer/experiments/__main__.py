@@ -38,9 +38,10 @@ def patching_line(loaded) -> str:
     answers = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in (pair.clean_answer, pair.corrupted_answer)]
     if len(clean) != len(corrupted) or any(len(a) != 1 for a in answers):
         return f"patching '{pair.name}' skipped: the prompts or answers are not equally long in this tokenizer"
-    result = interventions.activation_patching(loaded, clean, corrupted, answers[0][0], answers[1][0], position)
+    metric = "probability" if loaded.family == "encoder" else "logit_diff"
+    result = interventions.activation_patching(loaded, clean, corrupted, answers[0][0], answers[1][0], position, metric)
     changed = int(np.argmax(clean != corrupted))
-    return (f"patching '{pair.name}': margin clean {result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}; share "
+    return (f"patching '{pair.name}' ({metric}): clean {result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}; share "
             f"restored by the changed word at each depth: {np.round(result.restored[:, changed], 2).tolist()}; by the read "
             f"position: {np.round(result.restored[:, result.position], 2).tolist()}")
 

@@ -19,7 +19,7 @@ import torch
 from explorer.adapters import moe
 from explorer.adapters.common import as_batch, exclusive, to_numpy
 from explorer.experiments.cards import mean_probs_by_token
-from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare
+from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax
 from explorer.models.accounting import account
 
 # The module whose INPUT is the concatenation of the heads' outputs, [B, T, H * d_head] with
@@ -210,10 +210,13 @@ def patched_logits(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, dep
 
 
 def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, clean_answer: int,
-                        corrupted_answer: int, position: int = -1) -> PatchingResult:
+                        corrupted_answer: int, position: int = -1, metric: str = "logit_diff") -> PatchingResult:
     """Patch the clean residual stream into the corrupted run at every (depth, position),
-    one patch at a time, and read the logit difference clean answer - corrupted answer at
-    ``position``. One batched forward per depth: batch row t patches position t."""
+    one patch at a time, and read at ``position`` the logit difference clean answer -
+    corrupted answer (``metric='logit_diff'``) or the clean answer's probability
+    (``'probability'``, e.g. of the masked token). Batched: copy t patches position t."""
+    if metric not in ("logit_diff", "probability"):
+        raise ValueError("metric is 'logit_diff' or 'probability'")
     _check_scorable(loaded)
     clean_ids, corrupted_ids = np.asarray(clean_ids), np.asarray(corrupted_ids)
     if clean_ids.shape != corrupted_ids.shape:
@@ -223,8 +226,11 @@ def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray
     position = position % t
     stack = blocks(loaded.model)
 
-    def metric(logits):  # [..., T, V] -> [...]
-        return logits[..., position, clean_answer] - logits[..., position, corrupted_answer]
+    def measure(logits):  # [..., T, V] -> [...]
+        row = logits[..., position, :]  # [..., V]
+        if metric == "probability":
+            return np.exp(log_softmax(row)[..., clean_answer])
+        return row[..., clean_answer] - row[..., corrupted_answer]
 
     # Batches of copies of the corrupted prompt, copy t patching position t; a batch's logits
     # [copies, T, V] are kept under PATCH_BATCH_FLOATS (a 49k vocabulary fills memory fast).
@@ -232,8 +238,8 @@ def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray
     patched = np.zeros((len(stack) + 1, t))
     with exclusive(loaded):
         clean = residual_stream(loaded, clean_ids)  # [L+1, T, D]
-        clean_metric = float(metric(_logits(loaded, clean_ids)))
-        corrupted_metric = float(metric(_logits(loaded, corrupted_ids)))
+        clean_metric = float(measure(_logits(loaded, clean_ids)))
+        corrupted_metric = float(measure(_logits(loaded, corrupted_ids)))
         for depth in range(len(stack) + 1):
             for first in range(0, t, per_batch):
                 rows = torch.arange(first, min(first + per_batch, t))  # the positions this batch patches
@@ -246,9 +252,9 @@ def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray
 
                 batch = as_batch(corrupted_ids, loaded.device).expand(len(rows), t)  # [copies, T]
                 with _attached([_residual_hook(stack, depth, edit)]):
-                    patched[depth, rows.numpy()] = metric(to_numpy(loaded.model(input_ids=batch).logits))
+                    patched[depth, rows.numpy()] = measure(to_numpy(loaded.model(input_ids=batch).logits))
     return PatchingResult(clean_ids=clean_ids, corrupted_ids=corrupted_ids, clean_answer=int(clean_answer),
-                          corrupted_answer=int(corrupted_answer), position=position, clean_metric=clean_metric,
+                          corrupted_answer=int(corrupted_answer), position=position, metric=metric, clean_metric=clean_metric,
                           corrupted_metric=corrupted_metric, patched=patched)
 
 

@@ -90,8 +90,9 @@ def compare(description: str, token_ids: np.ndarray, base_logits: np.ndarray, mo
 class PatchingResult:
     """Activation patching between a clean and a corrupted prompt of equal length.
 
-    The metric is the logit difference m = logit(clean answer) - logit(corrupted answer) at
-    ``position`` (the last token for a decoder, the [MASK] for an encoder).
+    The metric m, read at ``position`` (the last token for a decoder, the [MASK] for an
+    encoder), is ``metric``: 'logit_diff' = logit(clean answer) - logit(corrupted answer), or
+    'probability' = p(clean answer).
 
     clean_ids, corrupted_ids  [T]
     patched                   [L+1, T] m after copying the clean residual stream at depth d
@@ -106,6 +107,7 @@ class PatchingResult:
     clean_answer: int
     corrupted_answer: int
     position: int
+    metric: str
     clean_metric: float
     corrupted_metric: float
     patched: np.ndarray
