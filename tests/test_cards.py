@@ -100,6 +100,7 @@ def test_consecutive_routing_statistics_on_a_planted_router():
     chosen = np.array([[[0, 1], [0, 2], [3, 2], [4, 5]]])  # [M=1, T=4, K=2]
     assert np.allclose(cards.consecutive_same_first(chosen), [1 / 3])
     assert np.allclose(cards.consecutive_topk_overlap(chosen), [2 / 3])
+    assert np.allclose(cards.consecutive_first_in_topk(chosen), [1 / 3])  # only 0 after (0, 1)
     assert cards.chance_same_first(8) == 0.125
     assert cards.chance_topk_overlap(8, 2) == pytest.approx(1 - 15 / 28)
     # the overlap chance is what independent uniform k-subsets give

@@ -250,7 +250,8 @@ def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
     assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
     loss, head = measure.induction_cards(loaded, seeds=(0, 1), period=8)
     assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured)
-    same, overlap = measure.routing_cards(loaded, traces)
+    same, overlap, first_in = measure.routing_cards(loaded, traces)
+    assert first_in.chance == 0.5
     assert same.chance == 0.25 and overlap.chance == pytest.approx(1 - 1 / 6)  # N = 4, k = 2
     assert same.by_layer.shape == (2,)
     depth = measure.prediction_depth_card(loaded, traces)

@@ -225,6 +225,12 @@ def consecutive_topk_overlap(chosen: np.ndarray) -> np.ndarray:
     return shared.mean(axis=1)
 
 
+def consecutive_first_in_topk(chosen: np.ndarray) -> np.ndarray:
+    """[M] share of neighbouring pairs where token t+1's first choice is among token t's
+    top-k (a second reading of 'first or second choice'; chance k/N)."""
+    return (chosen[:, 1:, 0, None] == chosen[:, :-1, :]).any(axis=-1).mean(axis=1)
+
+
 def chance_same_first(num_experts: int) -> float:
     """Two independent uniform first choices agree with probability 1/N."""
     return 1.0 / num_experts

@@ -179,13 +179,16 @@ def routing_cards(loaded, traces) -> list[Card]:
     e, k = routers[0].num_experts, routers[0].top_k
     same = [cards.consecutive_same_first(r.chosen) for r in routers]  # each [M]
     overlap = [cards.consecutive_topk_overlap(r.chosen) for r in routers]
+    first_in = [cards.consecutive_first_in_topk(r.chosen) for r in routers]
     out = []
-    for name, values, chance, note in (
-            ("Mixtral: same first expert", same, cards.chance_same_first(e), f"1/N, N = {e}"),
-            (f"Mixtral: top-{k} sets overlap", overlap, cards.chance_topk_overlap(e, k), f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}")):
+    for name, values, chance, note, method in (
+            ("Mixtral: same first expert", same, cards.chance_same_first(e), f"1/N, N = {e}", "cards.consecutive_same_first"),
+            (f"Mixtral: top-{k} sets overlap", overlap, cards.chance_topk_overlap(e, k),
+             f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}", "cards.consecutive_topk_overlap"),
+            (f"Mixtral: next first choice in top-{k}", first_in, k / e, f"k/N, N = {e}, k = {k}", "cards.consecutive_first_in_topk")):
         measured, spread = mean_and_spread([v.mean() for v in values])
-        out.append(Card(name=name, quantity="share of neighbouring tokens, mean over MoE layers", method="cards.consecutive_same_first"
-                        if "same" in name else "cards.consecutive_topk_overlap", prompt_set="everyday-sentences",
+        out.append(Card(name=name, quantity="share of neighbouring tokens, mean over MoE layers", method=method,
+                        prompt_set="everyday-sentences",
                         measured=measured, spread=spread, chance=chance, chance_note=note, published=None,
                         source=SOURCES["mixtral"], by_layer=np.mean(values, axis=0), model_id=loaded.model_id))
     return out
