@@ -1,0 +1,247 @@
+"""The replication cards measured on a loaded model, over the named prompt sets.
+
+Forwards go through the family adapters (so every number comes from the same traces the
+pages show); the statistics are the pure functions of ``cards``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer.adapters import decoder, encoder, moe
+from explorer.adapters.common import tokenize
+from explorer.experiments import cards
+from explorer.experiments.cards import Card, mean_and_spread
+from explorer.experiments.prompts import PROMPT_SETS, SENTENCES, WORD_CONTEXTS, repeated_random_tokens
+
+PUNCTUATION = set(".,;:!?")
+
+# Published values: each was looked for in the paper itself; None where no comparable number
+# could be read there (the note says so). See the experiments section of the README.
+NOT_VERIFIED = "published value not verified in the paper's text here; left out rather than guessed"
+SOURCES = {
+    "sink": f"Xiao et al. 2023 (StreamingLLM), Fig. 2 shows the pattern; {NOT_VERIFIED}",
+    "induction": f"Olsson et al. 2022, 'In-context Learning and Induction Heads'; {NOT_VERIFIED}",
+    "clark": f"Clark et al. 2019, 'What Does BERT Look At?', Fig. 2 (BERT-base, by layer); {NOT_VERIFIED}",
+    "anisotropy": f"Ethayarajh 2019, 'How Contextual are Contextualized Word Representations?', Fig. 1 / Fig. 2; {NOT_VERIFIED}",
+    "depth": "no single published value for this model family (prediction depth is a logit-lens statistic)",
+    "mixtral": f"Jiang et al. 2024 (Mixtral of Experts), section 5, Table 5 (layers 0, 15, 31 on The Pile); {NOT_VERIFIED}",
+    "openmoe": f"Xue et al. 2024 (OpenMoE), context-independent specialization; {NOT_VERIFIED}",
+}
+
+
+def _trace(loaded, ids):
+    if loaded.family == "moe":
+        return moe.trace_ids(loaded, ids)
+    if loaded.family == "encoder":
+        return encoder.trace_ids(loaded, ids)
+    return decoder.trace_ids(loaded, ids)
+
+
+def sentence_traces(loaded, texts=SENTENCES):
+    return [_trace(loaded, tokenize(loaded, text)[0]) for text in texts]
+
+
+def sink_card(loaded, traces) -> Card:
+    masses = [cards.first_token_mass(t.attentions) for t in traces]  # each [L, H]
+    measured, spread = mean_and_spread([m.mean() for m in masses])
+    chance = float(np.mean([cards.uniform_first_token_mass(len(t.tokens), t.causal) for t in traces]))
+    return Card(name="attention sink", quantity="attention mass on the first token (queries 1..T-1), mean over layers and heads",
+                method="cards.first_token_mass over every layer and head of each sentence's trace", prompt_set="everyday-sentences",
+                measured=measured, spread=spread, chance=chance, chance_note="uniform attention over the keys each query may see",
+                published=None, source=SOURCES["sink"], by_layer=np.mean(masses, axis=0), model_id=loaded.model_id)
+
+
+def random_token_ids(loaded, seed: int, period: int = 24) -> tuple[np.ndarray, int]:
+    """Repeated random tokens from the upper 90% of the vocabulary (away from special and
+    byte tokens), after the tokenizer's BOS when it has one."""
+    vocab = int(loaded.model.config.vocab_size)
+    bos = getattr(loaded.tokenizer, "bos_token_id", None) if loaded.tokenizer is not None else None
+    return repeated_random_tokens(vocab, period=period, seed=seed, low=vocab // 10, prefix=(bos,) if bos is not None else ())
+
+
+def induction_cards(loaded, seeds=range(5), period: int = 24) -> list[Card]:
+    drops, firsts, seconds, scores, chances = [], [], [], [], []
+    vocab = int(loaded.model.config.vocab_size)
+    for seed in seeds:
+        ids, start = random_token_ids(loaded, seed, period)
+        trace = _trace(loaded, ids)
+        first, second = cards.repeated_copy_losses(trace.logits, ids, start, period)
+        firsts.append(first)
+        seconds.append(second)
+        drops.append(first - second)
+        scores.append(cards.induction_scores(trace.attentions, ids))  # [L, H]
+        chances.append(cards.uniform_induction_score(ids))
+    scores = np.stack(scores)  # [seeds, L, H]
+    best = np.unravel_index(np.nanargmax(scores.mean(0)), scores.shape[1:])
+    drop, drop_spread = mean_and_spread(drops)
+    score, score_spread = mean_and_spread(scores[:, best[0], best[1]])
+    return [
+        Card(name="induction: loss on the repeat", quantity="loss on the first copy minus loss on the second copy (nats)",
+             method=f"cards.repeated_copy_losses: first copy {np.mean(firsts):.2f} nats, second {np.mean(seconds):.2f} "
+                    f"(log V = {np.log(vocab):.2f})", prompt_set="repeated-random-tokens", measured=drop, spread=drop_spread,
+             chance=0.0, chance_note="no copying: both copies are equally unpredictable", published=None,
+             source=SOURCES["induction"], model_id=loaded.model_id),
+        Card(name="induction: best head", quantity=f"induction score of the strongest head (layer {best[0]}, head {best[1]})",
+             method="cards.induction_scores: attention from a repeated token to the token after its previous occurrence",
+             prompt_set="repeated-random-tokens", measured=score, spread=score_spread, chance=float(np.mean(chances)),
+             chance_note="uniform causal attention", published=None, source=SOURCES["induction"],
+             by_layer=scores.mean(0), model_id=loaded.model_id),
+    ]
+
+
+def clark_cards(loaded, texts=SENTENCES) -> list[Card]:
+    """[CLS], [SEP] and punctuation mass by layer over sentence pairs read as two segments."""
+    tok = loaded.tokenizer
+    per_kind = {"[CLS]": [], "[SEP]": [], "punctuation": []}
+    chance = {kind: [] for kind in per_kind}
+    for a, b in zip(texts[0::2], texts[1::2]):
+        ids = np.asarray(tok(a, b)["input_ids"], dtype=np.int64)
+        trace = encoder.trace_ids(loaded, ids)
+        masks = {"[CLS]": ids == tok.cls_token_id, "[SEP]": ids == tok.sep_token_id,
+                 "punctuation": np.array([t in PUNCTUATION for t in trace.tokens])}
+        for kind, mask in masks.items():
+            per_kind[kind].append(cards.attention_to_keys(trace.attentions, mask))  # [L]
+            chance[kind].append(mask.mean())
+    out = []
+    for kind, values in per_kind.items():
+        by_layer = np.mean(values, axis=0)
+        measured, spread = mean_and_spread([v.mean() for v in values])
+        out.append(Card(name=f"BERT looks at {kind}", quantity=f"attention mass on {kind}, mean over layers, heads and queries "
+                        f"(peak {by_layer.max():.2f} at layer {int(by_layer.argmax())})",
+                        method="cards.attention_to_keys on '[CLS] A [SEP] B [SEP]' inputs", prompt_set="sentence-pairs",
+                        measured=measured, spread=spread, chance=float(np.mean(chance[kind])),
+                        chance_note="uniform attention: the share of such tokens", published=None, source=SOURCES["clark"],
+                        by_layer=by_layer, model_id=loaded.model_id))
+    return out
+
+
+def _content_positions(trace) -> slice:
+    # leave out the first position (a decoder's sink, an encoder's [CLS]) and an encoder's final [SEP]
+    return slice(1, None) if trace.causal else slice(1, -1)
+
+
+def _word_vectors(loaded, word: str, contexts) -> np.ndarray | None:
+    """[L+1, C, D] the word's hidden states in each context where it is one token."""
+    candidates = set()
+    for form in (word, " " + word):
+        ids = loaded.tokenizer(form, add_special_tokens=False)["input_ids"]
+        if len(ids) == 1:
+            candidates.add(ids[0])
+    vectors = []
+    for text in contexts:
+        ids = tokenize(loaded, text)[0]
+        where = [i for i, token in enumerate(ids) if token in candidates]
+        if where:
+            vectors.append(_trace(loaded, ids).hidden_states[:, where[0]])
+    return np.stack(vectors, axis=1) if len(vectors) >= 2 else None
+
+
+def anisotropy_cards(loaded, traces) -> list[Card]:
+    hidden = [t.hidden_states[:, _content_positions(t)] for t in traces]
+    pair_cosines = cards.random_pair_cosines(hidden, pairs=1000)  # [pairs, L+1]
+    baseline = pair_cosines.mean(axis=0)  # [L+1]
+    out = [Card(name="anisotropy", quantity="mean cosine between random tokens of different sentences, last layer; spread over the pairs "
+                f"(embeddings {baseline[0]:.2f})", method="cards.random_pair_cosine, 1000 pairs, first/special positions left out",
+                prompt_set="everyday-sentences", measured=float(baseline[-1]), spread=float(pair_cosines[:, -1].std()),
+                chance=0.0, chance_note="isotropic vectors", published=None, source=SOURCES["anisotropy"],
+                by_layer=baseline, model_id=loaded.model_id)]
+    adjusted = []
+    for word, contexts in WORD_CONTEXTS.items():
+        vectors = _word_vectors(loaded, word, contexts)
+        if vectors is not None:
+            adjusted.append(cards.self_similarity(vectors) - baseline)  # [L+1]
+    if adjusted:
+        by_layer = np.mean(adjusted, axis=0)
+        out.append(Card(name="self-similarity minus anisotropy", quantity="a word's mean cosine with itself across contexts "
+                        f"minus the random-token baseline, last layer ({len(adjusted)} words; spread over the words)", method="cards.self_similarity - cards.random_pair_cosine",
+                        prompt_set="word-in-contexts", measured=float(by_layer[-1]), spread=float(np.std([a[-1] for a in adjusted])),
+                        chance=0.0, chance_note="the word is no more like itself than random tokens are alike",
+                        published=None, source=SOURCES["anisotropy"], by_layer=by_layer, model_id=loaded.model_id))
+    return out
+
+
+def prediction_depth_card(loaded, traces) -> Card:
+    depths = []
+    for trace in traces:
+        lens = decoder.logit_lens(loaded, trace.hidden_states)  # [L+1, T, V]
+        depths.append(cards.prediction_depth(lens.argmax(-1)))  # [T]
+    measured, spread = mean_and_spread([d.mean() for d in depths])
+    return Card(name="prediction depth", quantity="first depth whose logit-lens top-1 equals the final prediction, "
+                "as a fraction of the blocks", method="decoder.logit_lens at every position, cards.prediction_depth",
+                prompt_set="everyday-sentences", measured=measured, spread=spread, chance=1.0,
+                chance_note="intermediate layers that never agree early (settled only at the output)",
+                published=None, source=SOURCES["depth"], model_id=loaded.model_id)
+
+
+def routing_cards(loaded, traces) -> list[Card]:
+    routers = [t.router for t in traces]
+    e, k = routers[0].num_experts, routers[0].top_k
+    same = [cards.consecutive_same_first(r.chosen) for r in routers]  # each [M]
+    overlap = [cards.consecutive_topk_overlap(r.chosen) for r in routers]
+    first_in = [cards.consecutive_first_in_topk(r.chosen) for r in routers]
+    out = []
+    for name, values, chance, note, method in (
+            ("Mixtral: same first expert", same, cards.chance_same_first(e), f"1/N, N = {e}", "cards.consecutive_same_first"),
+            (f"Mixtral: top-{k} sets overlap", overlap, cards.chance_topk_overlap(e, k),
+             f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}", "cards.consecutive_topk_overlap"),
+            (f"Mixtral: next first choice in top-{k}", first_in, k / e, f"k/N, N = {e}, k = {k}", "cards.consecutive_first_in_topk")):
+        measured, spread = mean_and_spread([v.mean() for v in values])
+        out.append(Card(name=name, quantity="share of neighbouring tokens, mean over MoE layers", method=method,
+                        prompt_set="everyday-sentences",
+                        measured=measured, spread=spread, chance=chance, chance_note=note, published=None,
+                        source=SOURCES["mixtral"], by_layer=np.mean(values, axis=0), model_id=loaded.model_id))
+    return out
+
+
+def token_id_cards(loaded, train_texts, test_texts, prompt_set: str) -> list[Card]:
+    def first_choices(texts):
+        ids, first = [], []
+        for text in texts:
+            token_ids = tokenize(loaded, text)[0]
+            ids.append(token_ids)
+            first.append(_trace(loaded, token_ids).router.chosen[..., 0])  # [M, T]
+        return np.concatenate(ids), np.concatenate(first, axis=1)
+
+    train_ids, train_first = first_choices(train_texts)
+    test_ids, test_first = first_choices(test_texts)
+    result = cards.token_id_predictability(train_ids, train_first, test_ids, test_first)
+    out = []
+    for name, values in (("token-id routing: id only", result.by_id), ("token-id routing: previous id + id", result.by_bigram)):
+        out.append(Card(name=name, quantity=f"accuracy predicting the router's first choice on held-out text, mean over MoE "
+                        f"layers ({result.coverage:.0%} of held-out ids seen in fitting)",
+                        method="cards.token_id_predictability (most common expert per id / id pair, majority fallback)",
+                        prompt_set=prompt_set, measured=float(values.mean()), spread=float(values.std()),
+                        chance=float(result.majority.mean()), chance_note="always the training text's most common expert",
+                        published=None, source=SOURCES["openmoe"], by_layer=values, model_id=loaded.model_id))
+    return out
+
+
+def taxonomy(loaded, seed: int = 0) -> cards.Taxonomy:
+    """Head kinds on repeated random tokens (so induction heads can show), sink removed."""
+    ids, _ = random_token_ids(loaded, seed)
+    trace = _trace(loaded, ids)
+    return cards.head_taxonomy(trace.attentions, ids, causal=trace.causal)
+
+
+def all_cards(loaded, corpus_texts: tuple[list[str], list[str]] | None = None) -> list[Card]:
+    """Every card that applies to the loaded model's family."""
+    traces = sentence_traces(loaded)
+    out = [sink_card(loaded, traces)]
+    if loaded.family == "encoder":
+        out += clark_cards(loaded)
+    else:
+        out += induction_cards(loaded)
+        out.append(prediction_depth_card(loaded, traces))
+    out += anisotropy_cards(loaded, traces)
+    if loaded.family == "moe":
+        out += routing_cards(loaded, traces)
+        if corpus_texts is not None:
+            out += token_id_cards(loaded, *corpus_texts, prompt_set="corpus held-out text (first half fits, second half tests)")
+        else:
+            half = len(SENTENCES) // 2
+            out += token_id_cards(loaded, SENTENCES[:half], SENTENCES[half:], prompt_set="everyday-sentences (6 fit, 6 test)")
+    return out
+
+
+__all__ = ["all_cards", "taxonomy", "PROMPT_SETS"]

@@ -1,0 +1,261 @@
+"""Intervention arithmetic on tiny random models, each against a hand computation."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.adapters import moe
+from explorer.adapters.common import hook_count
+from explorer.experiments import cards, interventions as iv
+from explorer.models.accounting import account
+from tiny_models import tiny_loaded
+
+IDS = np.array([5, 17, 42, 8, 63, 21, 9, 30], dtype=np.int64)
+TOL = 1e-5
+
+
+def plain(model, ids, **kwargs):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor(ids)[None], **kwargs).logits[0].numpy()
+
+
+def log_softmax(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)) - x.max(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])
+def test_zeroing_a_head_equals_removing_its_slice_of_the_output_projection(name):
+    loaded = tiny_loaded(name)
+    layer, head = 1, 2
+    result = iv.head_ablation(loaded, IDS, [(layer, head)])
+    assert hook_count(loaded.model) == 0
+    edited = copy.deepcopy(loaded.model)
+    proj = iv.attention_output_projections(edited)[layer]
+    width = (proj.weight.shape[1] if isinstance(proj, torch.nn.Linear) else proj.weight.shape[0]) // iv.num_heads(edited.config)
+    with torch.no_grad():
+        if isinstance(proj, torch.nn.Linear):  # weight [out, in]: the head's input columns
+            proj.weight[:, head * width:(head + 1) * width] = 0
+        else:  # GPT-2 Conv1D, weight [in, out]: the head's input rows
+            proj.weight[head * width:(head + 1) * width, :] = 0
+    expected = log_softmax(plain(edited, IDS))
+    causal = name != "bert"
+    positions = np.arange(len(IDS) - 1) if causal else np.arange(len(IDS))
+    targets = IDS[1:] if causal else IDS
+    assert np.abs(result.modified_logprob - expected[positions, targets]).max() < TOL
+    assert np.abs(result.base_logprob - log_softmax(plain(loaded.model, IDS))[positions, targets]).max() < TOL
+    assert result.mean_kl > 0 and result.kl.shape == (len(IDS),)
+
+
+def test_mean_ablation_adds_the_heads_mean_through_the_projection():
+    loaded = tiny_loaded("llama")
+    layer, head = 0, 1
+    proj = iv.attention_output_projections(loaded.model)[layer]
+    captured = []
+    handle = proj.register_forward_pre_hook(lambda m, args: captured.append(args[0][0].detach().clone()))
+    plain(loaded.model, IDS)
+    handle.remove()
+    z = captured[0]  # [T, H * d_head]
+    width = z.shape[-1] // iv.num_heads(loaded.model.config)
+    part = slice(head * width, (head + 1) * width)
+    edited = copy.deepcopy(loaded.model)
+    eproj = iv.attention_output_projections(edited)[layer]
+    # by hand: the head's columns now see a constant input, i.e. a bias W_h @ mean(z_h) and no weight
+    bias = eproj.weight[:, part].detach() @ z[:, part].mean(0)
+    with torch.no_grad():
+        eproj.weight[:, part] = 0
+    eproj.register_forward_hook(lambda m, a, out: out + bias)
+    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="mean")
+    expected = log_softmax(plain(edited, IDS))
+    assert np.abs(result.modified_logprob - expected[np.arange(len(IDS) - 1), IDS[1:]]).max() < TOL
+    assert hook_count(loaded.model) == 0
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])
+def test_sink_removal_renormalises_layer_zero_attention_without_the_first_key(name):
+    loaded = tiny_loaded(name)
+    causal = name != "bert"
+    with torch.no_grad():
+        base = loaded.model(input_ids=torch.tensor(IDS)[None], output_attentions=True).attentions[0][0].numpy()
+        mask = iv.sink_free_mask(len(IDS), causal)
+        modified = loaded.model(input_ids=torch.tensor(IDS)[None], attention_mask=mask, output_attentions=True).attentions[0][0].numpy()
+    # layer 0 reads the same embeddings, so its new pattern is the old one renormalised by hand
+    expected = cards.remove_sink(base[None])[0]
+    if not causal:
+        expected[:, 0, :] = base[:, 0, :] * (np.arange(len(IDS)) > 0) / (1 - base[:, 0, 0])[:, None]
+    assert np.abs(modified - expected).max() < 1e-5
+    result = iv.sink_removal(loaded, IDS)
+    assert result.mean_kl > 0 and hook_count(loaded.model) == 0
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "mixtral"])
+def test_patching_the_whole_clean_stream_restores_the_clean_output(name, monkeypatch):
+    loaded = tiny_loaded(name)
+    corrupted = IDS.copy()
+    corrupted[3] = 77
+    clean_logits = plain(loaded.model, IDS)
+    for depth in (0, 1, 2):
+        patched = iv.patched_logits(loaded, IDS, corrupted, depth, range(len(IDS)))
+        assert np.abs(patched - clean_logits).max() < TOL
+    result = iv.activation_patching(loaded, IDS, corrupted, clean_answer=11, corrupted_answer=12)
+    assert hook_count(loaded.model) == 0
+    assert result.patched.shape == (3, len(IDS))
+    monkeypatch.setattr(iv, "PATCH_BATCH_FLOATS", 3 * len(IDS) * 99)  # batches of 3 copies: the same heatmap
+    assert np.abs(iv.activation_patching(loaded, IDS, corrupted, 11, 12).patched - result.patched).max() < TOL
+    restored = result.restored
+    # the prompts differ only at position 3: its embedding alone restores everything, the others nothing
+    assert restored[0, 3] == pytest.approx(1.0, abs=1e-4)
+    assert np.abs(np.delete(restored[0], 3)).max() < 1e-4
+    # the last block's output at the read position is all the output head sees
+    assert restored[-1, -1] == pytest.approx(1.0, abs=1e-4)
+    # positions before the change are identical in both runs (causal): patching them does nothing
+    assert np.abs(restored[:, :3]).max() < 1e-4
+    logits = plain(loaded.model, corrupted)
+    assert result.corrupted_metric == pytest.approx(logits[-1, 11] - logits[-1, 12], abs=1e-5)
+
+
+def test_patching_an_encoder_reads_the_masked_position():
+    loaded = tiny_loaded("bert")
+    corrupted = IDS.copy()
+    corrupted[1] = 77
+    result = iv.activation_patching(loaded, IDS, corrupted, clean_answer=11, corrupted_answer=12, position=5)
+    assert result.restored[0, 1] == pytest.approx(1.0, abs=1e-4)
+    assert result.restored[-1, 5] == pytest.approx(1.0, abs=1e-4)
+    probability = iv.activation_patching(loaded, IDS, corrupted, 11, 12, position=5, metric="probability")
+    expected = np.exp(log_softmax(plain(loaded.model, IDS))[5, 11])
+    assert probability.clean_metric == pytest.approx(expected, rel=1e-5)
+    assert probability.restored[0, 1] == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError):
+        iv.activation_patching(loaded, IDS, IDS[:-1], 11, 12)
+    assert hook_count(loaded.model) == 0
+
+
+def captured_routes(loaded, run):
+    """What the experts really received: expert indices [T, K] per MoE layer."""
+    seen = []
+    experts = [m for n, m in loaded.model.named_modules() if n.endswith(".experts")]
+    handles = [m.register_forward_hook(lambda m, args, out: seen.append(args[1].clone())) for m in experts]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name", ["mixtral", "qwen2_moe", "olmoe"])
+def test_top_k_equal_to_the_trained_k_reproduces_the_unmodified_run_exactly(name):
+    loaded = tiny_loaded(name)
+    result = iv.route_override(loaded, IDS)
+    assert np.array_equal(result.base_logprob, result.modified_logprob)
+    assert result.mean_kl == 0 and not result.flipped.any()
+    assert hook_count(loaded.model) == 0
+
+
+def test_drop_and_force_reach_the_experts():
+    loaded = tiny_loaded("mixtral")
+    original = captured_routes(loaded, lambda: plain(loaded.model, IDS))
+    dropped = original[0][0, 0].item()
+    seen = captured_routes(loaded, lambda: iv.route_override(loaded, IDS, drop=[dropped]))
+    modified = seen[len(original):]  # base run first, then the modified run
+    for before, after in zip(original, modified):
+        assert dropped not in after.tolist()
+        untouched = ~(before == dropped).any(-1)
+        assert torch.equal(before[untouched], after[untouched])  # other tokens keep their route
+    seen = captured_routes(loaded, lambda: iv.route_override(loaded, IDS, force=[(1, 4, 3)]))
+    forced = seen[len(original):]
+    assert forced[1][4, 0].item() == 3
+    assert torch.equal(forced[0], original[0])  # layer 0 not forced
+    assert hook_count(loaded.model) == 0
+
+
+def test_top_k_sweep_ties_loss_to_active_parameters():
+    loaded = tiny_loaded("mixtral")
+    sweep = iv.top_k_sweep(loaded, IDS, ks=(1, 2, 4, 8))
+    assert list(sweep.ks) == [1, 2, 4]  # the tiny Mixtral has 4 experts
+    acc = account(loaded.model.config)
+    assert sweep.active_params[1] == acc.active and sweep.trained_k == 2
+    assert np.all(np.diff(sweep.active_params) > 0) and sweep.active_params[-1] == acc.total
+    base = iv.route_override(loaded, IDS).base_loss
+    assert sweep.loss[1] == pytest.approx(base)
+
+
+def test_routing_by_a_token_table_built_from_the_same_text_routes_like_its_table():
+    loaded = tiny_loaded("mixtral")
+    table = iv.token_table(loaded, [IDS])
+    assert table.shape == (2, 99, 4) and np.isnan(table[:, 0]).all()  # id 0 never occurs
+    # every id occurs once: the table is the text's own routing, so nothing changes
+    result = iv.route_override(loaded, IDS, token_table=table)
+    assert np.abs(result.base_logprob - result.modified_logprob).max() < 1e-5
+    # fitted on another text, the same ids are routed differently: the run changes
+    other = iv.route_override(loaded, IDS, token_table=iv.token_table(loaded, [IDS[::-1].copy(), np.roll(IDS, 3)]))
+    assert other.mean_kl > 0
+    assert hook_count(loaded.model) == 0
+
+
+def test_hooks_are_removed_even_when_the_modified_run_raises(monkeypatch):
+    loaded = tiny_loaded("llama")
+    calls = []
+
+    def failing(ld, ids, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the modified run, with the hooks attached
+            assert hook_count(ld.model) > 0
+            raise RuntimeError("boom")
+        return plain(ld.model, ids)
+
+    monkeypatch.setattr(iv, "_logits", failing)
+    with pytest.raises(RuntimeError):
+        iv.head_ablation(loaded, IDS, [(0, 0)])
+    assert hook_count(loaded.model) == 0
+    calls.clear()
+    moe_loaded = tiny_loaded("mixtral")
+    with pytest.raises(RuntimeError):
+        iv.route_override(moe_loaded, IDS, top_k=1)
+    assert hook_count(moe_loaded.model) == 0
+
+
+@pytest.mark.parametrize("name", ["bart", "t5", "marian"])
+def test_cross_attention_removal_equals_dropping_the_span_from_the_encoder_output(name):
+    loaded = tiny_loaded(name)
+    source, target = IDS, np.array([2, 7, 19, 33], dtype=np.int64)
+    result = iv.cross_attention_removal(loaded, source, target, (2, 5))
+    with torch.no_grad():
+        encoded = loaded.model.get_encoder()(input_ids=torch.tensor(source)[None])
+        keep = [i for i in range(len(source)) if not 2 <= i < 5]
+        encoded.last_hidden_state = encoded.last_hidden_state[:, keep]
+        expected = loaded.model(encoder_outputs=encoded, decoder_input_ids=torch.tensor(target)[None]).logits[0].numpy()
+    assert np.abs(result.modified_logprob - log_softmax(expected)[np.arange(3), target[1:]]).max() < TOL
+    assert result.mean_kl > 0 and hook_count(loaded.model) == 0
+
+
+def test_refusals():
+    with pytest.raises(ValueError):
+        iv.head_ablation(tiny_loaded("llama"), IDS, [(5, 0)])
+    with pytest.raises(ValueError):
+        iv.attention_output_projections(tiny_loaded("albert").model)
+    with pytest.raises(ValueError):
+        iv.route_override(tiny_loaded("mixtral"), IDS, top_k=4, drop=[0])
+
+
+def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
+    from explorer.experiments import measure
+
+    loaded = tiny_loaded("mixtral")
+    traces = [moe.trace_ids(loaded, IDS), moe.trace_ids(loaded, IDS[::-1].copy())]
+    sink = measure.sink_card(loaded, traces)
+    assert sink.by_layer.shape == (2, 4) and 0 <= sink.measured <= 1
+    assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
+    loss, head = measure.induction_cards(loaded, seeds=(0, 1), period=8)
+    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured)
+    same, overlap, first_in = measure.routing_cards(loaded, traces)
+    assert first_in.chance == 0.5
+    assert same.chance == 0.25 and overlap.chance == pytest.approx(1 - 1 / 6)  # N = 4, k = 2
+    assert same.by_layer.shape == (2,)
+    depth = measure.prediction_depth_card(loaded, traces)
+    assert 0 <= depth.measured <= 1
+    tax = measure.taxonomy(loaded)
+    assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
+    assert hook_count(loaded.model) == 0
