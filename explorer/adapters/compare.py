@@ -54,7 +54,7 @@ def run_family(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun
             tokens = encoded.trace.tokens
         enc_seconds = time.perf_counter() - start
         ids, steps = list(seq2seq.start_ids(loaded)), []
-        for n in range(new_tokens):
+        for _ in range(new_tokens):
             step = seq2seq.step(loaded, encoded, np.asarray(ids))
             steps.append(step.seconds)
             ids.append(int(np.argmax(step.logits)))

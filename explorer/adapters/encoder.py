@@ -43,7 +43,6 @@ def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:
     """Masked-token logits [L+1, V] from the hidden state of one position at every depth
     (hidden [L+1, D]): the MLM head applied to intermediate layers, an approximation since
     the head was trained on the last layer only. None when the model has no usable head."""
-    import torch
 
     head = _mlm_head(loaded.model) if loaded.has_mlm_head else None
     if head is None:

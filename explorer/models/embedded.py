@@ -123,8 +123,9 @@ def load_embedded(model_id: str, device: str):
     if model_id == "embedded:whisper-tiny.en":
         return finish_loading(model_id, ARCHITECTURES["whisper"], whisper_dir(), device)
     if model_id == "embedded:tiny-random-moe":
-        from explorer.models.tiny_moe import build_tiny_random_moe
         from transformers import AutoTokenizer
+
+        from explorer.models.tiny_moe import build_tiny_random_moe
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
         model = build_tiny_random_moe(vocab_size=len(tokenizer))

@@ -63,7 +63,7 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
     a = np.clip(trace.attentions, 1e-12, 1.0)  # [L, H, T, T]
     entropy = -(a * np.log2(a)).sum(-1).mean(-1)  # [L, H]
     fig = go.Figure(go.Heatmap(z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
-                               y=[f"block {l + 1}" for l in range(entropy.shape[0])], colorscale="Magma",
+                               y=[f"block {b + 1}" for b in range(entropy.shape[0])], colorscale="Magma",
                                colorbar=dict(title="bits"), hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>"))
     base_layout(fig, f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
                 height=max(300, 28 * entropy.shape[0] + 140))

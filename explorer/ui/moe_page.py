@@ -143,7 +143,7 @@ def _balance(loaded, router) -> None:
               help=f"Fedus et al. 2021 (Switch Transformers), eq. 4: N·Σᵢ fᵢ·Pᵢ with fᵢ the share of tokens whose FIRST "
                    f"choice is expert i and Pᵢ its mean router probability, per MoE layer (mean shown large). "
                    f"1.0 = perfectly balanced, {n} = one expert takes everything.")
-    b2.metric(f"transformers' top-{k} value, every choice, layers pooled", 
+    b2.metric(f"transformers' top-{k} value, every choice, layers pooled",
               f"{routing.pooled_topk_balancing_value(router):.2f}  (balanced = {k}.0)",
               help=f"The auxiliary loss transformers computes for Mixtral, OLMoE and Qwen2-MoE: N·Σᵢ cᵢ·Pᵢ with cᵢ the "
                    f"share of tokens that have expert i among their top-{k}, over all layers' tokens pooled. Balanced = "
