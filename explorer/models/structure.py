@@ -13,6 +13,8 @@ from collections import defaultdict
 
 import networkx as nx
 
+from explorer.models.roles import parameter_role
+
 _BLOCK = re.compile(r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)\.(?P<index>\d+)\.(?P<rest>.*)$")
 _CROSS = re.compile(r"(encoder_attn|EncDecAttention|crossattention|cross_attn|layer\.1\.EncDecAttention)")
 _EXPERT_INDEX = re.compile(r"experts\.(?:expert_)?(\d+)\.")
@@ -34,8 +36,6 @@ def _stack_name(prefix: str, encoder_decoder: bool) -> str:
 def architecture_graph(model, family: str) -> nx.DiGraph:
     """A DiGraph of the model's parts. Node attributes: label, kind, params, shapes, stack,
     block (or None), x, y. Sum of ``params`` over nodes = the model's parameter count."""
-    from explorer.models.accounting import parameter_role
-
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     only_encoder = family == "encoder"
     parts: dict[tuple, dict] = defaultdict(lambda: {"params": 0, "shapes": []})
