@@ -50,7 +50,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node] = "done"
@@ -63,7 +63,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="three circles left (issue #12)")
 def test_no_import_circle_in_explorer():
     assert find_cycle(import_graph()) is None
 
@@ -73,7 +72,6 @@ def test_the_cycle_finder_sees_a_circle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.xfail(strict=True, reason="long page bodies left (issue #12)")
 def test_ui_functions_are_short():
     long = []
     for path in python_files("explorer/ui"):
@@ -86,16 +84,22 @@ def test_ui_functions_are_short():
 
 
 def test_only_the_ui_layer_imports_streamlit():
-    offenders = [module_name(p) for p in python_files("explorer", "benchmarks")
-                 if any(m.split(".")[0] == "streamlit" for m in imported_modules(p))
-                 and not module_name(p).startswith("explorer.ui")]
+    offenders = [
+        module_name(p)
+        for p in python_files("explorer", "benchmarks")
+        if any(m.split(".")[0] == "streamlit" for m in imported_modules(p))
+        and not module_name(p).startswith("explorer.ui")
+    ]
     assert not offenders
 
 
 def test_only_model_code_imports_torch():
-    offenders = [module_name(p) for p in python_files("explorer", "benchmarks")
-                 if any(m.split(".")[0] == "torch" for m in imported_modules(p))
-                 and not module_name(p).startswith(TORCH_PACKAGES)]
+    offenders = [
+        module_name(p)
+        for p in python_files("explorer", "benchmarks")
+        if any(m.split(".")[0] == "torch" for m in imported_modules(p))
+        and not module_name(p).startswith(TORCH_PACKAGES)
+    ]
     assert not offenders
 
 
@@ -106,6 +110,10 @@ def _ruff() -> str | None:
 
 @pytest.mark.skipif(_ruff() is None, reason="ruff is not installed (pip install -r requirements-test.txt)")
 def test_ruff_is_clean():
-    result = subprocess.run([_ruff(), "check", "--no-cache", "explorer", "app.py", "benchmarks", "tests"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [_ruff(), "check", "--no-cache", "explorer", "app.py", "benchmarks", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,7 +14,7 @@ from transformers import AutoConfig
 
 from explorer.models.roles import parameter_role
 from explorer.models.structure import architecture_graph
-from explorer.registry import ARCHITECTURES
+from explorer.registry import ARCHITECTURES, FAMILIES
 
 CONFIGS = Path(__file__).resolve().parent.parent.parent / "assets" / "configs"
 BYTES = {"float32": 4, "float16": 2, "int8": 1}
@@ -42,7 +42,7 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
     output head although this transformers version ties it to the embeddings (T5 v1.1 / Flan-T5)."""
     arch = ARCHITECTURES.get(config.model_type)
     auto = getattr(transformers, arch.auto_class if arch else "AutoModel")
-    if arch is not None and arch.family == "encoder" and type(config) in transformers.AutoModelForPreTraining._model_mapping:
+    if arch is not None and FAMILIES[arch.family].encoder_only and type(config) in transformers.AutoModelForPreTraining._model_mapping:
         # papers count encoders as pre-trained: with the pooler and pre-training heads
         auto = transformers.AutoModelForPreTraining
     with torch.device("meta"):

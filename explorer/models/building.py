@@ -59,8 +59,9 @@ def architecture_for(config, model_id: str, family: str | None) -> Architecture:
     return arch
 
 
-def finish_loading(model_id: str, arch: Architecture, source: str | Path, device: str, *, note: str = "",
-                   **kwargs) -> LoadedModel:
+def finish_loading(
+    model_id: str, arch: Architecture, source: str | Path, device: str, *, note: str = "", **kwargs
+) -> LoadedModel:
     """Instantiate an architecture from a folder or hub id with the explorer's fixed options."""
     auto = getattr(transformers, arch.auto_class)
     options = dict(trust_remote_code=False, attn_implementation="eager", dtype=torch.float32)
@@ -79,8 +80,16 @@ def finish_loading(model_id: str, arch: Architecture, source: str | Path, device
     # A checkpoint saved without its MLM head loads with a randomly initialised one: never
     # show predictions from that.
     has_head = type(model).__name__.endswith("ForMaskedLM") and not info.get("missing_keys")
-    return LoadedModel(model_id=model_id, arch=arch, model=model, tokenizer=tokenizer, device=device,
-                       processor=processor, has_mlm_head=has_head, note=note)
+    return LoadedModel(
+        model_id=model_id,
+        arch=arch,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        processor=processor,
+        has_mlm_head=has_head,
+        note=note,
+    )
 
 
 def wrap_model(model_id: str, model, tokenizer, device: str = "cpu", *, processor=None, note: str = "") -> LoadedModel:
@@ -88,5 +97,13 @@ def wrap_model(model_id: str, model, tokenizer, device: str = "cpu", *, processo
     arch = architecture_for(model.config, model_id, None)
     model.config._attn_implementation = "eager"
     has_head = model.__class__.__name__.endswith("ForMaskedLM")
-    return LoadedModel(model_id=model_id, arch=arch, model=model.to(device).eval(), tokenizer=tokenizer,
-                       device=device, processor=processor, has_mlm_head=has_head, note=note)
+    return LoadedModel(
+        model_id=model_id,
+        arch=arch,
+        model=model.to(device).eval(),
+        tokenizer=tokenizer,
+        device=device,
+        processor=processor,
+        has_mlm_head=has_head,
+        note=note,
+    )
