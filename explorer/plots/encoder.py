@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from explorer.plots.common import QUALITATIVE, base_layout, pca_2d, require, safe_label, unique_labels
 from explorer.trace import ForwardTrace
@@ -73,8 +74,6 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
 
 def mask_comparison(tokens) -> go.Figure:
     """Which positions each query may attend to: bidirectional (encoder) vs causal (decoder)."""
-    from plotly.subplots import make_subplots
-
     t = len(tokens)
     labels = unique_labels(tokens)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
