@@ -109,7 +109,8 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
     return rows
 
 
-def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32, repeats: int = 3) -> dict:
+def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32,
+                   repeats: int = 3) -> dict:
     """Tokens per second: the explorer's decoding loop (one ``decoder.step`` per token, each
     with the full distribution, the newest token's attention and hidden states, then the
     page's own ``choose_token``) against ``model.generate`` (greedy, its KV cache), both for

@@ -56,7 +56,8 @@ def prepare(samples: np.ndarray, rate: int) -> Speech:
         raise AudioError("The audio is empty or damaged.")
     samples = resample(samples, rate)
     if len(samples) > MAX_SECONDS * SAMPLE_RATE:
-        notices.append(f"The audio lasts {len(samples) / SAMPLE_RATE:.0f} s; Whisper reads the first {MAX_SECONDS:.0f} s.")
+        notices.append(f"The audio lasts {len(samples) / SAMPLE_RATE:.0f} s; "
+                       f"Whisper reads the first {MAX_SECONDS:.0f} s.")
         samples = samples[: int(MAX_SECONDS * SAMPLE_RATE)]
     peak = float(np.abs(samples).max())
     if peak < 1e-4:

@@ -65,7 +65,8 @@ def prompt_ids(loaded, text: str, use_chat_template: bool = False) -> tuple[np.n
     """Token ids of the prompt; with ``use_chat_template`` the text becomes a user turn."""
     tokenizer = loaded.tokenizer
     if use_chat_template and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
         return tokenize(loaded, text, add_special_tokens=False)
     return tokenize(loaded, text)
 
