@@ -4,8 +4,10 @@ import logging
 
 import streamlit as st
 
-from explorer.ui.common import classroom_switch, page_slot, run_safely, show_callback_failure
-from explorer.ui.navigation import all_pages
+from explorer.ui.boundary import run_safely, show_callback_failure
+from explorer.ui.common import classroom_switch
+from explorer.ui.memory import page_slot
+from explorer.ui.navigation import all_pages, views_by_url
 from explorer.ui.presenter import presenter_sidebar
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -13,7 +15,7 @@ st.set_page_config(page_title="LLM architecture explorer", page_icon=":material/
 pages = all_pages()
 page = st.navigation(pages)
 classroom_switch()
-presenter_sidebar({p.url_path or "home": p for p in pages})
-show_callback_failure()  # a failed sidebar control (tour, switches); pages show their own in start_view
+presenter_sidebar({p.url_path or "home": p for p in pages}, views_by_url())
+show_callback_failure()  # a failed sidebar control (tour, switches); pages show theirs in View.start
 with page_slot():
     run_safely(page.run)

@@ -124,7 +124,7 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
         table.add("Compare page, first visit (loads all four default models, runs each once)", f"{compare.seconds:.1f} s")
         payloads["Compare page"] = compare.bytes_received
         for label, page, family, masks, target in VIEWS:
-            def query(variant: int) -> dict:
+            def query(variant: int, family=family, masks=masks) -> dict:
                 return {"text": text_of_tokens(tokenizers[family], tokens, variant=variant, masks=masks)}
             first = run_page(server.port, page, query(0))
             _check(label, first)

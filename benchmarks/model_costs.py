@@ -80,7 +80,7 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
             plain_inputs = dict(input_features=torch.as_tensor(features)[None],
                                 decoder_input_ids=torch.as_tensor(dec_ids)[None])
 
-            def traced(features=features, dec_ids=dec_ids):
+            def traced(features=features, dec_ids=dec_ids, loaded=loaded):
                 seq2seq.trace(loaded, seq2seq.encode_features(loaded, features), dec_ids)
             what = f"{len(speech) / 16000:.1f} s of speech, {len(dec_ids)} decoder tokens"
         elif family == "seq2seq":
@@ -88,7 +88,7 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
             dec_ids = np.concatenate([seq2seq.start_ids(loaded), ids[:16]])
             plain_inputs = dict(input_ids=torch.as_tensor(ids)[None], decoder_input_ids=torch.as_tensor(dec_ids)[None])
 
-            def traced(ids=ids, dec_ids=dec_ids):
+            def traced(ids=ids, dec_ids=dec_ids, loaded=loaded):
                 seq2seq.trace(loaded, seq2seq.encode_ids(loaded, ids), dec_ids)
             what = f"{len(ids)} tokens in, {len(dec_ids)} out"
         else:
@@ -96,11 +96,11 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
             plain_inputs = dict(input_ids=torch.as_tensor(ids)[None])
             adapter = {"encoder": encoder.trace_ids, "decoder": decoder.trace_ids, "moe": moe.trace_ids}[family]
 
-            def traced(ids=ids, adapter=adapter):
+            def traced(ids=ids, adapter=adapter, loaded=loaded):
                 adapter(loaded, ids)
             what = f"{len(ids)} tokens"
 
-        def plain(plain_inputs=plain_inputs):
+        def plain(plain_inputs=plain_inputs, model=model):
             with torch.inference_mode():
                 model(**plain_inputs)
         plain_s, traced_s = interleaved_medians(plain, traced, repeats)
@@ -109,7 +109,8 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
     return rows
 
 
-def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32, repeats: int = 3) -> dict:
+def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32,
+                   repeats: int = 3) -> dict:
     """Tokens per second: the explorer's decoding loop (one ``decoder.step`` per token, each
     with the full distribution, the newest token's attention and hidden states, then the
     page's own ``choose_token``) against ``model.generate`` (greedy, its KV cache), both for

@@ -40,7 +40,7 @@ class Speech:
 def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
     if rate == target:
         return samples.astype(np.float32)
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # here: scipy.signal takes a while to import, and most clips need none
 
     g = gcd(rate, target)
     return resample_poly(samples, target // g, rate // g).astype(np.float32)
@@ -56,7 +56,8 @@ def prepare(samples: np.ndarray, rate: int) -> Speech:
         raise AudioError("The audio is empty or damaged.")
     samples = resample(samples, rate)
     if len(samples) > MAX_SECONDS * SAMPLE_RATE:
-        notices.append(f"The audio lasts {len(samples) / SAMPLE_RATE:.0f} s; Whisper reads the first {MAX_SECONDS:.0f} s.")
+        notices.append(f"The audio lasts {len(samples) / SAMPLE_RATE:.0f} s; "
+                       f"Whisper reads the first {MAX_SECONDS:.0f} s.")
         samples = samples[: int(MAX_SECONDS * SAMPLE_RATE)]
     peak = float(np.abs(samples).max())
     if peak < 1e-4:
@@ -68,7 +69,7 @@ def prepare(samples: np.ndarray, rate: int) -> Speech:
 
 def decode_audio_file(data: bytes) -> Speech:
     """WAV, FLAC, OGG or MP3 bytes (whatever libsndfile reads) as 16 kHz mono speech."""
-    import soundfile
+    import soundfile  # here: libsndfile loads only on pages that handle audio
 
     if not data:
         raise AudioError("The audio file is empty.")
@@ -80,7 +81,7 @@ def decode_audio_file(data: bytes) -> Speech:
 
 
 def encode_wav(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    import soundfile
+    import soundfile  # here: libsndfile loads only on pages that handle audio
 
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
@@ -100,7 +101,7 @@ _espeak: tuple | None = None  # (library, native sample rate)
 def _espeak_library():
     global _espeak
     if _espeak is None:
-        import espeakng_loader
+        import espeakng_loader  # here: the speech library loads on first use only
 
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.restype = ctypes.c_int

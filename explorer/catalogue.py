@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from explorer.registry import FAMILIES as REGISTERED
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-FAMILIES = ("encoder", "decoder", "seq2seq", "moe")
+FAMILIES = tuple(REGISTERED)  # catalogue order = registry order
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def load_catalogue(path: Path = ASSETS / "catalogue.json") -> dict[str, FamilyEn
     for key in FAMILIES:
         f = raw[key]
         models = tuple(CatalogueEntry(**m) for m in f["models"])
-        families[key] = FamilyEntry(key=key, title=f["title"], default=f["default"], models=models)
+        families[key] = FamilyEntry(key=key, title=REGISTERED[key].title, default=f["default"], models=models)
         if families[key].find(f["default"]) is None:
             raise ValueError(f"catalogue: default {f['default']!r} of {key} is not among its models")
     return families

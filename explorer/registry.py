@@ -1,6 +1,7 @@
 """Which Hugging Face architectures the explorer supports, and how each one is driven.
 
-A new architecture is one entry here; a new family is one adapter module plus entries.
+A new architecture is one entry here; a new family is one Family record (below), its adapter
+module and its page body.
 Keys are ``config.model_type`` values.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Architecture:
     model_type: str
-    family: str  # encoder | decoder | seq2seq | moe
+    family: str  # a key of FAMILIES
     auto_class: str  # transformers Auto* class that carries the model's own output head
     display: str
     audio: bool = False  # source is speech (Whisper) rather than text
@@ -42,12 +43,47 @@ ARCHITECTURES: dict[str, Architecture] = {
     )
 }
 
-FAMILY_TITLES = {
-    "encoder": "Encoder-only",
-    "decoder": "Decoder-only",
-    "seq2seq": "Encoder-decoder",
-    "moe": "Mixture of Experts",
+@dataclass(frozen=True)
+class Family:
+    """One model family, the single record that navigation, home, catalogue and compare loop over.
+
+    ``adapter`` and ``page`` name modules (strings, so this registry imports neither the models
+    nor the UI): the adapter computes the family's traces, the page module's ``render`` draws it.
+    A new family is one record here, its adapter, its page body and their tests.
+    """
+
+    key: str  # catalogue key and prefix of the page's state keys
+    title: str
+    url_path: str  # the page's address (/decoder); shared links and the presenter tour use it
+    icon: str
+    adapter: str
+    page: str
+    blurb: str  # one sentence on the home page: what the family computes
+    encoder_only: bool = False  # one bidirectional stack (drawn as an encoder; counted with its pre-training heads)
+
+
+FAMILIES: dict[str, Family] = {
+    f.key: f
+    for f in (
+        Family("encoder", "Encoder-only", "encoder", ":material/compare_arrows:", "explorer.adapters.encoder",
+               "explorer.ui.encoder_page",
+               "reads the whole text at once, in both directions: contextual vectors, attention, masked words.",
+               encoder_only=True),
+        Family("decoder", "Decoder-only", "decoder", ":material/edit_note:", "explorer.adapters.decoder",
+               "explorer.ui.decoder_page",
+               "writes one token at a time, each seeing only the past: next-token probabilities, sampling, causal "
+               "attention."),
+        Family("seq2seq", "Encoder-decoder", "encoder-decoder", ":material/mic:", "explorer.adapters.seq2seq",
+               "explorer.ui.seq2seq_page",
+               "an encoder reads the input once, then a decoder writes while cross-attending to it (speech to text "
+               "with Whisper)."),
+        Family("moe", "Mixture of Experts", "moe", ":material/call_split:", "explorer.adapters.moe",
+               "explorer.ui.moe_page",
+               "a router sends each token to a few expert feed-forward networks: routes, gate weights, expert load."),
+    )
 }
+
+FAMILY_TITLES = {key: family.title for key, family in FAMILIES.items()}
 
 
 def supported_list(family: str | None = None) -> str:

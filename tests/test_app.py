@@ -1,6 +1,7 @@
 """Page logic through Streamlit's AppTest, on the embedded default models."""
 
 from pathlib import Path
+
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300

@@ -88,7 +88,8 @@ def test_whisper_decoder_trace_equals_plain_forward(whisper):
     ids = np.concatenate([seq2seq.start_ids(whisper), [40, 588]])
     trace = seq2seq.trace(whisper, encoded, ids)
     with torch.no_grad():
-        plain = whisper.model(input_features=torch.tensor(features)[None], decoder_input_ids=torch.tensor(ids)[None]).logits[0].numpy()
+        plain = whisper.model(input_features=torch.tensor(features)[None],
+                              decoder_input_ids=torch.tensor(ids)[None]).logits[0].numpy()
     assert np.abs(trace.decoder.logits - plain).max() <= 1e-4
     assert trace.cross_attentions.shape == (4, 6, len(ids), 1500)
     assert np.allclose(trace.cross_attentions.sum(-1), 1.0, atol=1e-4)

@@ -100,8 +100,8 @@ def test_too_large_for_memory(model_root, monkeypatch):
 def test_a_valid_local_folder_loads(model_root):
     folder = model_root / "ok"
     tiny_model("gpt2").save_pretrained(folder)
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({f"w{i}": i for i in range(99)}, unk_token="w0")))
     tok.save_pretrained(folder)

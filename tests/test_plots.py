@@ -22,7 +22,7 @@ def make_trace(causal=False, layers=3, heads=2, d=8):
                         attentions=attn, logits=None, causal=causal)
 
 
-def make_router(m=2, t=len(TOKENS), e=4, k=2):
+def make_router(m=2, t=len(TOKENS), e=4, k=2):  # noqa: B008 (TOKENS is a constant tuple)
     probs = RNG.random((m, t, e))
     probs /= probs.sum(-1, keepdims=True)
     chosen = np.argsort(-probs, -1)[..., :k]

@@ -8,7 +8,8 @@ A 5-token vocabulary never shows the float32 rounding that broke sampling on a r
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     TemperatureLogitsWarper,

@@ -8,6 +8,8 @@ import time
 import numpy as np
 import torch
 
+from explorer.text import InputError
+
 # Longest input a trace keeps: 30 layers x 9 heads x 256 x 256 float32 attention maps are
 # already 70 MB, and a student reads nothing in a longer heatmap.
 MAX_TRACE_TOKENS = 256
@@ -80,25 +82,27 @@ def display_tokens(tokenizer, ids) -> tuple[str, ...]:
 
 def max_positions(model, default: int = MAX_TRACE_TOKENS) -> int:
     config = model.config
-    limits = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions", "max_target_positions")]
+    limits = [getattr(config, name, None)
+              for name in ("max_position_embeddings", "n_positions", "max_target_positions")]
     limits = [x for x in limits if isinstance(x, int) and x > 0]
     return min([default, *limits])
 
 
-def tokenize(loaded, text: str, limit: int | None = None, add_special_tokens: bool = True) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Token ids [T] of ``text``, cut to the trace limit; notes say if it was cut."""
+def tokenize(
+    loaded, text: str, limit: int | None = None, add_special_tokens: bool = True, keep_end: bool = False
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Token ids [T] of ``text``, cut to the trace limit; notes say if it was cut. ``keep_end``:
+    a cut text keeps its closing special token ([SEP]/</s>), as an encoder expects."""
     limit = limit or max_positions(loaded.model)
     ids = loaded.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
     notes: tuple[str, ...] = ()
     if len(ids) > limit:
         notes = (f"The text is {len(ids)} tokens long; only the first {limit} are shown.",)
-        keep_last = ids[-1] if loaded.family == "encoder" and add_special_tokens else None
+        keep_last = ids[-1] if keep_end and add_special_tokens else None
         ids = ids[:limit]
         if keep_last is not None:  # keep [SEP]/</s> so an encoder sees a well-formed input
             ids[-1] = keep_last
     if len(ids) == 0:
-        from explorer.text import InputError
-
         raise InputError("The tokenizer produced no tokens for this text.")
     return np.asarray(ids, dtype=np.int64), notes
 

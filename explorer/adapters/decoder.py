@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from explorer.adapters.common import (
     Stopwatch,
@@ -27,6 +28,7 @@ from explorer.adapters.common import (
     to_torch,
     tokenize,
 )
+from explorer.adapters.runs import FamilyRun, dense_parameters
 from explorer.decoding import softmax
 from explorer.text import InputError
 from explorer.trace import DecodingStep, ForwardTrace
@@ -63,7 +65,8 @@ def prompt_ids(loaded, text: str, use_chat_template: bool = False) -> tuple[np.n
     """Token ids of the prompt; with ``use_chat_template`` the text becomes a user turn."""
     tokenizer = loaded.tokenizer
     if use_chat_template and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
         return tokenize(loaded, text, add_special_tokens=False)
     return tokenize(loaded, text)
 
@@ -178,10 +181,26 @@ def logit_lens(loaded, hidden: np.ndarray) -> np.ndarray:
     hidden state already went through the final norm, so it gets the head alone and its
     row equals the real logits.
     """
-    import torch
-
     h = to_torch(hidden, loaded.device)
     with exclusive(loaded):
         head, norm = loaded.model.get_output_embeddings(), final_norm(loaded.model)
         logits = torch.cat([head(norm(h[:-1])), head(h[-1:])])
     return to_numpy(logits)
+
+
+def greedy_run(loaded, ids: np.ndarray, new_tokens: int, computes: str, parameters: tuple[int, int]) -> FamilyRun:
+    """Up to ``new_tokens`` greedy steps after ``ids`` [T], each timed."""
+    context, steps = list(ids), []
+    for _ in range(min(new_tokens, context_limit(loaded) - len(context))):
+        current = step(loaded, np.asarray(context))
+        steps.append(current.seconds)
+        context.append(int(np.argmax(current.logits)))
+    return FamilyRun(loaded.family, loaded.model_id, display_tokens(loaded.tokenizer, ids), computes,
+                     loaded.tokenizer.decode(context[len(ids):]), 0.0, tuple(steps), *parameters)
+
+
+def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+    parameters = dense_parameters(loaded)
+    ids, _notes = tokenize(loaded, text)
+    return greedy_run(loaded, ids, new_tokens, "predicts the next token from the left context only, one step at a time",
+                      parameters)

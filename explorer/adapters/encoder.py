@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from explorer.adapters.common import as_batch, display_tokens, exclusive, stack_batch0, to_numpy, to_torch, tokenize
+from explorer.adapters.runs import FamilyRun, dense_parameters
 from explorer.trace import ForwardTrace
 
 
@@ -26,7 +29,7 @@ def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = ()) -> ForwardTr
 
 
 def trace_text(loaded, text: str) -> ForwardTrace:
-    ids, notes = tokenize(loaded, text)
+    ids, notes = tokenize(loaded, text, keep_end=True)
     return trace_ids(loaded, ids, notes)
 
 
@@ -43,7 +46,6 @@ def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:
     """Masked-token logits [L+1, V] from the hidden state of one position at every depth
     (hidden [L+1, D]): the MLM head applied to intermediate layers, an approximation since
     the head was trained on the last layer only. None when the model has no usable head."""
-    import torch
 
     head = _mlm_head(loaded.model) if loaded.has_mlm_head else None
     if head is None:
@@ -51,3 +53,14 @@ def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:
     with exclusive(loaded):
         logits = head(to_torch(hidden, loaded.device))
     return to_numpy(logits)
+
+
+def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+    """One encoder pass over ``text``, timed (an encoder generates nothing)."""
+    total, active = dense_parameters(loaded)
+    start = time.perf_counter()
+    trace = trace_text(loaded, text)
+    seconds = time.perf_counter() - start
+    output = f"{len(trace.tokens)} vectors of {trace.hidden_states.shape[2]} numbers"  # [T, D]
+    computes = "one contextual vector per token (all tokens at once)"
+    return FamilyRun(loaded.family, loaded.model_id, trace.tokens, computes, output, seconds, (), total, active)

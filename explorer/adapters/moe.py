@@ -9,12 +9,15 @@ tests check them against what the router modules really returned.
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 
 from explorer.adapters import decoder, seq2seq
-from explorer.adapters.common import to_numpy
+from explorer.adapters.common import display_tokens, to_numpy, tokenize
+from explorer.adapters.runs import FamilyRun
 from explorer.decoding import softmax
+from explorer.models.accounting import account
 from explorer.trace import ForwardTrace, RouterTrace, Seq2SeqTrace
 
 _LAYER_INDEX = re.compile(r"\.(?:layers|block)\.(\d+)\.")
@@ -117,7 +120,26 @@ def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = ()) -> ForwardTr
 
 
 def trace_text(loaded, text: str) -> ForwardTrace | Seq2SeqTrace:
-    from explorer.adapters.common import tokenize
-
     ids, notes = tokenize(loaded, text)
     return trace_ids(loaded, ids, notes)
+
+
+def parameters(loaded) -> tuple[int, int]:
+    """(parameters in memory, parameters one token uses: all but the experts it is not routed to)."""
+    total = sum(p.numel() for p in loaded.model.parameters())
+    acc = account(loaded.model.config)
+    return total, total - (acc.total - acc.active)
+
+
+def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+    """An MoE decoder generates like a decoder; an encoder-decoder MoE (Switch) is timed routing its input."""
+    params = parameters(loaded)
+    ids, _notes = tokenize(loaded, text)
+    if is_encoder_decoder(loaded):
+        start = time.perf_counter()
+        trace_ids(loaded, ids)
+        return FamilyRun(loaded.family, loaded.model_id, display_tokens(loaded.tokenizer, ids),
+                         "routes every token to its experts", "routes", time.perf_counter() - start, (), *params)
+    computes = (f"like a decoder, but each token's feed-forward work goes to {top_k(loaded.model.config)} of the "
+                "router's experts")
+    return decoder.greedy_run(loaded, ids, new_tokens, computes, params)

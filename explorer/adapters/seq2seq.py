@@ -6,6 +6,8 @@ decoder step then cross-attends to that same output, which is how these models g
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from transformers.modeling_outputs import MoEModelOutput
@@ -21,7 +23,8 @@ from explorer.adapters.common import (
     to_torch,
     tokenize,
 )
-from explorer.decoding import softmax
+from explorer.adapters.runs import FamilyRun, dense_parameters
+from explorer.decoding import SamplingSettings, choose_token, softmax
 from explorer.text import InputError
 from explorer.trace import DecodingStep, EncoderPass, ForwardTrace, Seq2SeqTrace
 
@@ -162,8 +165,6 @@ def eos_ids(loaded) -> set[int]:
 
 def greedy_decode(loaded, encoder: EncoderPass, max_new_tokens: int = 64) -> np.ndarray:
     """Greedy decoding with the model's suppression rules: the output ids after the start ids."""
-    from explorer.decoding import SamplingSettings, choose_token
-
     ids = list(start_ids(loaded))
     first = len(ids)
     stop = eos_ids(loaded)
@@ -175,3 +176,27 @@ def greedy_decode(loaded, encoder: EncoderPass, max_new_tokens: int = 64) -> np.
         if token in stop:
             break
     return np.asarray(ids[first:], dtype=np.int64)
+
+
+def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+    """One timed encoder pass (over ``speech`` for a speech model), then up to ``new_tokens``
+    greedy decoder steps, each timed."""
+    total, active = dense_parameters(loaded)
+    start = time.perf_counter()
+    if loaded.arch.audio:
+        encoded = encode_audio(loaded, speech.samples)
+        tokens = tuple(text.split())
+    else:
+        encoded = encode_text(loaded, text)
+        tokens = encoded.trace.tokens
+    enc_seconds = time.perf_counter() - start
+    ids, steps = list(start_ids(loaded)), []
+    for _ in range(new_tokens):
+        current = step(loaded, encoded, np.asarray(ids))
+        steps.append(current.seconds)
+        ids.append(int(np.argmax(current.logits)))
+        if ids[-1] in eos_ids(loaded):
+            break
+    output = loaded.tokenizer.decode(ids[len(start_ids(loaded)):], skip_special_tokens=True)
+    return FamilyRun(loaded.family, loaded.model_id, tokens, "reads the whole input once, then writes new text token by token",
+                     output, enc_seconds, tuple(steps), total, active)

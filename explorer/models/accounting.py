@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +12,9 @@ import torch
 import transformers
 from transformers import AutoConfig
 
-from explorer.registry import ARCHITECTURES
+from explorer.models.roles import parameter_role
+from explorer.models.structure import architecture_graph
+from explorer.registry import ARCHITECTURES, FAMILIES
 
 CONFIGS = Path(__file__).resolve().parent.parent.parent / "assets" / "configs"
 BYTES = {"float32": 4, "float16": 2, "int8": 1}
@@ -36,30 +37,12 @@ class Accounting:
         return self.total * BYTES[dtype] / 2**30
 
 
-_ROLE_PATTERNS = [
-    ("router", re.compile(r"(\.gate\.weight$|\.router\.|block_sparse_moe\.gate|mlp\.gate\.weight$|shared_expert_gate)")),
-    ("experts", re.compile(r"\.experts\.")),
-    ("embeddings", re.compile(r"(embed|wte|wpe|shared\.weight|word_embeddings|position_embeddings|token_type|rel_embeddings|relative_attention_bias)")),
-    ("head", re.compile(r"(lm_head|cls\.|predictions|embed_out|generator_lm_head|vocab_projector|vocab_transform|proj_out|lm_predictions)")),
-    ("norms", re.compile(r"(norm|ln_|LayerNorm|layernorm)")),
-    ("attention", re.compile(r"(attn|attention|self_attn|\.SelfAttention\.|\.EncDecAttention\.|q_proj|k_proj|v_proj|o_proj)")),
-    ("ffn", re.compile(r"(mlp|ffn|fc1|fc2|intermediate|output\.dense|DenseReluDense|shared_expert|\.layer\.\d+\.mlp|ffn_output)")),
-]
-
-
-def parameter_role(name: str) -> str:
-    for role, pattern in _ROLE_PATTERNS:
-        if pattern.search(name):
-            return role
-    return "other"
-
-
 def account(config, name: str = "", published: dict | None = None, untied_head: bool = False) -> Accounting:
     """Count a configuration's parameters. ``untied_head``: the original checkpoint has its own
     output head although this transformers version ties it to the embeddings (T5 v1.1 / Flan-T5)."""
     arch = ARCHITECTURES.get(config.model_type)
     auto = getattr(transformers, arch.auto_class if arch else "AutoModel")
-    if arch is not None and arch.family == "encoder" and type(config) in transformers.AutoModelForPreTraining._model_mapping:
+    if arch is not None and FAMILIES[arch.family].encoder_only and type(config) in transformers.AutoModelForPreTraining._model_mapping:
         # papers count encoders as pre-trained: with the pooler and pre-training heads
         auto = transformers.AutoModelForPreTraining
     with torch.device("meta"):
@@ -126,8 +109,6 @@ def parse_published(figure: str) -> tuple[float, float]:
 
 def gallery_graph(name: str):
     """The architecture graph of a gallery configuration, built on the meta device."""
-    from explorer.models.structure import architecture_graph
-
     path = CONFIGS / f"{name}.json"
     raw = json.loads(path.read_text())
     raw.pop("_published", None)

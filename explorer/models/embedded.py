@@ -14,6 +14,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from explorer.models.building import ModelLoadError, finish_loading, wrap_model
+from explorer.registry import ARCHITECTURES, Architecture
+
 CACHE_ENV = "EXPLORER_CACHE_DIR"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -108,12 +111,7 @@ def minilm_dir() -> Path:
 
 
 def load_embedded(model_id: str, device: str):
-    from explorer.models.loading import ModelLoadError, finish_loading, wrap_model
-    from explorer.registry import ARCHITECTURES
-
     if model_id == "embedded:all-MiniLM-L6-v2":
-        from explorer.registry import Architecture
-
         # The package carries the bare encoder (no MLM head): load it with AutoModel.
         bare = Architecture("bert", "encoder", "AutoModel", "BERT")
         return finish_loading(model_id, bare, minilm_dir(), device,
@@ -123,8 +121,9 @@ def load_embedded(model_id: str, device: str):
     if model_id == "embedded:whisper-tiny.en":
         return finish_loading(model_id, ARCHITECTURES["whisper"], whisper_dir(), device)
     if model_id == "embedded:tiny-random-moe":
-        from explorer.models.tiny_moe import build_tiny_random_moe
         from transformers import AutoTokenizer
+
+        from explorer.models.tiny_moe import build_tiny_random_moe
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
         model = build_tiny_random_moe(vocab_size=len(tokenizer))

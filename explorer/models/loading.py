@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig
 
 from explorer.models import embedded
-from explorer.registry import ARCHITECTURES, FAMILY_TITLES, Architecture, supported_list
+
+# Built models and the load error live in building.py (embedded.py builds through it too);
+# LoadedModel, finish_loading and wrap_model stay importable from here.
+from explorer.models.building import LoadedModel, ModelLoadError, architecture_for, finish_loading, wrap_model  # noqa: F401
+from explorer.registry import FAMILY_TITLES, Architecture
 
 log = logging.getLogger(__name__)
 
@@ -31,55 +32,12 @@ LOCAL_MODEL_ROOT_ENV = "EXPLORER_LOCAL_MODEL_ROOT"
 MEMORY_HEADROOM = 0.8
 
 
-class ModelLoadError(RuntimeError):
-    """Loading failed; ``str(error)`` is one readable sentence."""
-
-
-@dataclass
-class LoadedModel:
-    """A ready model, shared read-only by every session (guard forwards with ``lock``)."""
-
-    model_id: str
-    arch: Architecture
-    model: Any  # transformers.PreTrainedModel in eval mode
-    tokenizer: Any
-    device: str
-    processor: Any = None  # WhisperProcessor for speech models
-    has_mlm_head: bool = False
-    note: str = ""  # shown beside the model in the UI (e.g. "random weights")
-    load_seconds: float = 0.0
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-
-    @property
-    def family(self) -> str:
-        return self.arch.family
-
-    @property
-    def config(self):
-        return self.model.config
-
-
 def available_devices() -> list[str]:
     return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
 
 
 def default_device() -> str:
     return available_devices()[0]
-
-
-def _architecture_for(config, model_id: str, family: str | None) -> Architecture:
-    arch = ARCHITECTURES.get(config.model_type)
-    if arch is None:
-        raise ModelLoadError(
-            f"'{model_id}' is a {config.model_type!r} model, an architecture the explorer does not support "
-            f"(supported: {supported_list(family)})."
-        )
-    if family is not None and arch.family != family:
-        raise ModelLoadError(
-            f"'{model_id}' is a {arch.display} model ({FAMILY_TITLES[arch.family]}); open the "
-            f"{FAMILY_TITLES[arch.family]} page to explore it."
-        )
-    return arch
 
 
 def _free_bytes(device: str) -> int:
@@ -175,40 +133,6 @@ def load_model(model_id: str, device: str | None = None, family: str | None = No
 def _load_pretrained(model_id: str, device: str, family: str | None) -> LoadedModel:
     source = _resolve_local(model_id)
     config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-    arch = _architecture_for(config, model_id, family)
+    arch = architecture_for(config, model_id, family)
     _check_fits(config, arch, model_id, device)
     return finish_loading(model_id, arch, source, device)
-
-
-def finish_loading(model_id: str, arch: Architecture, source: str | Path, device: str, *, note: str = "", **kwargs) -> LoadedModel:
-    """Instantiate an architecture from a folder or hub id with the explorer's fixed options."""
-    auto = getattr(transformers, arch.auto_class)
-    options = dict(trust_remote_code=False, attn_implementation="eager", dtype=torch.float32)
-    if "gguf_file" not in kwargs:
-        options["use_safetensors"] = True
-    options.update(kwargs)
-    model, info = auto.from_pretrained(source, output_loading_info=True, **options)
-    model = model.to(device).eval()
-    processor = None
-    if arch.audio:
-        from transformers import AutoProcessor
-
-        processor = AutoProcessor.from_pretrained(source)
-        tokenizer = processor.tokenizer
-    else:
-        tok_kwargs = {"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_kwargs)
-    # A checkpoint saved without its MLM head loads with a randomly initialised one: never
-    # show predictions from that.
-    has_head = arch.family == "encoder" and type(model).__name__.endswith("ForMaskedLM") and not info.get("missing_keys")
-    return LoadedModel(model_id=model_id, arch=arch, model=model, tokenizer=tokenizer, device=device,
-                       processor=processor, has_mlm_head=has_head, note=note)
-
-
-def wrap_model(model_id: str, model, tokenizer, device: str = "cpu", *, processor=None, note: str = "") -> LoadedModel:
-    """A LoadedModel around an already built model (tiny test configs, the random MoE)."""
-    arch = _architecture_for(model.config, model_id, None)
-    model.config._attn_implementation = "eager"
-    has_head = arch.family == "encoder" and model.__class__.__name__.endswith("ForMaskedLM")
-    return LoadedModel(model_id=model_id, arch=arch, model=model.to(device).eval(), tokenizer=tokenizer,
-                       device=device, processor=processor, has_mlm_head=has_head, note=note)

@@ -13,6 +13,9 @@ from collections import defaultdict
 
 import networkx as nx
 
+from explorer.models.roles import parameter_role
+from explorer.registry import FAMILIES
+
 _BLOCK = re.compile(r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)\.(?P<index>\d+)\.(?P<rest>.*)$")
 _CROSS = re.compile(r"(encoder_attn|EncDecAttention|crossattention|cross_attn|layer\.1\.EncDecAttention)")
 _EXPERT_INDEX = re.compile(r"experts\.(?:expert_)?(\d+)\.")
@@ -34,10 +37,8 @@ def _stack_name(prefix: str, encoder_decoder: bool) -> str:
 def architecture_graph(model, family: str) -> nx.DiGraph:
     """A DiGraph of the model's parts. Node attributes: label, kind, params, shapes, stack,
     block (or None), x, y. Sum of ``params`` over nodes = the model's parameter count."""
-    from explorer.models.accounting import parameter_role
-
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
-    only_encoder = family == "encoder"
+    only_encoder = FAMILIES[family].encoder_only
     parts: dict[tuple, dict] = defaultdict(lambda: {"params": 0, "shapes": []})
     experts_seen: dict[tuple, set] = defaultdict(set)
     for name, p in model.named_parameters():
@@ -119,7 +120,7 @@ def architecture_graph(model, family: str) -> nx.DiGraph:
                 graph.add_edge(encoder_out, node, cross=True)
     depth = min(d["y"] for _n, d in graph.nodes(data=True)) - 2
     head_x = column[stacks[-1]]
-    add("head", "Output head" if family != "encoder" else "Output (head, pooler)", "head", "model", None, head_x, depth,
+    add("head", "Output head" if not only_encoder else "Output (head, pooler)", "head", "model", None, head_x, depth,
         ("model", None, "head"))
     graph.add_edge(last_of_stack[stacks[-1]], "head")
     return graph

@@ -68,14 +68,10 @@ def classroom_style(fig: go.Figure) -> go.Figure:
 def standalone_html(figures: list[tuple[str, go.Figure]], title: str) -> str:
     """One HTML file with every figure of a view; plotly.js is embedded once, so the file
     opens offline."""
-    import html as html_lib
-
-    import plotly.io as pio
-
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title></head>"
-             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'><h1>{html_lib.escape(title)}</h1>"]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'><h1>{html.escape(title)}</h1>"]
     for index, (caption, fig) in enumerate(figures):
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=index == 0))
-        parts.append(f"<p style='color:#555'>{html_lib.escape(caption)}</p>")
+        parts.append(f"<p style='color:#555'>{html.escape(caption)}</p>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from explorer.plots.common import QUALITATIVE, base_layout, pca_2d, require, safe_label, unique_labels
 from explorer.trace import ForwardTrace
@@ -63,7 +64,7 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
     a = np.clip(trace.attentions, 1e-12, 1.0)  # [L, H, T, T]
     entropy = -(a * np.log2(a)).sum(-1).mean(-1)  # [L, H]
     fig = go.Figure(go.Heatmap(z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
-                               y=[f"block {l + 1}" for l in range(entropy.shape[0])], colorscale="Magma",
+                               y=[f"block {b + 1}" for b in range(entropy.shape[0])], colorscale="Magma",
                                colorbar=dict(title="bits"), hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>"))
     base_layout(fig, f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
                 height=max(300, 28 * entropy.shape[0] + 140))
@@ -73,8 +74,6 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
 
 def mask_comparison(tokens) -> go.Figure:
     """Which positions each query may attend to: bidirectional (encoder) vs causal (decoder)."""
-    from plotly.subplots import make_subplots
-
     t = len(tokens)
     labels = unique_labels(tokens)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)

@@ -43,7 +43,8 @@ def cross_attention_heatmap(decoder_tokens, source_tokens, cross: np.ndarray, la
     fig = go.Figure(go.Heatmap(z=z, x=x, y=unique_labels(decoder_tokens), colorscale="Viridis", zmin=0,
                                colorbar=dict(title="weight"),
                                hovertemplate="output %{y}<br>source %{x}<br>weight %{z:.3f}<extra></extra>"))
-    base_layout(fig, f"Cross-attention: what each output token reads from the source ({which}, head average)", height=460)
+    base_layout(fig, f"Cross-attention: what each output token reads from the source ({which}, head average)",
+                height=460)
     fig.update_layout(xaxis_title="audio time (s)" if source_kind == "audio" else "source token",
                       yaxis_title="output token")
     fig.update_yaxes(autorange="reversed")

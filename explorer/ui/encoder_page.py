@@ -10,7 +10,9 @@ from explorer.adapters.common import display_token
 from explorer.decoding import softmax
 from explorer.plots import decoding as decoding_plots
 from explorer.plots import encoder as encoder_plots
-from explorer.ui import common
+from explorer.ui.view import View, cached, notes
+
+VIEW = View.of_family("encoder", text_key="encoder_text")
 
 EXAMPLES = [
     "She sat on the bank of the river.",
@@ -20,120 +22,160 @@ EXAMPLES = [
 ]
 
 
-# cache_resource: a trace is frozen with read-only arrays, so every session shares one object
-# instead of unpickling its own copy of the [T, V] logits (7.8 MB for 64 tokens) on every rerun.
-@st.cache_resource(max_entries=32, show_spinner=False)
-def cached_trace(_loaded, model_id: str, device: str, text: str):
-    return encoder.trace_text(_loaded, text)
+HEADLINE = "Encoder-only: every token reads the whole sentence"
+INTRO = (
+    "An encoder (the BERT family) reads all tokens at once. Each block lets every token attend to every other "
+    "token, **left and right** (bidirectional), so a word's vector comes to depend on its context: the 'bank' "
+    "of a river and the 'bank' that holds money start from the same embedding and drift apart layer by layer. "
+    "Encoders are trained with masked-language modelling (and next-sentence prediction for BERT); they "
+    "understand text but do not natively generate long text."
+)
+
+
+# A trace is frozen with read-only arrays, so every session shares one object instead of
+# unpickling its own copy of the [T, V] logits (7.8 MB for 64 tokens) on every rerun.
+@cached(max_entries=32)
+def cached_trace(loaded, text: str):
+    return encoder.trace_text(loaded, text)
 
 
 # The figure of one trace, shared by every session that shows it (a class on one link): its
 # PCA and one Plotly trace per token cost about half of a rerun's CPU time.
-@st.cache_resource(max_entries=32, show_spinner=False)
-def cached_trajectories(model_id: str, device: str, text: str, dims: int, _trace):
+@cached(max_entries=32)
+def cached_trajectories(loaded, text: str, dims: int, _trace):
     return encoder_plots.token_trajectories(_trace, dims=dims)
 
 
 def render() -> None:
-    st.title("Encoder-only: every token reads the whole sentence")
-    st.markdown(
-        "An encoder (the BERT family) reads all tokens at once. Each block lets every token attend to every other "
-        "token, **left and right** (bidirectional), so a word's vector comes to depend on its context: the 'bank' "
-        "of a river and the 'bank' that holds money start from the same embedding and drift apart layer by layer. "
-        "Encoders are trained with masked-language modelling (and next-sentence prediction for BERT); they "
-        "understand text but do not natively generate long text."
-    )
-    common.start_view()
-    loaded = common.load_for_page("encoder")
-    if loaded is None:
-        return
-    common.run_safely(lambda: _body(loaded))
-    common.run_safely(lambda: common.show_architecture(loaded))
-    common.export_view("Encoder-only view")
+    VIEW.text_page(HEADLINE, INTRO, "Text", EXAMPLES, _body)
 
 
-def _body(loaded) -> None:
-    cleaned = common.text_input("encoder_text", "Text", EXAMPLES[0], EXAMPLES)
-    if cleaned is None:
-        return
-    trace = cached_trace(loaded, loaded.model_id, loaded.device, cleaned.text)
-    common.notes(trace.notes)
+def _body(loaded, text: str) -> None:
+    trace = cached_trace(loaded, text)
+    notes(trace.notes)
     st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in trace.tokens))
-
-    dims = st.segmented_control("Projection", [2, 3], default=2, key="encoder_dims", format_func=lambda d: f"{d}-D") or 2
-    common.show_figure(
-        cached_trajectories(loaded.model_id, loaded.device, cleaned.text, int(dims), trace), key="encoder_trajectories",
-        caption=f"{len(trace.tokens)} tokens × {trace.num_layers + 1} depths ({trace.hidden_states.shape[2]}-dimensional vectors) "
-                "projected on the two directions of greatest variance (PCA fitted once, on all layers together).",
-        how_to_read="Each line is one token. Its small first dot is the token's embedding (layer 0, no context yet); "
-                    "each further dot is the vector after one more block; the labelled big dot is the last layer. "
-                    "Tokens whose lines end close together have similar contextual representations. "
-                    "PCA keeps only the share of variance shown on the axes, so distances are approximate.",
-    )
-
-    p1, p2 = st.columns(2)
-    default_pair = _default_pair(trace.tokens)
-    first = p1.selectbox("First token", range(len(trace.tokens)), index=default_pair[0], key="encoder_pair_a",
-                         format_func=lambda i: f"{i}: {trace.tokens[i]}")
-    second = p2.selectbox("Second token", range(len(trace.tokens)), index=default_pair[1], key="encoder_pair_b",
-                          format_func=lambda i: f"{i}: {trace.tokens[i]}")
-    common.show_figure(
-        encoder_plots.pair_similarity_by_depth(trace, int(first), int(second)), key="encoder_pair",
-        caption="Cosine similarity of the two tokens' vectors after each block.",
-        how_to_read="At depth 0 each vector is the token's embedding alone; as blocks mix in context, the vectors of "
-                    "related words can grow more alike (or apart). Vectors in deep layers of many models share a common "
-                    "direction, so similarities drift upwards for every pair: compare pairs, not absolute values.",
-    )
-
-    c1, c2 = st.columns(2)
-    with c1:
-        layer = st.slider("Depth for similarity", 0, trace.num_layers, trace.num_layers, key="encoder_sim_layer",
-                          help="0 = embeddings before any attention")
-        common.show_figure(
-            encoder_plots.cosine_similarity_matrix(trace, layer), key="encoder_similarity",
-            caption="Cosine similarity between every pair of token vectors at the chosen depth.",
-            how_to_read="Red = pointing the same way (similar), blue = opposite. Compare depth 0 with the last layer: "
-                        "context makes some pairs grow more alike.",
-        )
-    with c2:
-        a_layer = st.slider("Block", 1, trace.num_layers, 1, key="encoder_attn_layer") - 1
-        heads = ["average"] + list(range(trace.num_heads))
-        head = st.selectbox("Head", heads, key="encoder_attn_head", format_func=lambda h: "average of heads" if h == "average" else f"head {h}")
-        common.show_figure(
-            encoder_plots.layer_attention(trace, a_layer, None if head == "average" else int(head)), key="encoder_attention",
-            caption="Self-attention weights: each row is one token's query spreading weight over all tokens (rows sum to 1).",
-            how_to_read="Unlike a decoder, an encoder's rows fill the whole square: tokens also look to the right. "
-                        "Many heads dump weight on [CLS] or [SEP] when they have nothing useful to read. "
-                        "Attention weights are not explanations of the output.",
-        )
+    _trajectories(loaded, text, trace)
+    _pair(trace)
+    _similarity_and_attention(trace)
     with st.expander("All heads at a glance, and bidirectional versus causal attention"):
-        common.show_figure(
-            encoder_plots.attention_entropy_overview(trace), key="encoder_overview",
+        VIEW.figure(
+            encoder_plots.attention_entropy_overview(trace),
+            key="encoder_overview",
             caption="Mean entropy of each head's attention rows: dark = focused on few tokens, bright = spread out.",
         )
-        common.show_figure(
-            encoder_plots.mask_comparison(trace.tokens), key="encoder_masks",
+        VIEW.figure(
+            encoder_plots.mask_comparison(trace.tokens),
+            key="encoder_masks",
             caption="An encoder lets every token read every other token; a decoder hides the future (upper triangle).",
         )
     _mask_predictions(loaded, trace)
 
 
+def _trajectories(loaded, text: str, trace) -> None:
+    dims = (
+        st.segmented_control("Projection", [2, 3], default=2, key="encoder_dims", format_func=lambda d: f"{d}-D") or 2
+    )
+    VIEW.figure(
+        cached_trajectories(loaded, text, int(dims), trace),
+        key="encoder_trajectories",
+        caption=(
+            f"{len(trace.tokens)} tokens × {trace.num_layers + 1} depths "
+            f"({trace.hidden_states.shape[2]}-dimensional vectors) "
+            "projected on the two directions of greatest variance (PCA fitted once, on all layers together)."
+        ),
+        how_to_read=(
+            "Each line is one token. Its small first dot is the token's embedding (layer 0, no context yet); "
+            "each further dot is the vector after one more block; the labelled big dot is the last layer. "
+            "Tokens whose lines end close together have similar contextual representations. "
+            "PCA keeps only the share of variance shown on the axes, so distances are approximate."
+        ),
+    )
+
+
+def _pair(trace) -> None:
+    default_pair = _default_pair(trace.tokens)
+    first, second = (
+        column.selectbox(
+            label, range(len(trace.tokens)), index=index, key=key, format_func=lambda i: f"{i}: {trace.tokens[i]}"
+        )
+        for column, label, index, key in zip(
+            st.columns(2), ("First token", "Second token"), default_pair, ("encoder_pair_a", "encoder_pair_b")
+        )
+    )
+    VIEW.figure(
+        encoder_plots.pair_similarity_by_depth(trace, int(first), int(second)),
+        key="encoder_pair",
+        caption="Cosine similarity of the two tokens' vectors after each block.",
+        how_to_read=(
+            "At depth 0 each vector is the token's embedding alone; as blocks mix in context, the vectors of "
+            "related words can grow more alike (or apart). Vectors in deep layers of many models share a common "
+            "direction, so similarities drift upwards for every pair: compare pairs, not absolute values."
+        ),
+    )
+
+
+def _similarity_and_attention(trace) -> None:
+    c1, c2 = st.columns(2)
+    with c1:
+        layer = st.slider(
+            "Depth for similarity",
+            0,
+            trace.num_layers,
+            trace.num_layers,
+            key="encoder_sim_layer",
+            help="0 = embeddings before any attention",
+        )
+        VIEW.figure(
+            encoder_plots.cosine_similarity_matrix(trace, layer),
+            key="encoder_similarity",
+            caption="Cosine similarity between every pair of token vectors at the chosen depth.",
+            how_to_read=(
+                "Red = pointing the same way (similar), blue = opposite. Compare depth 0 with the last layer: "
+                "context makes some pairs grow more alike."
+            ),
+        )
+    with c2:
+        a_layer = st.slider("Block", 1, trace.num_layers, 1, key="encoder_attn_layer") - 1
+        heads = ["average"] + list(range(trace.num_heads))
+        head = st.selectbox(
+            "Head",
+            heads,
+            key="encoder_attn_head",
+            format_func=lambda h: "average of heads" if h == "average" else f"head {h}",
+        )
+        VIEW.figure(
+            encoder_plots.layer_attention(trace, a_layer, None if head == "average" else int(head)),
+            key="encoder_attention",
+            caption=(
+                "Self-attention weights: each row is one token's query spreading weight over all tokens "
+                "(rows sum to 1)."
+            ),
+            how_to_read=(
+                "Unlike a decoder, an encoder's rows fill the whole square: tokens also look to the right. "
+                "Many heads dump weight on [CLS] or [SEP] when they have nothing useful to read. "
+                "Attention weights are not explanations of the output."
+            ),
+        )
+
+
 def _default_pair(tokens) -> tuple[int, int]:
     """Two content tokens to compare first (skipping [CLS]/[SEP]-like specials)."""
-    content = [i for i, t in enumerate(tokens) if not (t.startswith("[") or t.startswith("<"))] or list(range(len(tokens)))
+    content = [i for i, t in enumerate(tokens) if not (t.startswith("[") or t.startswith("<"))] or list(
+        range(len(tokens))
+    )
     return content[0], content[min(len(content) - 1, max(1, len(content) // 2))]
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def cached_trace_ids(_loaded, model_id: str, device: str, ids: tuple[int, ...]):
-    return encoder.trace_ids(_loaded, np.asarray(ids, dtype=np.int64))
+@cached(max_entries=32)
+def cached_trace_ids(loaded, ids: tuple[int, ...]):
+    return encoder.trace_ids(loaded, np.asarray(ids, dtype=np.int64))
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)  # [L+1, V]: 0.9 MB each for MiniLM
-def cached_lens(_loaded, model_id: str, device: str, ids: tuple[int, ...], position: int, _hidden: np.ndarray):
+@cached(max_entries=32)  # [L+1, V]: 0.9 MB each for MiniLM
+def cached_lens(loaded, ids: tuple[int, ...], position: int, _hidden: np.ndarray):
     """MLM-head lens of one position; ``_hidden`` [L+1, D] is that position's column of the
     trace of ``ids`` (the key)."""
-    lens = encoder.mlm_lens(_loaded, _hidden)
+    lens = encoder.mlm_lens(loaded, _hidden)
     if lens is not None:
         lens.flags.writeable = False
     return lens
@@ -148,46 +190,76 @@ def _mask_predictions(loaded, trace) -> None:
             "Its representations and attention above are real; pick a model with a head to see predictions."
         )
         return
-    special = set(loaded.tokenizer.all_special_ids)
-    candidates = [i for i, t in enumerate(trace.token_ids) if int(t) not in special]
-    signature = tuple(trace.token_ids.tolist())
-    if st.session_state.get("encoder_mask_signature") != signature:  # new text: positions no longer apply
-        st.session_state["encoder_mask_signature"] = signature
-        st.session_state["encoder_mask_positions"] = []
-    chosen = st.multiselect(f"Mask tokens (or type {mask} in the text)", candidates, key="encoder_mask_positions",
-                            format_func=lambda i: f"{i}: {trace.tokens[i]}")
-    ids = trace.token_ids.copy()
-    ids[list(chosen)] = loaded.tokenizer.mask_token_id
+    ids = _masked_ids(loaded, trace, mask)
     positions = [int(p) for p in np.flatnonzero(ids == loaded.tokenizer.mask_token_id)]
     if not positions:
-        st.info(f"Select tokens above, or type {mask} in the text (for example 'Paris is the {mask} of France.'), "
-                "to see what the model predicts there from the words on both sides.")
+        st.info(
+            f"Select tokens above, or type {mask} in the text (for example 'Paris is the {mask} of France.'), "
+            "to see what the model predicts there from the words on both sides."
+        )
         return
     # [MASK] typed in the text: the page's own trace already read these ids
-    masked = trace if np.array_equal(ids, trace.token_ids) else cached_trace_ids(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()))
+    masked = trace if np.array_equal(ids, trace.token_ids) else cached_trace_ids(loaded, tuple(ids.tolist()))
     columns = st.columns(min(len(positions), 3))
     for n, pos in enumerate(positions):
         probs = softmax(masked.logits[pos])
         top = [int(i) for i in np.argsort(-probs)[:10]]
         original = "" if trace.token_ids[pos] == ids[pos] else f" (was '{trace.tokens[pos]}')"
         with columns[n % len(columns)]:
-            common.show_figure(
-                decoding_plots.next_token_bars(probs, np.ones_like(probs, dtype=bool), None,
-                                               {i: display_token(loaded.tokenizer, i) for i in top}, top=10,
-                                               title=f"Position {pos}{original}: top 10 candidates"),
-                key=f"encoder_mask_bars_{pos}", caption="Probabilities the masked-language head gives each word at this position.")
-    lens_pos = st.selectbox("Follow a masked position through the layers", positions, key="encoder_lens_position",
-                            format_func=lambda p: f"position {p}")
-    lens = cached_lens(loaded, loaded.model_id, loaded.device, tuple(ids.tolist()), int(lens_pos),
-                       masked.hidden_states[:, int(lens_pos)])
+            VIEW.figure(
+                decoding_plots.next_token_bars(
+                    probs,
+                    np.ones_like(probs, dtype=bool),
+                    None,
+                    {i: display_token(loaded.tokenizer, i) for i in top},
+                    top=10,
+                    title=f"Position {pos}{original}: top 10 candidates",
+                ),
+                key=f"encoder_mask_bars_{pos}",
+                caption="Probabilities the masked-language head gives each word at this position.",
+            )
+    _mask_lens(loaded, ids, positions, masked)
+
+
+def _masked_ids(loaded, trace, mask: str) -> np.ndarray:
+    """The trace's ids [T] with the tokens the student picked replaced by the mask token."""
+    special = set(loaded.tokenizer.all_special_ids)
+    candidates = [i for i, t in enumerate(trace.token_ids) if int(t) not in special]
+    signature = tuple(trace.token_ids.tolist())
+    if st.session_state.get("encoder_mask_signature") != signature:  # new text: positions no longer apply
+        st.session_state["encoder_mask_signature"] = signature
+        st.session_state["encoder_mask_positions"] = []
+    chosen = st.multiselect(
+        f"Mask tokens (or type {mask} in the text)",
+        candidates,
+        key="encoder_mask_positions",
+        format_func=lambda i: f"{i}: {trace.tokens[i]}",
+    )
+    ids = trace.token_ids.copy()
+    ids[list(chosen)] = loaded.tokenizer.mask_token_id
+    return ids
+
+
+def _mask_lens(loaded, ids: np.ndarray, positions: list[int], masked) -> None:
+    lens_pos = st.selectbox(
+        "Follow a masked position through the layers",
+        positions,
+        key="encoder_lens_position",
+        format_func=lambda p: f"position {p}",
+    )
+    lens = cached_lens(loaded, tuple(ids.tolist()), int(lens_pos), masked.hidden_states[:, int(lens_pos)])
     if lens is None:
         st.caption("The layer-by-layer view is available for BERT, RoBERTa and ALBERT heads.")
         return
-    common.show_depth_lens(
-        softmax(lens), loaded.tokenizer, f"How the prediction at position {lens_pos} forms across depth (approximation)",
+    VIEW.depth_lens(
+        softmax(lens),
+        loaded.tokenizer,
+        f"How the prediction at position {lens_pos} forms across depth (approximation)",
         key="encoder_mask_lens",
         caption="The masked-language head applied to the hidden state after every block.",
-        how_to_read="The head was trained on the last layer only, so reading earlier layers through it is an "
-                    "approximation (a 'logit lens'): it shows roughly when the answer becomes readable, not what "
-                    "earlier layers 'think'.",
+        how_to_read=(
+            "The head was trained on the last layer only, so reading earlier layers through it is an "
+            "approximation (a 'logit lens'): it shows roughly when the answer becomes readable, not what "
+            "earlier layers 'think'."
+        ),
     )

@@ -6,7 +6,9 @@ import streamlit as st
 
 from explorer.models.accounting import explain_moe, gallery, gallery_graph
 from explorer.plots.architecture import architecture_figure
-from explorer.ui import common
+from explorer.ui.view import View
+
+VIEW = View("Gallery view")
 
 
 @st.cache_resource(show_spinner="Counting parameters on the meta device…")
@@ -20,7 +22,7 @@ def _graph(name: str):
 
 
 def render() -> None:
-    common.start_view()
+    VIEW.start()
     st.title("Gallery: how big are famous models, and where are their parameters?")
     st.markdown(
         "Every number here is **counted** by building the published configuration on PyTorch's meta device (shapes "
@@ -28,18 +30,34 @@ def render() -> None:
         "shows the figure the original paper or model card gives."
     )
     items = _gallery()
-    rows = [{"configuration": a.name, "parameters": f"{a.total / 1e6:,.1f} M", "used per token": f"{a.active / 1e6:,.1f} M",
-             "float32": f"{a.memory_gib('float32'):,.2f} GiB", "float16": f"{a.memory_gib('float16'):,.2f} GiB",
-             "int8": f"{a.memory_gib('int8'):,.2f} GiB", "published": a.published.get("total_parameters", ""),
-             "source": a.published.get("source", "")} for a in items.values()]
+    rows = [
+        {
+            "configuration": a.name,
+            "parameters": f"{a.total / 1e6:,.1f} M",
+            "used per token": f"{a.active / 1e6:,.1f} M",
+            "float32": f"{a.memory_gib('float32'):,.2f} GiB",
+            "float16": f"{a.memory_gib('float16'):,.2f} GiB",
+            "int8": f"{a.memory_gib('int8'):,.2f} GiB",
+            "published": a.published.get("total_parameters", ""),
+            "source": a.published.get("source", ""),
+        }
+        for a in items.values()
+    ]
     st.dataframe(rows, hide_index=True, width="stretch")
     name = st.selectbox("Look inside", list(items), index=list(items).index("mixtral-8x7b"), key="gallery_choice")
     acc = items[name]
     st.markdown(explain_moe(acc))
-    st.markdown("Parameters by role: " + ", ".join(f"{role} {count / 1e6:,.1f} M" for role, count in
-                                                   sorted(acc.by_role.items(), key=lambda kv: -kv[1])))
-    common.run_safely(lambda: common.show_figure(
-        architecture_figure(_graph(name), f"{name}: structure built from its configuration"), key="gallery_diagram",
-        caption="The dense feed-forward layer of an MoE block is drawn as a router feeding its experts.",
-    ))
-    common.export_view("Gallery view")
+    st.markdown(
+        "Parameters by role: "
+        + ", ".join(
+            f"{role} {count / 1e6:,.1f} M" for role, count in sorted(acc.by_role.items(), key=lambda kv: -kv[1])
+        )
+    )
+    VIEW.safely(
+        lambda: VIEW.figure(
+            architecture_figure(_graph(name), f"{name}: structure built from its configuration"),
+            key="gallery_diagram",
+            caption="The dense feed-forward layer of an MoE block is drawn as a router feeding its experts.",
+        )
+    )
+    VIEW.export()

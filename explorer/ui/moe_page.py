@@ -6,9 +6,13 @@ import streamlit as st
 
 from explorer import routing
 from explorer.adapters import moe
+from explorer.catalogue import training_logs
+from explorer.models.accounting import account, explain_moe, gallery
 from explorer.plots import moe as moe_plots
 from explorer.plots import training as training_plots
-from explorer.ui import common
+from explorer.ui.view import View, cached, notes
+
+VIEW = View.of_family("moe", text_key="moe_text")
 
 EXAMPLES = [
     "The cat sat on the mat and the dog slept by the door.",
@@ -17,40 +21,33 @@ EXAMPLES = [
 ]
 
 
-# cache_resource: frozen trace with read-only arrays, shared by every session (no copies)
-@st.cache_resource(max_entries=32, show_spinner=False)
-def cached_trace(_loaded, model_id: str, device: str, text: str):
-    return moe.trace_text(_loaded, text)
+# frozen trace with read-only arrays, shared by every session (no copies)
+@cached(max_entries=32)
+def cached_trace(loaded, text: str):
+    return moe.trace_text(loaded, text)
+
+
+HEADLINE = "Mixture of Experts: a router sends each token to a few experts"
+INTRO = (
+    "In a sparse MoE layer the single feed-forward network (FFN) of a block is replaced by several expert FFNs "
+    "and a small learned **router**. For each token the router scores every expert, keeps the top-k (often 2), "
+    "and mixes their outputs weighted by the router's scores (the gate weights). Every expert must sit in memory, but "
+    "each token only pays for k of them: that is why Mixtral 8x7B holds about 47 B parameters (only the FFNs "
+    "are replicated, attention is shared) yet uses about 13 B per token. "
+    "**Pros:** pre-training is compute-efficient (more parameters for the same compute per token) and inference is "
+    "fast for the model's size. **Cons:** every expert must sit in memory, and MoE models are harder to fine-tune "
+    "without overfitting."
+)
 
 
 def render() -> None:
-    st.title("Mixture of Experts: a router sends each token to a few experts")
-    st.markdown(
-        "In a sparse MoE layer the single feed-forward network (FFN) of a block is replaced by several expert FFNs "
-        "and a small learned **router**. For each token the router scores every expert, keeps the top-k (often 2), "
-        "and mixes their outputs weighted by the router's scores (the gate weights). Every expert must sit in memory, but "
-        "each token only pays for k of them: that is why Mixtral 8x7B holds about 47 B parameters (only the FFNs "
-        "are replicated, attention is shared) yet uses about 13 B per token. "
-        "**Pros:** pre-training is compute-efficient (more parameters for the same compute per token) and inference is "
-        "fast for the model's size. **Cons:** every expert must sit in memory, and MoE models are harder to fine-tune "
-        "without overfitting."
-    )
-    common.start_view()
-    loaded = common.load_for_page("moe")
-    if loaded is None:
-        return
-    common.run_safely(lambda: _body(loaded))
-    common.run_safely(lambda: common.show_architecture(loaded))
-    common.export_view("Mixture of Experts view")
+    VIEW.text_page(HEADLINE, INTRO, "Text", EXAMPLES, _body)
 
 
-def _body(loaded) -> None:
-    cleaned = common.text_input("moe_text", "Text", EXAMPLES[0], EXAMPLES)
-    if cleaned is None:
-        return
-    result = cached_trace(loaded, loaded.model_id, loaded.device, cleaned.text)
+def _body(loaded, text: str) -> None:
+    result = cached_trace(loaded, text)
     stack = result.encoder if hasattr(result, "encoder") else result
-    common.notes(stack.notes)
+    notes(stack.notes)
     router = stack.router
     if hasattr(result, "encoder"):
         st.caption("Switch Transformers is an encoder-decoder: the routes below are the encoder's, over your text.")
@@ -61,48 +58,65 @@ def _body(loaded) -> None:
         f"of {getattr(config, 'num_hidden_layers', None) or getattr(config, 'num_layers', '?')}. "
         + moe.gate_rule(config)
     )
-    common.show_figure(
-        moe_plots.route_map(stack.tokens, router), key="moe_routes",
-        caption="Every token's route: which experts process it in each MoE layer (cell text), coloured by the first choice.",
-        how_to_read="Read a column top to bottom to follow one token through the network. Hover a cell for the gate "
-                    "weights: the token's output from that layer is the gate-weighted sum of the chosen experts' outputs. "
-                    "With random weights (the embedded stand-in) the routes are arbitrary but the mechanism is the real one.",
-    )
-    c1, c2 = st.columns(2)
-    with c1:
-        common.show_figure(
-            moe_plots.expert_load(router), key="moe_load",
-            caption="How many of this text's token-slots each expert received, per layer; the dashed line is perfect balance.",
-            how_to_read="Training adds a load-balancing loss so that no expert is idle and none is overloaded; "
-                        "a short text can still be unbalanced.",
-        )
-    with c2:
-        position = st.selectbox("Token", list(range(len(stack.tokens))), key="moe_token",
-                                format_func=lambda i: f"{i}: {stack.tokens[i]}")
-        layer = st.slider("MoE layer", 0, len(router.layer_indices) - 1, 0, key="moe_layer") if len(router.layer_indices) > 1 else 0
-        common.show_figure(
-            moe_plots.router_distribution(stack.tokens[position], router.probs[layer, position], router.chosen[layer, position], layer),
-            key="moe_router",
-            caption="The router's softmax over all experts for one token; only the orange ones run.",
-        )
-
+    _routes(stack, router)
     _statistics(loaded, stack, router)
     _training_curves(loaded)
     _cost(loaded)
 
 
+def _routes(stack, router) -> None:
+    VIEW.figure(
+        moe_plots.route_map(stack.tokens, router),
+        key="moe_routes",
+        caption=(
+            "Every token's route: which experts process it in each MoE layer (cell text), coloured by the first choice."
+        ),
+        how_to_read=(
+            "Read a column top to bottom to follow one token through the network. Hover a cell for the gate "
+            "weights: the token's output from that layer is the gate-weighted sum of the chosen experts' outputs. "
+            "With random weights (the embedded stand-in) the routes are arbitrary but the mechanism is the real one."
+        ),
+    )
+    c1, c2 = st.columns(2)
+    with c1:
+        VIEW.figure(
+            moe_plots.expert_load(router),
+            key="moe_load",
+            caption=(
+                "How many of this text's token-slots each expert received, per layer; the dashed line is "
+                "perfect balance."
+            ),
+            how_to_read=(
+                "Training adds a load-balancing loss so that no expert is idle and none is overloaded; "
+                "a short text can still be unbalanced."
+            ),
+        )
+    with c2:
+        position = st.selectbox(
+            "Token", list(range(len(stack.tokens))), key="moe_token", format_func=lambda i: f"{i}: {stack.tokens[i]}"
+        )
+        layer = (
+            st.slider("MoE layer", 0, len(router.layer_indices) - 1, 0, key="moe_layer")
+            if len(router.layer_indices) > 1
+            else 0
+        )
+        VIEW.figure(
+            moe_plots.router_distribution(
+                stack.tokens[position], router.probs[layer, position], router.chosen[layer, position], layer
+            ),
+            key="moe_router",
+            caption="The router's softmax over all experts for one token; only the orange ones run.",
+        )
+
+
 @st.cache_data(show_spinner=False)
 def _gallery_rows() -> list[tuple]:
-    from explorer.models.accounting import gallery
-
     return [_breakdown_row(a) for a in gallery() if a.num_experts]
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _accounting(_loaded, model_id: str):
-    from explorer.models.accounting import account
-
-    return account(_loaded.model.config, name=model_id)
+@cached(max_entries=8)
+def _accounting(loaded):
+    return account(loaded.model.config, name=loaded.model_id)
 
 
 def _breakdown_row(acc) -> tuple:
@@ -112,20 +126,26 @@ def _breakdown_row(acc) -> tuple:
 
 
 def _cost(loaded) -> None:
-    from explorer.models.accounting import explain_moe, gallery
-
     st.subheader("The cost: every expert in memory, a few per token")
-    mine = _accounting(loaded, loaded.model_id)
+    mine = _accounting(loaded)
     rows = [_breakdown_row(mine)] + _gallery_rows()
     c1, c2, c3 = st.columns(3)
     c1.metric("Parameters in memory", f"{mine.total / 1e6:,.1f} M")
-    c2.metric("Used per token", f"{mine.active / 1e6:,.1f} M", delta=f"{mine.active / mine.total:.0%} of the total", delta_color="off")
+    c2.metric(
+        "Used per token",
+        f"{mine.active / 1e6:,.1f} M",
+        delta=f"{mine.active / mine.total:.0%} of the total",
+        delta_color="off",
+    )
     c3.metric("float16 memory", f"{mine.memory_gib('float16') * 1024:,.0f} MiB")
-    common.show_figure(
-        moe_plots.parameter_breakdown([r[:4] for r in rows]), key="moe_cost",
+    VIEW.figure(
+        moe_plots.parameter_breakdown([r[:4] for r in rows]),
+        key="moe_cost",
         caption="Counted from each configuration on PyTorch's meta device (no weights allocated), never typed in.",
-        how_to_read="Blue parameters are used by every token. Of the expert parameters, each token runs only its top-k "
-                    "experts (orange); the grey ones sit idle for that token but must still be loaded.",
+        how_to_read=(
+            "Blue parameters are used by every token. Of the expert parameters, each token runs only its top-k "
+            "experts (orange); the grey ones sit idle for that token but must still be loaded."
+        ),
     )
     mixtral = next(a for a in gallery() if a.name == "mixtral-8x7b")
     st.markdown(explain_moe(mixtral))
@@ -133,50 +153,66 @@ def _cost(loaded) -> None:
 
 def _balance(loaded, router) -> None:
     """The two load-balancing conventions side by side, each with what 'balanced' equals."""
-    from explorer.catalogue import training_logs
-
     n, k = router.num_experts, router.top_k
     switch, topk = routing.load_balancing_value(router), routing.topk_balancing_value(router)
     b1, b2 = st.columns(2)
-    b1.metric(f"Switch value, first choices: per layer {', '.join(f'{v:.2f}' for v in switch)}",
-              f"{switch.mean():.2f}  (balanced = 1.0)",
-              help=f"Fedus et al. 2021 (Switch Transformers), eq. 4: N·Σᵢ fᵢ·Pᵢ with fᵢ the share of tokens whose FIRST "
-                   f"choice is expert i and Pᵢ its mean router probability, per MoE layer (mean shown large). "
-                   f"1.0 = perfectly balanced, {n} = one expert takes everything.")
-    b2.metric(f"transformers' top-{k} value, every choice, layers pooled", 
-              f"{routing.pooled_topk_balancing_value(router):.2f}  (balanced = {k}.0)",
-              help=f"The auxiliary loss transformers computes for Mixtral, OLMoE and Qwen2-MoE: N·Σᵢ cᵢ·Pᵢ with cᵢ the "
-                   f"share of tokens that have expert i among their top-{k}, over all layers' tokens pooled. Balanced = "
-                   f"k = {k}. Per layer: {', '.join(f'{v:.2f}' for v in topk)}. Pooling lets layers unbalanced in opposite "
-                   "directions still look balanced.")
-    trained_with = next((log["config"].get("balancing") for kind, log in training_logs(loaded.model_id).items()
-                         if kind == "moe"), None)
+    b1.metric(
+        f"Switch value, first choices: per layer {', '.join(f'{v:.2f}' for v in switch)}",
+        f"{switch.mean():.2f}  (balanced = 1.0)",
+        help=(
+            f"Fedus et al. 2021 (Switch Transformers), eq. 4: N·Σᵢ fᵢ·Pᵢ with fᵢ the share of tokens whose FIRST "
+            f"choice is expert i and Pᵢ its mean router probability, per MoE layer (mean shown large). "
+            f"1.0 = perfectly balanced, {n} = one expert takes everything."
+        ),
+    )
+    b2.metric(
+        f"transformers' top-{k} value, every choice, layers pooled",
+        f"{routing.pooled_topk_balancing_value(router):.2f}  (balanced = {k}.0)",
+        help=(
+            f"The auxiliary loss transformers computes for Mixtral, OLMoE and Qwen2-MoE: N·Σᵢ cᵢ·Pᵢ with cᵢ the "
+            f"share of tokens that have expert i among their top-{k}, over all layers' tokens pooled. Balanced = "
+            f"k = {k}. Per layer: {', '.join(f'{v:.2f}' for v in topk)}. Pooling lets layers unbalanced in opposite "
+            "directions still look balanced."
+        ),
+    )
+    trained_with = next(
+        (log["config"].get("balancing") for kind, log in training_logs(loaded.model_id).items() if kind == "moe"), None
+    )
     if trained_with:
         st.caption(f"This model was trained with: {trained_with}.")
 
 
 def _training_curves(loaded) -> None:
     """For the project's own MoE: its training curves against the dense twin."""
-    from explorer.catalogue import training_logs
-
     logs = training_logs(loaded.model_id)
     if not logs:
         return
     st.subheader("Training: the MoE against its dense twin")
     x = st.segmented_control("Against", ["step", "tokens", "seconds"], default="step", key="moe_curve_x") or "step"
-    common.show_figure(
-        training_plots.loss_curves(logs, x=x), key="moe_curves",
-        caption="Both models saw the same tokens in the same order with the same seed; per token, both spend the same "
-                "compute (the MoE runs 2 of its 8 experts, the twin one FFN as wide as two experts).",
-        how_to_read="Held-out loss is measured on text neither model trained on. If the MoE's curve lies below the twin's "
-                    "at the same step, its extra (inactive) parameters bought quality at equal compute per token: the "
-                    "'compute-efficient pre-training' claim. Against wall-clock, the MoE's routing overhead on a CPU counts too.",
+    VIEW.figure(
+        training_plots.loss_curves(logs, x=x),
+        key="moe_curves",
+        caption=(
+            "Both models saw the same tokens in the same order with the same seed; per token, both spend the same "
+            "compute (the MoE runs 2 of its 8 experts, the twin one FFN as wide as two experts)."
+        ),
+        how_to_read=(
+            "Held-out loss is measured on text neither model trained on. If the MoE's curve lies below the twin's "
+            "at the same step, its extra (inactive) parameters bought quality at equal compute per token: the "
+            "'compute-efficient pre-training' claim. Against wall-clock, the MoE's routing overhead on a CPU "
+            "counts too."
+        ),
     )
     rows = []
     for kind, log in logs.items():
-        rows.append({"model": training_plots.NAMES.get(kind, kind), "parameters": f"{log['parameters']:,}",
-                     "held-out perplexity": round(log["held_out_perplexity"], 1),
-                     "training minutes": round(log["seconds"] / 60, 1)})
+        rows.append(
+            {
+                "model": training_plots.NAMES.get(kind, kind),
+                "parameters": f"{log['parameters']:,}",
+                "held-out perplexity": round(log["held_out_perplexity"], 1),
+                "training minutes": round(log["seconds"] / 60, 1),
+            }
+        )
     st.table(rows)
 
 
@@ -186,17 +222,34 @@ def _statistics(loaded, stack, router) -> None:
     same_id, repeated = routing.token_id_consistency(router, stack.token_ids)
     observed, chance = routing.consecutive_sharing(router)
     m2, m3 = st.columns(2)
-    m2.metric("Same token id → same first expert", "n/a" if repeated == 0 else f"{same_id:.0%}",
-              help=f"Over the {repeated} token id(s) that occur more than once; chance is about 1/{router.num_experts}.")
-    m3.metric("Neighbouring tokens share their first expert", f"{observed:.0%}", delta=f"{observed - chance:+.0%} vs chance",
-              delta_color="off", help=f"Chance level for these expert frequencies: {chance:.0%}.")
+    m2.metric(
+        "Same token id → same first expert",
+        "n/a" if repeated == 0 else f"{same_id:.0%}",
+        help=f"Over the {repeated} token id(s) that occur more than once; chance is about 1/{router.num_experts}.",
+    )
+    m3.metric(
+        "Neighbouring tokens share their first expert",
+        f"{observed:.0%}",
+        delta=f"{observed - chance:+.0%} vs chance",
+        delta_color="off",
+        help=f"Chance level for these expert frequencies: {chance:.0%}.",
+    )
     c1, c2 = st.columns(2)
     with c1:
         if len(router.layer_indices) >= 2:
-            common.show_figure(moe_plots.expert_flow_sankey(router), key="moe_sankey",
-                               caption="Each band is a group of tokens that went from one first-choice expert to another "
-                                       "in the next MoE layer.")
+            VIEW.figure(
+                moe_plots.expert_flow_sankey(router),
+                key="moe_sankey",
+                caption=(
+                    "Each band is a group of tokens that went from one first-choice expert to another "
+                    "in the next MoE layer."
+                ),
+            )
     with c2:
-        common.show_figure(moe_plots.coactivation_matrix(router), key="moe_coactivation",
-                           caption="Pairs of experts that the router combines for the same token; the diagonal counts "
-                                   "each expert's picks.")
+        VIEW.figure(
+            moe_plots.coactivation_matrix(router),
+            key="moe_coactivation",
+            caption=(
+                "Pairs of experts that the router combines for the same token; the diagonal counts each expert's picks."
+            ),
+        )

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import common, compare_page, decoder_page, encoder_page, gallery_page, home, moe_page, seq2seq_page
+from explorer.registry import FAMILIES
+from explorer.ui import compare_page, gallery_page, home
+from explorer.ui.memory import freeze_long_lived_objects
+from explorer.ui.pages import family_page, page_module
+from explorer.ui.view import View
 
+FAMILY_MODULES = {key: page_module(family) for key, family in FAMILIES.items()}
 # Every page module (torch, transformers, plotly) is imported by now and stays for the process's life.
-common.freeze_long_lived_objects()
-
-FAMILY_PAGES = {
-    "encoder": (encoder_page.render, "Encoder-only", ":material/compare_arrows:", "encoder"),
-    "decoder": (decoder_page.render, "Decoder-only", ":material/edit_note:", "decoder"),
-    "seq2seq": (seq2seq_page.render, "Encoder-decoder", ":material/mic:", "encoder-decoder"),
-    "moe": (moe_page.render, "Mixture of Experts", ":material/call_split:", "moe"),
-}
-
-
-def family_page(key: str) -> st.Page:
-    render, title, icon, url = FAMILY_PAGES[key]
-    return st.Page(render, title=title, icon=icon, url_path=url)
+freeze_long_lived_objects()
 
 
 def all_pages() -> list:
-    return [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)] + [
-        family_page(k) for k in FAMILY_PAGES
-    ] + [st.Page(compare_page.render, title="Compare", icon=":material/view_column:", url_path="compare"),
-         st.Page(gallery_page.render, title="Gallery", icon=":material/photo_library:", url_path="gallery")]
+    pages = [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)]
+    pages += [family_page(key) for key in FAMILIES]
+    pages += [
+        st.Page(compare_page.render, title="Compare", icon=":material/view_column:", url_path="compare"),
+        st.Page(gallery_page.render, title="Gallery", icon=":material/photo_library:", url_path="gallery"),
+    ]
+    return pages
+
+
+def views_by_url() -> dict[str, View]:
+    """The View of every page that declares one, by its address (the presenter tour's 'page')."""
+    views = {FAMILIES[key].url_path: module.VIEW for key, module in FAMILY_MODULES.items()}
+    return views | {"compare": compare_page.VIEW, "gallery": gallery_page.VIEW}

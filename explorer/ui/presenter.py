@@ -7,27 +7,28 @@ import json
 import streamlit as st
 
 from explorer.catalogue import ASSETS
+from explorer.ui.boundary import guarded
+from explorer.ui.common import persistent_toggle
+from explorer.ui.view import View
 
 
 def tour() -> list[dict]:
     return json.loads((ASSETS / "presenter.json").read_text())["steps"]
 
 
-def _go(index: int) -> None:
+def _go(index: int, views: dict[str, View]) -> None:
     steps = tour()
     index = max(0, min(index, len(steps) - 1))
     step = steps[index]
     st.session_state["presenter_index"] = index
     if step.get("text_key"):
-        st.session_state[step["text_key"]] = step["text"]
-        st.session_state[f"_restored_{step['text_key']}"] = True  # the tour's text wins over a stale URL
+        # through the page's View: a key the page does not declare fails here (and in the tour's test)
+        views[step["page"]].preset(step["text_key"], step["text"])  # the tour's text wins over a stale URL
     st.session_state["_presenter_target"] = step["page"]
 
 
-def presenter_sidebar(pages_by_url: dict) -> None:
+def presenter_sidebar(pages_by_url: dict, views: dict[str, View]) -> None:
     """In app.py: the presenter switch and, when on, Previous / Next and what to say."""
-    from explorer.ui.common import guarded, persistent_toggle
-
     if not persistent_toggle("Presenter tour", "presenter", "Step through a prepared example, view by view."):
         return
     steps = tour()
@@ -37,9 +38,22 @@ def presenter_sidebar(pages_by_url: dict) -> None:
         st.markdown(f"**Step {index + 1} of {len(steps)}: {step['title']}**")
         st.caption(step["say"])
         c1, c2 = st.columns(2)
-        c1.button("◀ Previous", key="presenter_prev", on_click=guarded(_go), args=(index - 1,), disabled=index == 0, width="stretch")
-        c2.button("Next ▶", key="presenter_next", on_click=guarded(_go), args=(index + 1,), disabled=index == len(steps) - 1,
-                  width="stretch")
+        c1.button(
+            "◀ Previous",
+            key="presenter_prev",
+            on_click=guarded(_go),
+            args=(index - 1, views),
+            disabled=index == 0,
+            width="stretch",
+        )
+        c2.button(
+            "Next ▶",
+            key="presenter_next",
+            on_click=guarded(_go),
+            args=(index + 1, views),
+            disabled=index == len(steps) - 1,
+            width="stretch",
+        )
     target = st.session_state.pop("_presenter_target", None)
     if target is not None and target in pages_by_url:
         st.switch_page(pages_by_url[target])

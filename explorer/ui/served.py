@@ -39,6 +39,7 @@ class PageRun:
 
 def run_page(port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0) -> PageRun:
     """Open a fresh session on ``page`` (its URL path, '' for home) and wait for the run to finish."""
+    # Here, not at the top: only the benchmarks and browser tests open sessions; the app never loads a client.
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.sync.client import connect
@@ -48,8 +49,13 @@ def run_page(port: int, page: str, query: dict[str, str] | None = None, timeout:
     request.rerun_script.page_name = page
     received = figure_bytes = figures = 0
     errors: list[str] = []
-    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
-                 open_timeout=timeout, close_timeout=5) as ws:
+    with connect(
+        f"ws://127.0.0.1:{port}/_stcore/stream",
+        subprotocols=["streamlit"],
+        max_size=None,
+        open_timeout=timeout,
+        close_timeout=5,
+    ) as ws:
         start = time.perf_counter()
         ws.send(request.SerializeToString())
         while True:
@@ -90,9 +96,25 @@ class Server:
         self.log = open(log_path, "w")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.port",
+                str(self.port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
 
     @property

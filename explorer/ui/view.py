@@ -1,0 +1,223 @@
+"""The View at the top of every page: one object that owns what each page used to wire by hand.
+
+A page declares ``VIEW = View(...)`` once, with its state keys (the URL restore and the
+presenter tour go through them, so a renamed key fails a test), then calls it: ``VIEW.page``
+loads the model with the sidebar pickers and runs the body behind the error boundary;
+``VIEW.text_input``, ``VIEW.figure`` and ``VIEW.export`` handle shared links, the figure list
+and the offline HTML export. ``cached`` is the one cache for a page's computations: it keys a
+LoadedModel by (model id, device), so wrappers take the model itself.
+
+Figures live in ``st.session_state`` (this object is shared by every session and holds no state).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from explorer.adapters.common import display_token
+from explorer.models.building import LoadedModel
+from explorer.models.structure import architecture_graph
+from explorer.plots.architecture import architecture_figure
+from explorer.plots.common import classroom_style, standalone_html
+from explorer.plots.decoding import depth_lens
+from explorer.registry import FAMILIES, Family
+from explorer.text import CleanText, InputError, clean_user_text
+from explorer.ui import picker
+from explorer.ui.boundary import guarded, run_safely, show_callback_failure
+from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url
+
+log = logging.getLogger(__name__)
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+FIGURES = "_view_figures"  # session key: (caption, figure) of this run, for the export
+
+
+def _model_key(loaded: LoadedModel) -> tuple[str, str]:
+    return loaded.model_id, loaded.device
+
+
+def cached(max_entries: int):
+    """``st.cache_resource`` for a page's computations, shared read-only by every session (the
+    results are frozen traces and read-only arrays, so reruns share them instead of copying).
+    A LoadedModel argument is keyed by (model id, device); arguments named ``_x`` are not keyed."""
+    return st.cache_resource(max_entries=max_entries, show_spinner=False, hash_funcs={LoadedModel: _model_key})
+
+
+@dataclass(frozen=True)
+class View:
+    """One page. ``keys`` maps each URL parameter the page shares to the state key it restores."""
+
+    name: str  # the export's title ("Decoder-only view")
+    family: Family | None = None
+    text_key: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_family(cls, key: str, text_key: str, **keys: str) -> View:
+        family = FAMILIES[key]
+        declared = {"text": text_key, "model": picker.custom_model_key(key), **keys}
+        return cls(f"{family.title} view", family, text_key, declared)
+
+    # -- declared state --------------------------------------------------------------------
+    def declares(self, state_key: str) -> bool:
+        return state_key in self.keys.values()
+
+    def param_of(self, state_key: str) -> str:
+        return next(param for param, key in self.keys.items() if key == state_key)
+
+    def preset(self, state_key: str, value) -> None:
+        """Set a declared key from outside the page (the presenter tour); a stale URL loses."""
+        if not self.declares(state_key):
+            raise KeyError(f"{self.name} declares no state key {state_key!r} (it has {sorted(self.keys.values())})")
+        preset(state_key, value)
+
+    # -- the page --------------------------------------------------------------------------
+    def start(self) -> None:
+        """A fresh figure list for the export, and the sentence of a control that failed just before."""
+        show_callback_failure()
+        st.session_state[FIGURES] = []
+
+    def page(self, headline: str, intro: str, body: Callable[[LoadedModel], None]) -> None:
+        """The family page skeleton: title, the model from the sidebar, the body and the model's
+        architecture each behind the error boundary, then the export."""
+        st.title(headline)
+        st.markdown(intro)
+        self.start()
+        loaded = picker.load_for_page(self.family.key)
+        if loaded is None:
+            return
+        run_safely(lambda: body(loaded))
+        run_safely(lambda: self.architecture(loaded))
+        self.export()
+
+    def text_page(
+        self, headline: str, intro: str, label: str, examples: list[str], body: Callable[[LoadedModel, str], None]
+    ) -> None:
+        """A family page whose body reads the page's text area (opening on the first example)."""
+
+        def with_text(loaded: LoadedModel) -> None:
+            cleaned = self.text_input(label, examples[0], examples)
+            if cleaned is not None:
+                body(loaded, cleaned.text)
+
+        self.page(headline, intro, with_text)
+
+    safely = staticmethod(run_safely)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def text_input(self, label: str, default: str, examples: list[str], height: int = 90) -> CleanText | None:
+        """The page's text area with clickable examples; returns cleaned text, or None after showing why not."""
+        key = self.text_key
+        restore_from_url("text", key)
+        if key not in st.session_state:
+            st.session_state[key] = default
+        cols = st.columns(min(len(examples), 4))
+        for i, example in enumerate(examples):
+            cols[i % len(cols)].button(
+                example if len(example) < 48 else example[:45] + "…",
+                key=f"{key}_example_{i}",
+                on_click=guarded(_use_example),
+                args=(key, example),
+                help=f"Use this example: {example}",
+                width="stretch",
+            )
+        raw = st.text_area(label, key=key, height=height, max_chars=20_000)
+        if not publish_to_url(text=raw):
+            st.caption(
+                f"This text is longer than a link can carry ({URL_VALUE_LIMIT:,} characters): a copied link "
+                "opens the page's example text instead."
+            )
+        try:
+            cleaned = clean_user_text(raw)
+        except InputError as error:
+            st.warning(str(error))
+            return None
+        notes(cleaned.notices)
+        return cleaned
+
+    # -- figures and export ----------------------------------------------------------------
+    def figure(self, fig, key: str, caption: str, how_to_read: str | None = None) -> None:
+        """A Plotly figure with its caption (and a 'How to read this' expander), kept for the export."""
+        if st.session_state.get("classroom_on"):
+            fig = classroom_style(fig)
+        st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+        st.session_state.setdefault(FIGURES, []).append((caption, fig))
+        st.caption(caption)
+        if how_to_read:
+            with st.expander("How to read this"):
+                st.markdown(how_to_read)
+
+    def depth_lens(self, probs, tokenizer, title: str, key: str, caption: str, how_to_read: str) -> None:
+        """A lens figure from per-depth probabilities [L+1, V] of one position."""
+        final = int(probs[-1].argmax())
+        self.figure(
+            depth_lens(
+                [display_token(tokenizer, int(i)) for i in probs.argmax(-1)],
+                probs.max(-1),
+                display_token(tokenizer, final),
+                probs[:, final],
+                title,
+            ),
+            key=key,
+            caption=caption,
+            how_to_read=how_to_read,
+        )
+
+    def architecture(self, loaded: LoadedModel) -> None:
+        """The loaded model's own structure as a diagram (in an expander: tall for deep models)."""
+        with st.expander(f"Architecture of {loaded.model_id}, drawn from the loaded model", expanded=False):
+            graph = _architecture(loaded)
+            params = sum(d["params"] for _n, d in graph.nodes(data=True)) / 1e6
+            self.figure(
+                architecture_figure(
+                    graph, f"{loaded.arch.display}: {graph.number_of_nodes()} parts, {params:,.1f} M parameters"
+                ),
+                key=f"architecture_{loaded.family}",
+                caption=(
+                    "Each dot is a part of the real model (size ~ its share of parameters); hover for parameter "
+                    "counts and tensor shapes. Dotted orange lines: the decoder's cross-attention reading the "
+                    "encoder's output."
+                ),
+            )
+
+    def export(self) -> None:
+        """A download of every figure of this view as one offline HTML file (built on click)."""
+        figures = list(st.session_state.get(FIGURES, []))
+        title = self.name
+
+        def build() -> str:  # runs on click, outside the script: a failure becomes a page that says so
+            try:
+                return standalone_html(figures, title)
+            except Exception as error:
+                log.error("export of %s failed", title, exc_info=error)
+                return f"<p>The export of this view failed ({html.escape(type(error).__name__)}); please try again.</p>"
+
+        if figures:
+            st.download_button(
+                "Download this view as HTML (works offline)",
+                data=build,
+                file_name=f"{title.lower().replace(' ', '-')}.html",
+                mime="text/html",
+                key="export_view",
+                on_click="ignore",
+                icon=":material/download:",
+            )
+
+
+def _use_example(key: str, text: str) -> None:
+    st.session_state[key] = text
+
+
+def notes(items) -> None:
+    for item in items:
+        st.info(item)
+
+
+@cached(max_entries=8)
+def _architecture(loaded: LoadedModel):
+    return architecture_graph(loaded.model, loaded.family)
