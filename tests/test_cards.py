@@ -57,7 +57,9 @@ def test_a_perfect_induction_head_scores_one_and_a_previous_token_head_zero():
     assert cards.previous_token_scores(previous)[0, 0] == 1.0
     assert cards.induction_scores(previous, ids)[0, 0] == 0.0
     # uniform attention gives exactly the stated chance baseline
-    assert cards.induction_scores(causal_uniform(1, 1, t), ids)[0, 0] == pytest.approx(cards.uniform_induction_score(ids))
+    assert cards.induction_scores(causal_uniform(1, 1, t), ids)[0, 0] == pytest.approx(
+        cards.uniform_induction_score(ids)
+    )
 
 
 def test_copy_losses_of_a_model_that_copies_after_the_first_copy():
@@ -113,7 +115,10 @@ def test_a_router_that_ignores_context_has_token_id_predictability_one():
     rng = np.random.default_rng(0)
     expert_of = rng.integers(0, 8, size=30)  # a fixed expert per token id, per layer shifted
     train, test = rng.integers(0, 30, size=400), rng.integers(0, 30, size=200)
-    first = lambda ids: np.stack([expert_of[ids], (expert_of[ids] + 1) % 8])  # [M=2, N]
+
+    def first(ids):
+        return np.stack([expert_of[ids], (expert_of[ids] + 1) % 8])  # [M=2, N]
+
     result = cards.token_id_predictability(train, first(train), test, first(test))
     assert result.coverage == 1.0
     assert np.allclose(result.by_id, 1.0) and np.allclose(result.by_bigram, 1.0)
@@ -155,6 +160,16 @@ def test_compare_on_hand_built_logits():
 
 
 def test_card_line_says_when_no_published_value_was_verified():
-    card = cards.Card(name="x", quantity="q", method="m", prompt_set="p", measured=0.5, spread=0.1, chance=0.2,
-                      chance_note="uniform", published=None, source="not found in the paper")
+    card = cards.Card(
+        name="x",
+        quantity="q",
+        method="m",
+        prompt_set="p",
+        measured=0.5,
+        spread=0.1,
+        chance=0.2,
+        chance_note="uniform",
+        published=None,
+        source="not found in the paper",
+    )
     assert "published n/a" in card.line()

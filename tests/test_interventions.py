@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.adapters import interventions as iv
 from explorer.adapters import moe
 from explorer.adapters.common import hook_count
-from explorer.experiments import cards, interventions as iv
+from explorer.experiments import cards
 from explorer.models.accounting import account
 from tiny_models import tiny_loaded
 
@@ -34,12 +35,14 @@ def test_zeroing_a_head_equals_removing_its_slice_of_the_output_projection(name)
     assert hook_count(loaded.model) == 0
     edited = copy.deepcopy(loaded.model)
     proj = iv.attention_output_projections(edited)[layer]
-    width = (proj.weight.shape[1] if isinstance(proj, torch.nn.Linear) else proj.weight.shape[0]) // iv.num_heads(edited.config)
+    width = (proj.weight.shape[1] if isinstance(proj, torch.nn.Linear) else proj.weight.shape[0]) // iv.num_heads(
+        edited.config
+    )
     with torch.no_grad():
         if isinstance(proj, torch.nn.Linear):  # weight [out, in]: the head's input columns
-            proj.weight[:, head * width:(head + 1) * width] = 0
+            proj.weight[:, head * width : (head + 1) * width] = 0
         else:  # GPT-2 Conv1D, weight [in, out]: the head's input rows
-            proj.weight[head * width:(head + 1) * width, :] = 0
+            proj.weight[head * width : (head + 1) * width, :] = 0
     expected = log_softmax(plain(edited, IDS))
     causal = name != "bert"
     positions = np.arange(len(IDS) - 1) if causal else np.arange(len(IDS))
@@ -80,7 +83,11 @@ def test_sink_removal_renormalises_layer_zero_attention_without_the_first_key(na
     with torch.no_grad():
         base = loaded.model(input_ids=torch.tensor(IDS)[None], output_attentions=True).attentions[0][0].numpy()
         mask = iv.sink_free_mask(len(IDS), causal)
-        modified = loaded.model(input_ids=torch.tensor(IDS)[None], attention_mask=mask, output_attentions=True).attentions[0][0].numpy()
+        modified = (
+            loaded.model(input_ids=torch.tensor(IDS)[None], attention_mask=mask, output_attentions=True)
+            .attentions[0][0]
+            .numpy()
+        )
     # layer 0 reads the same embeddings, so its new pattern is the old one renormalised by hand
     expected = cards.remove_sink(base[None])[0]
     if not causal:
@@ -159,13 +166,13 @@ def test_drop_and_force_reach_the_experts():
     original = captured_routes(loaded, lambda: plain(loaded.model, IDS))
     dropped = original[0][0, 0].item()
     seen = captured_routes(loaded, lambda: iv.route_override(loaded, IDS, drop=[dropped]))
-    modified = seen[len(original):]  # base run first, then the modified run
+    modified = seen[len(original) :]  # base run first, then the modified run
     for before, after in zip(original, modified):
         assert dropped not in after.tolist()
         untouched = ~(before == dropped).any(-1)
         assert torch.equal(before[untouched], after[untouched])  # other tokens keep their route
     seen = captured_routes(loaded, lambda: iv.route_override(loaded, IDS, force=[(1, 4, 3)]))
-    forced = seen[len(original):]
+    forced = seen[len(original) :]
     assert forced[1][4, 0].item() == 3
     assert torch.equal(forced[0], original[0])  # layer 0 not forced
     assert hook_count(loaded.model) == 0

@@ -131,6 +131,12 @@ def check_shared_link(at: AppTest, module: str, keys: tuple[str, ...]) -> None:
         value = at.session_state[key] if key in at.session_state else None
         if isinstance(value, str) and len(value) > URL_VALUE_LIMIT:
             assert "text" not in at.query_params  # too long for a link: the link carries none, not a stale one
+        elif key in at.session_state and key not in fresh.session_state:
+            # the link names a model this machine cannot load (a hub id, offline): the fresh session has no
+            # previous model to fall back on, so it shows the one-sentence load error instead of the view
+            model = at.query_params.get("model")
+            model = model if isinstance(model, str) or model is None else model[0]
+            assert model and fresh.error and model in fresh.error[0].value, (key, model)
         elif key in at.session_state:
             assert list(fresh.session_state[key]) == list(at.session_state[key]) if key.endswith("generated") \
                 else fresh.session_state[key] == at.session_state[key], key

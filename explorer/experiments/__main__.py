@@ -1,4 +1,7 @@
-"""Print every replication card measured on a model: python -m explorer.experiments --model embedded:SmolLM2-135M-Instruct"""
+"""Print every replication card measured on a model.
+
+python -m explorer.experiments --model embedded:SmolLM2-135M-Instruct
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.adapters import interventions
 from explorer.adapters.common import tokenize
-from explorer.experiments import interventions, measure
+from explorer.experiments import measure
 from explorer.experiments.prompts import MASKED_PAIRS, PAIRS, SENTENCES
 from explorer.models.loading import load_model
 
@@ -21,7 +25,7 @@ def held_out_halves(folder: Path, limit: int = 60) -> tuple[list[str], list[str]
     from explorer.train.corpus import load_corpus
 
     held = [doc for doc in load_corpus(folder).held_out if len(doc.split()) >= 8][:limit]
-    return held[: len(held) // 2], held[len(held) // 2:]
+    return held[: len(held) // 2], held[len(held) // 2 :]
 
 
 def patching_line(loaded) -> str:
@@ -29,7 +33,9 @@ def patching_line(loaded) -> str:
     tokenizer = loaded.tokenizer
     if loaded.family == "encoder":
         pair = MASKED_PAIRS[0]
-        clean, corrupted = (tokenize(loaded, text.format(mask=tokenizer.mask_token))[0] for text in (pair.clean, pair.corrupted))
+        clean, corrupted = (
+            tokenize(loaded, text.format(mask=tokenizer.mask_token))[0] for text in (pair.clean, pair.corrupted)
+        )
         position = int(np.argmax(clean == tokenizer.mask_token_id))
     else:
         pair = PAIRS[1]
@@ -41,9 +47,12 @@ def patching_line(loaded) -> str:
     metric = "probability" if loaded.family == "encoder" else "logit_diff"
     result = interventions.activation_patching(loaded, clean, corrupted, answers[0][0], answers[1][0], position, metric)
     changed = int(np.argmax(clean != corrupted))
-    return (f"patching '{pair.name}' ({metric}): clean {result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}; share "
-            f"restored by the changed word at each depth: {np.round(result.restored[:, changed], 2).tolist()}; by the read "
-            f"position: {np.round(result.restored[:, result.position], 2).tolist()}")
+    return (
+        f"patching '{pair.name}' ({metric}): clean {result.clean_metric:.2f}, "
+        f"corrupted {result.corrupted_metric:.2f}; share "
+        f"restored by the changed word at each depth: {np.round(result.restored[:, changed], 2).tolist()}; by the read "
+        f"position: {np.round(result.restored[:, result.position], 2).tolist()}"
+    )
 
 
 def report(model_id: str, corpus: Path | None) -> None:
@@ -65,15 +74,23 @@ def report(model_id: str, corpus: Path | None) -> None:
     print("  " + patching_line(loaded))
     if loaded.family == "moe":
         sweep = interventions.top_k_sweep(loaded, tokenize(loaded, " ".join(SENTENCES[:4]))[0])
-        print("  top-k sweep:", ", ".join(f"k={k}: loss {l:.3f}, {a / 1e6:.2f} M active" for k, l, a in
-                                          zip(sweep.ks, sweep.loss, sweep.active_params)), f"(trained k = {sweep.trained_k})")
+        print(
+            "  top-k sweep:",
+            ", ".join(
+                f"k={k}: loss {loss:.3f}, {a / 1e6:.2f} M active"
+                for k, loss, a in zip(sweep.ks, sweep.loss, sweep.active_params)
+            ),
+            f"(trained k = {sweep.trained_k})",
+        )
     print(f"  ({time.perf_counter() - started:.0f} s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", action="append", help="model id (repeatable); default: the embedded defaults")
-    parser.add_argument("--corpus", type=Path, default=None, help="corpus folder: token-id routing fits and tests on its held-out text")
+    parser.add_argument(
+        "--corpus", type=Path, default=None, help="corpus folder: token-id routing fits and tests on its held-out text"
+    )
     args = parser.parse_args()
     for model_id in args.model or DEFAULTS:
         report(model_id, args.corpus)

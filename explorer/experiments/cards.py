@@ -41,8 +41,10 @@ class Card:
 
     def line(self) -> str:
         published = "n/a" if self.published is None else f"{self.published:.3g}"
-        return (f"{self.name}: measured {self.measured:.3f} ± {self.spread:.3f} on '{self.prompt_set}' "
-                f"(chance {self.chance:.3f}; published {published}: {self.source})")
+        return (
+            f"{self.name}: measured {self.measured:.3f} ± {self.spread:.3f} on '{self.prompt_set}' "
+            f"(chance {self.chance:.3f}; published {published}: {self.source})"
+        )
 
 
 def mean_and_spread(values) -> tuple[float, float]:
@@ -55,6 +57,7 @@ def mean_and_spread(values) -> tuple[float, float]:
 
 
 # --- attention sinks (Xiao et al., StreamingLLM) ---------------------------------------------
+
 
 def first_token_mass(attentions: np.ndarray) -> np.ndarray:
     """[L, H] mean attention on position 0 over the queries 1..T-1 (query 0 can only
@@ -85,6 +88,7 @@ def remove_sink(attentions: np.ndarray, eps: float = 1e-9) -> np.ndarray:
 
 # --- induction heads (Olsson et al.) ---------------------------------------------------------
 
+
 def repeated_copy_losses(logits: np.ndarray, token_ids: np.ndarray, start: int, period: int) -> tuple[float, float]:
     """Mean next-token loss (nats) on the first and on the second copy of a sequence of
     ``period`` tokens that starts at ``start`` and is repeated once (logits [T, V]).
@@ -94,8 +98,10 @@ def repeated_copy_losses(logits: np.ndarray, token_ids: np.ndarray, start: int, 
     random tokens)."""
     logits = np.asarray(logits, dtype=np.float64)
     logprobs = logits - _logsumexp(logits)  # [T, V]
+
     def loss(targets):
         return float(-np.mean([logprobs[t - 1, token_ids[t]] for t in targets]))
+
     first = range(start + 1, start + period)
     second = range(start + period + 1, start + 2 * period)
     return loss(first), loss(second)
@@ -143,6 +149,7 @@ def previous_token_scores(attentions: np.ndarray) -> np.ndarray:
 
 # --- "What does BERT look at?" (Clark et al. 2019) --------------------------------------------
 
+
 def attention_to_keys(attentions: np.ndarray, key_mask: np.ndarray) -> np.ndarray:
     """[L] mean over heads and queries of the attention mass on the keys where ``key_mask``
     [T] is True ([CLS], [SEP], punctuation, ...). Uniform attention gives key_mask.mean()."""
@@ -151,6 +158,7 @@ def attention_to_keys(attentions: np.ndarray, key_mask: np.ndarray) -> np.ndarra
 
 
 # --- anisotropy (Ethayarajh 2019) ---------------------------------------------------------------
+
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float64)
@@ -198,6 +206,7 @@ def self_similarity(word_vectors: np.ndarray) -> np.ndarray:
 
 # --- prediction depth (logit lens) --------------------------------------------------------------
 
+
 def prediction_depth(lens_top1: np.ndarray) -> np.ndarray:
     """[T] for each position the first depth l (0 = embeddings) whose lens top-1 equals
     the final prediction (the last row), divided by L: 1.0 = settled only at the output.
@@ -210,6 +219,7 @@ def prediction_depth(lens_top1: np.ndarray) -> np.ndarray:
 
 
 # --- Mixtral's routing analysis (Jiang et al. 2024, section 5) ----------------------------------
+
 
 def consecutive_same_first(chosen: np.ndarray) -> np.ndarray:
     """[M] share of neighbouring token pairs (t, t+1) whose first-choice expert is the same
@@ -244,6 +254,7 @@ def chance_topk_overlap(num_experts: int, k: int) -> float:
 
 # --- token-id routing (OpenMoE) -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Predictability:
     """Per MoE layer, how well a table fitted on training text predicts the router's first
@@ -266,8 +277,9 @@ def _most_common(table: dict) -> dict:
     return {key: int(np.bincount(values).argmax()) for key, values in table.items()}
 
 
-def token_id_predictability(train_ids: np.ndarray, train_first: np.ndarray,
-                            test_ids: np.ndarray, test_first: np.ndarray) -> Predictability:
+def token_id_predictability(
+    train_ids: np.ndarray, train_first: np.ndarray, test_ids: np.ndarray, test_first: np.ndarray
+) -> Predictability:
     """train_ids [N], train_first [M, N] (first-choice experts), test_ids [N'], test_first [M, N']."""
     train_ids, test_ids = np.asarray(train_ids), np.asarray(test_ids)
     m = train_first.shape[0]
@@ -281,8 +293,12 @@ def token_id_predictability(train_ids: np.ndarray, train_first: np.ndarray,
         unigram, bigram = _most_common(unigram), _most_common(bigram)
         common = int(np.bincount(train_first[layer]).argmax())
         guess_id = np.array([unigram.get(int(tok), common) for tok in test_ids])
-        guess_bi = np.array([bigram.get((int(test_ids[t - 1]), int(tok)), guess_id[t]) if t else guess_id[t]
-                             for t, tok in enumerate(test_ids)])
+        guess_bi = np.array(
+            [
+                bigram.get((int(test_ids[t - 1]), int(tok)), guess_id[t]) if t else guess_id[t]
+                for t, tok in enumerate(test_ids)
+            ]
+        )
         by_id[layer] = (guess_id == test_first[layer]).mean()
         by_bigram[layer] = (guess_bi == test_first[layer]).mean()
         majority[layer] = (test_first[layer] == common).mean()
@@ -339,8 +355,9 @@ def breadth(attentions: np.ndarray, causal: bool, skip_first: bool = False) -> n
     return np.mean(values, axis=0) if values else np.full(attentions.shape[:2], np.nan)
 
 
-def head_taxonomy(attentions: np.ndarray, token_ids: np.ndarray, causal: bool = True,
-                  threshold: float = 0.4, broad: float = 0.7) -> Taxonomy:
+def head_taxonomy(
+    attentions: np.ndarray, token_ids: np.ndarray, causal: bool = True, threshold: float = 0.4, broad: float = 0.7
+) -> Taxonomy:
     """Label every head after removing the sink: induction (score >= threshold), else
     previous-token (mass on q-1 >= threshold), else positional (one other fixed offset
     >= threshold), else broad (breadth >= ``broad``), else other."""
@@ -357,8 +374,9 @@ def head_taxonomy(attentions: np.ndarray, token_ids: np.ndarray, causal: bool = 
     labels[positional >= threshold] = "positional"
     labels[previous >= threshold] = "previous-token"
     labels[np.nan_to_num(induction) >= threshold] = "induction"
-    return Taxonomy(labels=labels, sink=sink, previous=previous, induction=induction,
-                    positional=positional, breadth=wide)
+    return Taxonomy(
+        labels=labels, sink=sink, previous=previous, induction=induction, positional=positional, breadth=wide
+    )
 
 
 def mean_probs_by_token(runs: list[tuple[np.ndarray, np.ndarray]], vocab_size: int) -> np.ndarray:

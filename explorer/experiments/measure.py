@@ -23,9 +23,11 @@ SOURCES = {
     "sink": f"Xiao et al. 2023 (StreamingLLM), Fig. 2 shows the pattern; {NOT_VERIFIED}",
     "induction": f"Olsson et al. 2022, 'In-context Learning and Induction Heads'; {NOT_VERIFIED}",
     "clark": f"Clark et al. 2019, 'What Does BERT Look At?', Fig. 2 (BERT-base, by layer); {NOT_VERIFIED}",
-    "anisotropy": f"Ethayarajh 2019, 'How Contextual are Contextualized Word Representations?', Fig. 1 / Fig. 2; {NOT_VERIFIED}",
+    "anisotropy": f"Ethayarajh 2019, 'How Contextual are Contextualized Word Representations?', Fig. 1 / Fig. 2; "
+    f"{NOT_VERIFIED}",
     "depth": "no single published value for this model family (prediction depth is a logit-lens statistic)",
-    "mixtral": f"Jiang et al. 2024 (Mixtral of Experts), section 5, Table 5 (layers 0, 15, 31 on The Pile); {NOT_VERIFIED}",
+    "mixtral": f"Jiang et al. 2024 (Mixtral of Experts), section 5, Table 5 (layers 0, 15, 31 on The Pile); "
+    f"{NOT_VERIFIED}",
     "openmoe": f"Xue et al. 2024 (OpenMoE), context-independent specialization; {NOT_VERIFIED}",
 }
 
@@ -46,10 +48,20 @@ def sink_card(loaded, traces) -> Card:
     masses = [cards.first_token_mass(t.attentions) for t in traces]  # each [L, H]
     measured, spread = mean_and_spread([m.mean() for m in masses])
     chance = float(np.mean([cards.uniform_first_token_mass(len(t.tokens), t.causal) for t in traces]))
-    return Card(name="attention sink", quantity="attention mass on the first token (queries 1..T-1), mean over layers and heads",
-                method="cards.first_token_mass over every layer and head of each sentence's trace", prompt_set="everyday-sentences",
-                measured=measured, spread=spread, chance=chance, chance_note="uniform attention over the keys each query may see",
-                published=None, source=SOURCES["sink"], by_layer=np.mean(masses, axis=0), model_id=loaded.model_id)
+    return Card(
+        name="attention sink",
+        quantity="attention mass on the first token (queries 1..T-1), mean over layers and heads",
+        method="cards.first_token_mass over every layer and head of each sentence's trace",
+        prompt_set="everyday-sentences",
+        measured=measured,
+        spread=spread,
+        chance=chance,
+        chance_note="uniform attention over the keys each query may see",
+        published=None,
+        source=SOURCES["sink"],
+        by_layer=np.mean(masses, axis=0),
+        model_id=loaded.model_id,
+    )
 
 
 def random_token_ids(loaded, seed: int, period: int = 24) -> tuple[np.ndarray, int]:
@@ -57,7 +69,9 @@ def random_token_ids(loaded, seed: int, period: int = 24) -> tuple[np.ndarray, i
     byte tokens), after the tokenizer's BOS when it has one."""
     vocab = int(loaded.model.config.vocab_size)
     bos = getattr(loaded.tokenizer, "bos_token_id", None) if loaded.tokenizer is not None else None
-    return repeated_random_tokens(vocab, period=period, seed=seed, low=vocab // 10, prefix=(bos,) if bos is not None else ())
+    return repeated_random_tokens(
+        vocab, period=period, seed=seed, low=vocab // 10, prefix=(bos,) if bos is not None else ()
+    )
 
 
 def induction_cards(loaded, seeds=range(5), period: int = 24) -> list[Card]:
@@ -77,16 +91,34 @@ def induction_cards(loaded, seeds=range(5), period: int = 24) -> list[Card]:
     drop, drop_spread = mean_and_spread(drops)
     score, score_spread = mean_and_spread(scores[:, best[0], best[1]])
     return [
-        Card(name="induction: loss on the repeat", quantity="loss on the first copy minus loss on the second copy (nats)",
-             method=f"cards.repeated_copy_losses: first copy {np.mean(firsts):.2f} nats, second {np.mean(seconds):.2f} "
-                    f"(log V = {np.log(vocab):.2f})", prompt_set="repeated-random-tokens", measured=drop, spread=drop_spread,
-             chance=0.0, chance_note="no copying: both copies are equally unpredictable", published=None,
-             source=SOURCES["induction"], model_id=loaded.model_id),
-        Card(name="induction: best head", quantity=f"induction score of the strongest head (layer {best[0]}, head {best[1]})",
-             method="cards.induction_scores: attention from a repeated token to the token after its previous occurrence",
-             prompt_set="repeated-random-tokens", measured=score, spread=score_spread, chance=float(np.mean(chances)),
-             chance_note="uniform causal attention", published=None, source=SOURCES["induction"],
-             by_layer=scores.mean(0), model_id=loaded.model_id),
+        Card(
+            name="induction: loss on the repeat",
+            quantity="loss on the first copy minus loss on the second copy (nats)",
+            method=f"cards.repeated_copy_losses: first copy {np.mean(firsts):.2f} nats, second {np.mean(seconds):.2f} "
+            f"(log V = {np.log(vocab):.2f})",
+            prompt_set="repeated-random-tokens",
+            measured=drop,
+            spread=drop_spread,
+            chance=0.0,
+            chance_note="no copying: both copies are equally unpredictable",
+            published=None,
+            source=SOURCES["induction"],
+            model_id=loaded.model_id,
+        ),
+        Card(
+            name="induction: best head",
+            quantity=f"induction score of the strongest head (layer {best[0]}, head {best[1]})",
+            method="cards.induction_scores: attention from a repeated token to the token after its previous occurrence",
+            prompt_set="repeated-random-tokens",
+            measured=score,
+            spread=score_spread,
+            chance=float(np.mean(chances)),
+            chance_note="uniform causal attention",
+            published=None,
+            source=SOURCES["induction"],
+            by_layer=scores.mean(0),
+            model_id=loaded.model_id,
+        ),
     ]
 
 
@@ -98,8 +130,11 @@ def clark_cards(loaded, texts=SENTENCES) -> list[Card]:
     for a, b in zip(texts[0::2], texts[1::2]):
         ids = np.asarray(tok(a, b)["input_ids"], dtype=np.int64)
         trace = encoder.trace_ids(loaded, ids)
-        masks = {"[CLS]": ids == tok.cls_token_id, "[SEP]": ids == tok.sep_token_id,
-                 "punctuation": np.array([t in PUNCTUATION for t in trace.tokens])}
+        masks = {
+            "[CLS]": ids == tok.cls_token_id,
+            "[SEP]": ids == tok.sep_token_id,
+            "punctuation": np.array([t in PUNCTUATION for t in trace.tokens]),
+        }
         for kind, mask in masks.items():
             per_kind[kind].append(cards.attention_to_keys(trace.attentions, mask))  # [L]
             chance[kind].append(mask.mean())
@@ -107,12 +142,23 @@ def clark_cards(loaded, texts=SENTENCES) -> list[Card]:
     for kind, values in per_kind.items():
         by_layer = np.mean(values, axis=0)
         measured, spread = mean_and_spread([v.mean() for v in values])
-        out.append(Card(name=f"BERT looks at {kind}", quantity=f"attention mass on {kind}, mean over layers, heads and queries "
-                        f"(peak {by_layer.max():.2f} at layer {int(by_layer.argmax())})",
-                        method="cards.attention_to_keys on '[CLS] A [SEP] B [SEP]' inputs", prompt_set="sentence-pairs",
-                        measured=measured, spread=spread, chance=float(np.mean(chance[kind])),
-                        chance_note="uniform attention: the share of such tokens", published=None, source=SOURCES["clark"],
-                        by_layer=by_layer, model_id=loaded.model_id))
+        out.append(
+            Card(
+                name=f"BERT looks at {kind}",
+                quantity=f"attention mass on {kind}, mean over layers, heads and queries "
+                f"(peak {by_layer.max():.2f} at layer {int(by_layer.argmax())})",
+                method="cards.attention_to_keys on '[CLS] A [SEP] B [SEP]' inputs",
+                prompt_set="sentence-pairs",
+                measured=measured,
+                spread=spread,
+                chance=float(np.mean(chance[kind])),
+                chance_note="uniform attention: the share of such tokens",
+                published=None,
+                source=SOURCES["clark"],
+                by_layer=by_layer,
+                model_id=loaded.model_id,
+            )
+        )
     return out
 
 
@@ -141,11 +187,23 @@ def anisotropy_cards(loaded, traces) -> list[Card]:
     hidden = [t.hidden_states[:, _content_positions(t)] for t in traces]
     pair_cosines = cards.random_pair_cosines(hidden, pairs=1000)  # [pairs, L+1]
     baseline = pair_cosines.mean(axis=0)  # [L+1]
-    out = [Card(name="anisotropy", quantity="mean cosine between random tokens of different sentences, last layer; spread over the pairs "
-                f"(embeddings {baseline[0]:.2f})", method="cards.random_pair_cosine, 1000 pairs, first/special positions left out",
-                prompt_set="everyday-sentences", measured=float(baseline[-1]), spread=float(pair_cosines[:, -1].std()),
-                chance=0.0, chance_note="isotropic vectors", published=None, source=SOURCES["anisotropy"],
-                by_layer=baseline, model_id=loaded.model_id)]
+    out = [
+        Card(
+            name="anisotropy",
+            quantity="mean cosine between random tokens of different sentences, last layer; spread over the pairs "
+            f"(embeddings {baseline[0]:.2f})",
+            method="cards.random_pair_cosine, 1000 pairs, first/special positions left out",
+            prompt_set="everyday-sentences",
+            measured=float(baseline[-1]),
+            spread=float(pair_cosines[:, -1].std()),
+            chance=0.0,
+            chance_note="isotropic vectors",
+            published=None,
+            source=SOURCES["anisotropy"],
+            by_layer=baseline,
+            model_id=loaded.model_id,
+        )
+    ]
     adjusted = []
     for word, contexts in WORD_CONTEXTS.items():
         vectors = _word_vectors(loaded, word, contexts)
@@ -153,11 +211,23 @@ def anisotropy_cards(loaded, traces) -> list[Card]:
             adjusted.append(cards.self_similarity(vectors) - baseline)  # [L+1]
     if adjusted:
         by_layer = np.mean(adjusted, axis=0)
-        out.append(Card(name="self-similarity minus anisotropy", quantity="a word's mean cosine with itself across contexts "
-                        f"minus the random-token baseline, last layer ({len(adjusted)} words; spread over the words)", method="cards.self_similarity - cards.random_pair_cosine",
-                        prompt_set="word-in-contexts", measured=float(by_layer[-1]), spread=float(np.std([a[-1] for a in adjusted])),
-                        chance=0.0, chance_note="the word is no more like itself than random tokens are alike",
-                        published=None, source=SOURCES["anisotropy"], by_layer=by_layer, model_id=loaded.model_id))
+        out.append(
+            Card(
+                name="self-similarity minus anisotropy",
+                quantity="a word's mean cosine with itself across contexts "
+                f"minus the random-token baseline, last layer ({len(adjusted)} words; spread over the words)",
+                method="cards.self_similarity - cards.random_pair_cosine",
+                prompt_set="word-in-contexts",
+                measured=float(by_layer[-1]),
+                spread=float(np.std([a[-1] for a in adjusted])),
+                chance=0.0,
+                chance_note="the word is no more like itself than random tokens are alike",
+                published=None,
+                source=SOURCES["anisotropy"],
+                by_layer=by_layer,
+                model_id=loaded.model_id,
+            )
+        )
     return out
 
 
@@ -167,11 +237,19 @@ def prediction_depth_card(loaded, traces) -> Card:
         lens = decoder.logit_lens(loaded, trace.hidden_states)  # [L+1, T, V]
         depths.append(cards.prediction_depth(lens.argmax(-1)))  # [T]
     measured, spread = mean_and_spread([d.mean() for d in depths])
-    return Card(name="prediction depth", quantity="first depth whose logit-lens top-1 equals the final prediction, "
-                "as a fraction of the blocks", method="decoder.logit_lens at every position, cards.prediction_depth",
-                prompt_set="everyday-sentences", measured=measured, spread=spread, chance=1.0,
-                chance_note="intermediate layers that never agree early (settled only at the output)",
-                published=None, source=SOURCES["depth"], model_id=loaded.model_id)
+    return Card(
+        name="prediction depth",
+        quantity="first depth whose logit-lens top-1 equals the final prediction, as a fraction of the blocks",
+        method="decoder.logit_lens at every position, cards.prediction_depth",
+        prompt_set="everyday-sentences",
+        measured=measured,
+        spread=spread,
+        chance=1.0,
+        chance_note="intermediate layers that never agree early (settled only at the output)",
+        published=None,
+        source=SOURCES["depth"],
+        model_id=loaded.model_id,
+    )
 
 
 def routing_cards(loaded, traces) -> list[Card]:
@@ -182,15 +260,45 @@ def routing_cards(loaded, traces) -> list[Card]:
     first_in = [cards.consecutive_first_in_topk(r.chosen) for r in routers]
     out = []
     for name, values, chance, note, method in (
-            ("Mixtral: same first expert", same, cards.chance_same_first(e), f"1/N, N = {e}", "cards.consecutive_same_first"),
-            (f"Mixtral: top-{k} sets overlap", overlap, cards.chance_topk_overlap(e, k),
-             f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}", "cards.consecutive_topk_overlap"),
-            (f"Mixtral: next first choice in top-{k}", first_in, k / e, f"k/N, N = {e}, k = {k}", "cards.consecutive_first_in_topk")):
+        (
+            "Mixtral: same first expert",
+            same,
+            cards.chance_same_first(e),
+            f"1/N, N = {e}",
+            "cards.consecutive_same_first",
+        ),
+        (
+            f"Mixtral: top-{k} sets overlap",
+            overlap,
+            cards.chance_topk_overlap(e, k),
+            f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}",
+            "cards.consecutive_topk_overlap",
+        ),
+        (
+            f"Mixtral: next first choice in top-{k}",
+            first_in,
+            k / e,
+            f"k/N, N = {e}, k = {k}",
+            "cards.consecutive_first_in_topk",
+        ),
+    ):
         measured, spread = mean_and_spread([v.mean() for v in values])
-        out.append(Card(name=name, quantity="share of neighbouring tokens, mean over MoE layers", method=method,
-                        prompt_set="everyday-sentences",
-                        measured=measured, spread=spread, chance=chance, chance_note=note, published=None,
-                        source=SOURCES["mixtral"], by_layer=np.mean(values, axis=0), model_id=loaded.model_id))
+        out.append(
+            Card(
+                name=name,
+                quantity="share of neighbouring tokens, mean over MoE layers",
+                method=method,
+                prompt_set="everyday-sentences",
+                measured=measured,
+                spread=spread,
+                chance=chance,
+                chance_note=note,
+                published=None,
+                source=SOURCES["mixtral"],
+                by_layer=np.mean(values, axis=0),
+                model_id=loaded.model_id,
+            )
+        )
     return out
 
 
@@ -207,13 +315,27 @@ def token_id_cards(loaded, train_texts, test_texts, prompt_set: str) -> list[Car
     test_ids, test_first = first_choices(test_texts)
     result = cards.token_id_predictability(train_ids, train_first, test_ids, test_first)
     out = []
-    for name, values in (("token-id routing: id only", result.by_id), ("token-id routing: previous id + id", result.by_bigram)):
-        out.append(Card(name=name, quantity=f"accuracy predicting the router's first choice on held-out text, mean over MoE "
-                        f"layers ({result.coverage:.0%} of held-out ids seen in fitting)",
-                        method="cards.token_id_predictability (most common expert per id / id pair, majority fallback)",
-                        prompt_set=prompt_set, measured=float(values.mean()), spread=float(values.std()),
-                        chance=float(result.majority.mean()), chance_note="always the training text's most common expert",
-                        published=None, source=SOURCES["openmoe"], by_layer=values, model_id=loaded.model_id))
+    for name, values in (
+        ("token-id routing: id only", result.by_id),
+        ("token-id routing: previous id + id", result.by_bigram),
+    ):
+        out.append(
+            Card(
+                name=name,
+                quantity=f"accuracy predicting the router's first choice on held-out text, mean over MoE "
+                f"layers ({result.coverage:.0%} of held-out ids seen in fitting)",
+                method="cards.token_id_predictability (most common expert per id / id pair, majority fallback)",
+                prompt_set=prompt_set,
+                measured=float(values.mean()),
+                spread=float(values.std()),
+                chance=float(result.majority.mean()),
+                chance_note="always the training text's most common expert",
+                published=None,
+                source=SOURCES["openmoe"],
+                by_layer=values,
+                model_id=loaded.model_id,
+            )
+        )
     return out
 
 
@@ -237,10 +359,14 @@ def all_cards(loaded, corpus_texts: tuple[list[str], list[str]] | None = None) -
     if loaded.family == "moe":
         out += routing_cards(loaded, traces)
         if corpus_texts is not None:
-            out += token_id_cards(loaded, *corpus_texts, prompt_set="corpus held-out text (first half fits, second half tests)")
+            out += token_id_cards(
+                loaded, *corpus_texts, prompt_set="corpus held-out text (first half fits, second half tests)"
+            )
         else:
             half = len(SENTENCES) // 2
-            out += token_id_cards(loaded, SENTENCES[:half], SENTENCES[half:], prompt_set="everyday-sentences (6 fit, 6 test)")
+            out += token_id_cards(
+                loaded, SENTENCES[:half], SENTENCES[half:], prompt_set="everyday-sentences (6 fit, 6 test)"
+            )
     return out
 
 

@@ -58,8 +58,13 @@ class Pair:
 PAIRS = (
     Pair("eiffel", "The Eiffel Tower is in the city of", "The Colosseum is in the city of", " Paris", " Rome"),
     Pair("capital", "The capital of France is the city of", "The capital of Italy is the city of", " Paris", " Rome"),
-    Pair("ioi", "When Mary and John went to the shop, John gave a book to", "When Mary and John went to the shop, Mary gave a book to",
-         " Mary", " John"),
+    Pair(
+        "ioi",
+        "When Mary and John went to the shop, John gave a book to",
+        "When Mary and John went to the shop, Mary gave a book to",
+        " Mary",
+        " John",
+    ),
 )
 
 # Encoder pairs: the [MASK] token is written as {mask} and filled with the tokenizer's own.
@@ -69,8 +74,9 @@ MASKED_PAIRS = (
 )
 
 
-def repeated_random_tokens(vocab_size: int, period: int = 24, seed: int = 0, low: int = 0,
-                           prefix: tuple[int, ...] = ()) -> tuple[np.ndarray, int]:
+def repeated_random_tokens(
+    vocab_size: int, period: int = 24, seed: int = 0, low: int = 0, prefix: tuple[int, ...] = ()
+) -> tuple[np.ndarray, int]:
     """``prefix`` + r + r with r ``period`` ids drawn without replacement from [low, vocab_size)
     by a fixed seed (Olsson et al.'s repeated random tokens). Returns (ids [len(prefix) + 2 * period],
     start of the first copy)."""

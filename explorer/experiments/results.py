@@ -42,8 +42,14 @@ class InterventionResult:
 
     def __post_init__(self) -> None:
         t, p = len(self.token_ids), len(self.positions)
-        for name, size in (("targets", p), ("base_logprob", p), ("modified_logprob", p), ("kl", t),
-                           ("base_top1", t), ("modified_top1", t)):
+        for name, size in (
+            ("targets", p),
+            ("base_logprob", p),
+            ("modified_logprob", p),
+            ("kl", t),
+            ("base_top1", t),
+            ("modified_top1", t),
+        ):
             if getattr(self, name).shape != (size,):
                 raise ValueError(f"{name} {getattr(self, name).shape} != ({size},)")
         _read_only(self)
@@ -66,12 +72,15 @@ class InterventionResult:
         return float(self.kl.mean())
 
     def summary(self) -> str:
-        return (f"{self.description}: loss {self.base_loss:.3f} -> {self.modified_loss:.3f} nats, "
-                f"mean KL {self.mean_kl:.4f}, top-1 flipped at {int(self.flipped.sum())}/{len(self.flipped)} positions")
+        return (
+            f"{self.description}: loss {self.base_loss:.3f} -> {self.modified_loss:.3f} nats, "
+            f"mean KL {self.mean_kl:.4f}, top-1 flipped at {int(self.flipped.sum())}/{len(self.flipped)} positions"
+        )
 
 
-def compare(description: str, token_ids: np.ndarray, base_logits: np.ndarray, modified_logits: np.ndarray,
-            causal: bool) -> InterventionResult:
+def compare(
+    description: str, token_ids: np.ndarray, base_logits: np.ndarray, modified_logits: np.ndarray, causal: bool
+) -> InterventionResult:
     """Side-by-side result from the two runs' logits [T, V]."""
     token_ids = np.asarray(token_ids, dtype=np.int64)
     base, modified = log_softmax(base_logits), log_softmax(modified_logits)  # [T, V]
@@ -81,9 +90,16 @@ def compare(description: str, token_ids: np.ndarray, base_logits: np.ndarray, mo
         positions, targets = np.arange(len(token_ids)), token_ids
     kl = (np.exp(base) * (base - modified)).sum(axis=-1)  # [T]
     return InterventionResult(
-        description=description, token_ids=token_ids, positions=positions, targets=targets.copy(),
-        base_logprob=base[positions, targets], modified_logprob=modified[positions, targets],
-        kl=np.maximum(kl, 0.0), base_top1=base.argmax(-1), modified_top1=modified.argmax(-1))
+        description=description,
+        token_ids=token_ids,
+        positions=positions,
+        targets=targets.copy(),
+        base_logprob=base[positions, targets],
+        modified_logprob=modified[positions, targets],
+        kl=np.maximum(kl, 0.0),
+        base_top1=base.argmax(-1),
+        modified_top1=modified.argmax(-1),
+    )
 
 
 @dataclass(frozen=True)

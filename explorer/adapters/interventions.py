@@ -26,7 +26,9 @@ from explorer.models.accounting import account
 # head h in columns h*d_head:(h+1)*d_head, in every supported decoder-only, MoE and encoder
 # model: Llama/Qwen2/Mixtral/OLMoE o_proj, GPT-2 attn.c_proj (not mlp.c_proj), GPT-NeoX
 # attention.dense, BERT/RoBERTa/ELECTRA/DeBERTa attention.output.dense, DistilBERT out_lin.
-_SELF_ATTENTION_OUT = re.compile(r"(self_attn\.o_proj|attn\.c_proj|attention\.dense|attention\.output\.dense|attention\.out_lin)$")
+_SELF_ATTENTION_OUT = re.compile(
+    r"(self_attn\.o_proj|attn\.c_proj|attention\.dense|attention\.output\.dense|attention\.out_lin)$"
+)
 _LAYER = re.compile(r"\.(\d+)\.")
 PATCH_BATCH_FLOATS = 2**26  # most logits one patching batch holds (256 MB in float32)
 
@@ -60,12 +62,15 @@ def _causal(loaded) -> bool:
 
 def _check_scorable(loaded) -> None:
     if loaded.family == "encoder" and not loaded.has_mlm_head:
-        raise ValueError(f"{loaded.model_id} has no trained masked-language head: there is no output distribution to compare.")
+        raise ValueError(
+            f"{loaded.model_id} has no trained masked-language head: there is no output distribution to compare."
+        )
     if loaded.family == "seq2seq" or getattr(loaded.model.config, "is_encoder_decoder", False):
         raise ValueError("use cross_attention_removal for encoder-decoder models")
 
 
 # --- attention heads ---------------------------------------------------------------------------
+
 
 def num_heads(config) -> int:
     for name in ("num_attention_heads", "n_head", "n_heads"):
@@ -79,8 +84,11 @@ def attention_output_projections(model) -> list[torch.nn.Module]:
     """The self-attention output projection of every block, in layer order."""
     if model.config.model_type == "albert":
         raise ValueError("ALBERT shares one block between all layers: a head cannot be switched off in one layer only.")
-    found = [(int(_LAYER.search(name).group(1)), module) for name, module in model.named_modules()
-             if _SELF_ATTENTION_OUT.search(name)]
+    found = [
+        (int(_LAYER.search(name).group(1)), module)
+        for name, module in model.named_modules()
+        if _SELF_ATTENTION_OUT.search(name)
+    ]
     if not found:
         raise ValueError(f"no attention output projection found in {type(model).__name__}")
     return [module for _, module in sorted(found, key=lambda item: item[0])]
@@ -91,9 +99,10 @@ def _ablate_heads_hook(heads: list[int], num: int, mode: str):
         x = args[0].clone()  # [B, T, H * d_head]
         width = x.shape[-1] // num
         for h in heads:
-            part = x[..., h * width:(h + 1) * width]  # [B, T, d_head]
-            x[..., h * width:(h + 1) * width] = 0.0 if mode == "zero" else part.mean(dim=-2, keepdim=True)
+            part = x[..., h * width : (h + 1) * width]  # [B, T, d_head]
+            x[..., h * width : (h + 1) * width] = 0.0 if mode == "zero" else part.mean(dim=-2, keepdim=True)
         return (x, *args[1:]), kwargs
+
     return hook
 
 
@@ -118,7 +127,9 @@ def head_ablation(loaded, ids: np.ndarray, heads: Iterable[tuple[int, int]], mod
         with _attached(hooks):
             modified = _logits(loaded, ids)
     names = ", ".join(f"L{layer}H{h}" for layer, hs in sorted(by_layer.items()) for h in hs)
-    return compare(f"heads {names} {'zeroed' if mode == 'zero' else 'mean-ablated'}", ids, base, modified, _causal(loaded))
+    return compare(
+        f"heads {names} {'zeroed' if mode == 'zero' else 'mean-ablated'}", ids, base, modified, _causal(loaded)
+    )
 
 
 def sink_free_mask(num_tokens: int, causal: bool, dtype=torch.float32) -> torch.Tensor:
@@ -148,6 +159,7 @@ def sink_removal(loaded, ids: np.ndarray) -> InterventionResult:
 
 # --- activation patching -----------------------------------------------------------------------
 
+
 def blocks(model) -> torch.nn.ModuleList:
     """The transformer blocks of a decoder-only, MoE or encoder model, in order."""
     for _, module in model.named_modules():
@@ -161,17 +173,20 @@ def _residual_hook(stack: torch.nn.ModuleList, depth: int, edit):
     ``depth``: the input of block ``depth`` (0 = embeddings), or for depth L the output of
     the last block (before any final norm)."""
     if depth < len(stack):
+
         def pre(module, args, kwargs):
             if args:
                 return (edit(args[0]), *args[1:]), kwargs
             kwargs = dict(kwargs, hidden_states=edit(kwargs["hidden_states"]))
             return args, kwargs
+
         return stack[depth], "pre", pre
 
     def post(module, args, output):
         if isinstance(output, tuple):
             return (edit(output[0]), *output[1:])
         return edit(output)
+
     return stack[-1], "post", post
 
 
@@ -185,6 +200,7 @@ def residual_stream(loaded, ids: np.ndarray) -> torch.Tensor:
         def edit(hidden):
             captured[depth] = hidden[0].detach().clone()
             return hidden
+
         return edit
 
     with _attached(_residual_hook(stack, d, reader(d)) for d in range(len(stack) + 1)):
@@ -192,8 +208,9 @@ def residual_stream(loaded, ids: np.ndarray) -> torch.Tensor:
     return torch.stack([captured[d] for d in range(len(stack) + 1)])
 
 
-def patched_logits(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, depth: int,
-                   positions: Iterable[int]) -> np.ndarray:
+def patched_logits(
+    loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, depth: int, positions: Iterable[int]
+) -> np.ndarray:
     """[T, V] logits of the corrupted prompt with the clean residual stream copied in at
     ``depth`` for every position in ``positions`` at once."""
     positions = list(positions)
@@ -209,8 +226,15 @@ def patched_logits(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, dep
             return _logits(loaded, corrupted_ids)
 
 
-def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, clean_answer: int,
-                        corrupted_answer: int, position: int = -1, metric: str = "logit_diff") -> PatchingResult:
+def activation_patching(
+    loaded,
+    clean_ids: np.ndarray,
+    corrupted_ids: np.ndarray,
+    clean_answer: int,
+    corrupted_answer: int,
+    position: int = -1,
+    metric: str = "logit_diff",
+) -> PatchingResult:
     """Patch the clean residual stream into the corrupted run at every (depth, position),
     one patch at a time, and read at ``position`` the logit difference clean answer -
     corrupted answer (``metric='logit_diff'``) or the clean answer's probability
@@ -220,8 +244,10 @@ def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray
     _check_scorable(loaded)
     clean_ids, corrupted_ids = np.asarray(clean_ids), np.asarray(corrupted_ids)
     if clean_ids.shape != corrupted_ids.shape:
-        raise ValueError(f"clean ({len(clean_ids)} tokens) and corrupted ({len(corrupted_ids)} tokens) must have equal "
-                         "length: choose words that are one token each")
+        raise ValueError(
+            f"clean ({len(clean_ids)} tokens) and corrupted ({len(corrupted_ids)} tokens) must have equal "
+            "length: choose words that are one token each"
+        )
     t = len(clean_ids)
     position = position % t
     stack = blocks(loaded.model)
@@ -253,12 +279,21 @@ def activation_patching(loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray
                 batch = as_batch(corrupted_ids, loaded.device).expand(len(rows), t)  # [copies, T]
                 with _attached([_residual_hook(stack, depth, edit)]):
                     patched[depth, rows.numpy()] = measure(to_numpy(loaded.model(input_ids=batch).logits))
-    return PatchingResult(clean_ids=clean_ids, corrupted_ids=corrupted_ids, clean_answer=int(clean_answer),
-                          corrupted_answer=int(corrupted_answer), position=position, metric=metric, clean_metric=clean_metric,
-                          corrupted_metric=corrupted_metric, patched=patched)
+    return PatchingResult(
+        clean_ids=clean_ids,
+        corrupted_ids=corrupted_ids,
+        clean_answer=int(clean_answer),
+        corrupted_answer=int(corrupted_answer),
+        position=position,
+        metric=metric,
+        clean_metric=clean_metric,
+        corrupted_metric=corrupted_metric,
+        patched=patched,
+    )
 
 
 # --- mixture of experts ------------------------------------------------------------------------
+
 
 def router_modules(model) -> list[torch.nn.Module]:
     """The router of every MoE layer, in execution order (Mixtral, Qwen2-MoE, OLMoE: each
@@ -269,8 +304,15 @@ def router_modules(model) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, cls)]
 
 
-def _route_hook(config, layer: int, k: int, drop: tuple[int, ...], force: list[tuple[int, int]],
-                table: np.ndarray | None, token_ids: np.ndarray):
+def _route_hook(
+    config,
+    layer: int,
+    k: int,
+    drop: tuple[int, ...],
+    force: list[tuple[int, int]],
+    table: np.ndarray | None,
+    token_ids: np.ndarray,
+):
     renormalise = moe.renormalises(config)
 
     def hook(module, args, output):
@@ -295,8 +337,15 @@ def _route_hook(config, layer: int, k: int, drop: tuple[int, ...], force: list[t
     return hook
 
 
-def route_override(loaded, ids: np.ndarray, *, top_k: int | None = None, drop: Iterable[int] = (),
-                   force: Iterable[tuple[int | None, int, int]] = (), token_table: np.ndarray | None = None) -> InterventionResult:
+def route_override(
+    loaded,
+    ids: np.ndarray,
+    *,
+    top_k: int | None = None,
+    drop: Iterable[int] = (),
+    force: Iterable[tuple[int | None, int, int]] = (),
+    token_table: np.ndarray | None = None,
+) -> InterventionResult:
     """Run an MoE decoder with its routing changed, every MoE layer re-deciding from its own
     router's probabilities (recomputed exactly as the router does):
 
@@ -323,8 +372,12 @@ def route_override(loaded, ids: np.ndarray, *, top_k: int | None = None, drop: I
         base = _logits(loaded, ids)
         with _attached(hooks):
             modified = _logits(loaded, ids)
-    parts = [f"top-{k}"] + ([f"experts {list(drop)} dropped"] if drop else []) + \
-            ([f"forced {force}"] if force else []) + (["routed by token id"] if token_table is not None else [])
+    parts = (
+        [f"top-{k}"]
+        + ([f"experts {list(drop)} dropped"] if drop else [])
+        + ([f"forced {force}"] if force else [])
+        + (["routed by token id"] if token_table is not None else [])
+    )
     return compare("MoE routing: " + ", ".join(parts), ids, base, modified, causal=True)
 
 
@@ -344,13 +397,21 @@ def top_k_sweep(loaded, ids: np.ndarray, ks: Iterable[int] = (1, 2, 4)) -> TopKS
     ks = [k for k in ks if k <= acc.num_experts]
     losses = [route_override(loaded, ids, top_k=k).modified_loss for k in ks]
     active = [acc.total - experts + experts * k // acc.num_experts for k in ks]
-    return TopKSweep(ks=np.asarray(ks), loss=np.asarray(losses), active_params=np.asarray(active),
-                     total_params=acc.total, trained_k=acc.experts_per_token)
+    return TopKSweep(
+        ks=np.asarray(ks),
+        loss=np.asarray(losses),
+        active_params=np.asarray(active),
+        total_params=acc.total,
+        trained_k=acc.experts_per_token,
+    )
 
 
 # --- encoder-decoder ---------------------------------------------------------------------------
 
-def cross_attention_removal(loaded, source_ids: np.ndarray, target_ids: np.ndarray, span: tuple[int, int]) -> InterventionResult:
+
+def cross_attention_removal(
+    loaded, source_ids: np.ndarray, target_ids: np.ndarray, span: tuple[int, int]
+) -> InterventionResult:
     """Decoder run over ``target_ids`` [T] with cross-attention to source positions
     span[0]:span[1] removed (masked, so every cross-attention row renormalises over the rest).
     The encoder reads the whole source once; the mask is given to the cross-attention only
@@ -368,5 +429,7 @@ def cross_attention_removal(loaded, source_ids: np.ndarray, target_ids: np.ndarr
         decoder_ids = as_batch(target_ids, device)
         base = to_numpy(model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0])
         mask[0, start:stop] = 0
-        modified = to_numpy(model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0])
+        modified = to_numpy(
+            model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0]
+        )
     return compare(f"cross-attention to source tokens {start}:{stop} removed", target_ids, base, modified, causal=True)
