@@ -20,6 +20,7 @@ the trained head that ``python -m explorer.train mlm`` commits (``delta.safetens
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -113,10 +114,28 @@ def convert_quire(out: Path, src: Path | None = None) -> None:
     tmp.rename(out)
 
 
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
 def masked_lm_from_base(base: Path) -> DistilBertForMaskedLM:
     """The converted encoder with a fresh masked-language head (vocab_transform, vocab_layer_norm,
     vocab_projector bias initialised from torch's RNG; vocab_projector.weight IS the word embeddings)."""
-    model = DistilBertForMaskedLM.from_pretrained(base, dtype=torch.float32, attn_implementation="eager")
+    # transformers logs a warning table for the expected gaps (tagger classifier unused, head new);
+    # drop that one record while loading and check the gaps here instead.
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    report_filter = _DropLoadReport()
+    report_logger.addFilter(report_filter)
+    try:
+        model, info = DistilBertForMaskedLM.from_pretrained(base, dtype=torch.float32, attn_implementation="eager",
+                                                            output_loading_info=True)
+    finally:
+        report_logger.removeFilter(report_filter)
+    head = {"vocab_transform.weight", "vocab_transform.bias", "vocab_layer_norm.weight", "vocab_layer_norm.bias",
+            "vocab_projector.bias"}
+    assert set(info["missing_keys"]) <= head, info["missing_keys"]
+    assert set(info["unexpected_keys"]) <= {"classifier.weight", "classifier.bias"}, info["unexpected_keys"]
     assert model.vocab_projector.weight.data_ptr() == model.distilbert.embeddings.word_embeddings.weight.data_ptr()
     return model
 
