@@ -75,8 +75,9 @@ def main(argv=None) -> int:
         bar.close()
         log = report_mlm(out, args.corpus, quire_dir())
         c = log["config"]
+        stop = f" --stop-at {log['final']['step']}" if log["final"]["step"] < c["steps"] else ""
         write_mlm_card(out, f"python -m explorer.train mlm --corpus PATH --steps {c['steps']} --batch {c['batch']} "
-                            f"--rank {c['rank']} --lr {c['lr']:g} --threads {c['threads']}")
+                            f"--rank {c['rank']} --lr {c['lr']:g} --eval-every {log['steps'][1]['step']} --threads {c['threads']}{stop}")
         token = log["evaluation"]["token"]
         print(f"held-out (15% of tokens masked, {token['masked_tokens']} tokens): top-1 {token['top1']:.3f}, "
               f"top-5 {token['top5']:.3f}")
