@@ -39,7 +39,7 @@ def test_benchmark_text_has_the_requested_length_and_masks(masks):
     from benchmarks.model_costs import text_of_tokens
     from explorer.models.embedded import project_model_dir
 
-    tokenizer = AutoTokenizer.from_pretrained(project_model_dir("embedded:minilm-l6-mlm"))
+    tokenizer = AutoTokenizer.from_pretrained(project_model_dir("embedded:distilbert-grammar-mlm"))
     texts = {text_of_tokens(tokenizer, 64, variant=v, masks=masks) for v in range(5)}
     assert len(texts) == 5  # every variant is new text, so no cache answers for it
     for text in texts:

