@@ -54,6 +54,8 @@ def test_exported_encoder_scores_like_the_recorded_evaluation_on_a_small_held_ou
     masked = mlm.choose_masked_tokens(rows, special, np.random.default_rng(0))
     result = mlm.evaluate(model, rows, masked, tokenizer.mask_token_id)
     # ~300 masked tokens against the ~6,000 of the recorded evaluation: the same level, within a small sample's noise
-    recorded = json.loads((PROJECT_MODELS / "distilbert-grammar-mlm" / "training_log.json").read_text())["evaluation"]["token"]
+    recorded = json.loads((PROJECT_MODELS / "distilbert-grammar-mlm" / "training_log.json").read_text())["evaluation"][
+        "token"
+    ]
     assert result["masked_tokens"] >= 250
     assert abs(result["top1"] - recorded["top1"]) <= 0.08 and abs(result["top5"] - recorded["top5"]) <= 0.08

