@@ -84,6 +84,9 @@ def test_teacher_cache_is_incremental_and_survives_a_cut_line(tmp_path):
     assert len(calls) == 7  # nothing translated twice
     rows = teacher.read_cache(path)
     assert [r["en"] for r in rows] == [s for _, s in queue[:7]] and rows[5]["pt"] == "frase 5"
+    # rows of another queue (e.g. an earlier sentence splitter) stay, and do not count towards the limit
+    assert teacher.fill_cache(path, [("novel", "other")] + queue, limit=9, teacher=fake, progress=False) == 9
+    assert len(calls) == 9 and "other" in calls
 
 
 def test_everyday_sentences_are_about_forty():

@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     translate.add_argument("--export-only", action="store_true", help="write the output folder from the checkpoint")
     translate.add_argument("--tokens-per-batch", type=int, default=4000, help="padded source + target tokens per step")
     translate.add_argument("--save-every", type=int, default=100)
+    translate.add_argument("--fp32", action="store_true", help="train without bfloat16 autocast (slower on CPUs with AVX512-BF16)")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -98,14 +99,15 @@ def _translate(args, steps: int) -> int:
     out = args.out or ASSETS / "marian-en-pt-tiny"
     command = f"python -m explorer.train translate --corpus {args.corpus} --steps {steps}" + (
         f" --threads {args.threads}" if args.threads else "")
-    if args.export_only:
-        translate.export(args.work, out)
-        write_translate_card(out, command, args.work)
-        print(f"wrote {out}")
-        return 0
-    queue = teacher.teacher_queue(args.corpus, seed=args.seed)
-    pairs = teacher.fill_cache(args.work / "teacher.jsonl", queue, limit=args.pairs)
+    if not args.export_only:
+        queue = teacher.teacher_queue(args.corpus, seed=args.seed)
+        pairs = teacher.fill_cache(args.work / "teacher.jsonl", queue, limit=args.pairs)
     eval_sets = teacher.reference_sets(args.corpus, args.work)
+    if args.export_only:
+        log = translate.export(args.work, out, eval_sets)
+        write_translate_card(out, command, args.work)
+        print(f"wrote {out} (step {log['step']}): " + _scores(log["final"]))
+        return 0
     print(f"teacher cache: {pairs} pairs; references: " + ", ".join(f"{k} {len(v)}" for k, v in eval_sets.items()))
     if args.teacher_only:
         return 0
@@ -115,19 +117,20 @@ def _translate(args, steps: int) -> int:
         bar.n = step  # a resumed run starts at its checkpoint's step
         bar.set_postfix(loss=f"{loss:.3f}")
         if evaluation is not None:
-            bar.write(f"step {step}: " + "; ".join(f"{k} chrF {v['chrf']:.1f} BLEU {v['bleu']:.1f}"
-                                                   for k, v in evaluation.items() if isinstance(v, dict)))
+            bar.write(f"step {step}: " + _scores(evaluation))
 
     log = translate.train_translate(args.work / "teacher.jsonl", args.work, steps, eval_sets, seed=args.seed,
                                     eval_every=args.eval_every or 500, save_every=args.save_every, resume=args.resume,
-                                    tokens_per_batch=args.tokens_per_batch, progress=progress)
+                                    tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, progress=progress)
     bar.close()
-    translate.export(args.work, out)
+    log = translate.export(args.work, out, eval_sets)
     write_translate_card(out, command, args.work)
-    final = log["evaluations"][-1]
-    print(f"done: step {log['step']}; " + "; ".join(f"{k} chrF {v['chrf']:.1f} BLEU {v['bleu']:.1f}"
-                                                     for k, v in final.items() if isinstance(v, dict)) + f"; wrote {out}")
+    print(f"done: step {log['step']}; exported weights: {_scores(log['final'])}; wrote {out}")
     return 0
+
+
+def _scores(evaluation: dict) -> str:
+    return "; ".join(f"{k} chrF {v['chrf']:.1f} BLEU {v['bleu']:.1f}" for k, v in evaluation.items() if isinstance(v, dict))
 
 
 if __name__ == "__main__":

@@ -145,10 +145,10 @@ def write_translate_card(folder: Path, command: str, work: Path, examples: int =
     """Card of the English -> Portuguese student, with its measured numbers and example translations
     (the teacher's beside them, from the reference caches in ``work``)."""
     log = json.loads((folder / "training_log.json").read_text())
-    c, final = log["config"], log["evaluations"][-1] if log["evaluations"] else {}
+    c, final = log["config"], log.get("final") or (log["evaluations"][-1] if log["evaluations"] else {})
     shape = c["shape"]
     minutes = log["steps"][-1]["seconds"] / 60 if log["steps"] else 0.0
-    sentences = sum(s["sentences"] for s in log["steps"]) * 10  # logged every 10th step
+    sentences = log["sentences_seen"]
     pairs = log["sessions"][-1]["pairs"]
     results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): **chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
                         for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
@@ -179,7 +179,8 @@ input/output embeddings.
 - Training: {log['step']:,} steps of about {c['tokens_per_batch']:,} padded source+target tokens ({sentences:,} sentence pairs seen),
   AdamW (peak lr {c['lr']}, {c['warmup']} warm-up steps, then inverse square root), label smoothing {c['label_smoothing']},
   seed {c['seed']}, {minutes:.0f} minutes on a shared 2-core CPU over {len(log['sessions'])} session(s).
-- Evaluation against the teacher's own translations (sacrebleu {sacrebleu.__version__} defaults; greedy decoding), at step {final.get('step', 0):,}:
+- Evaluation of these float16 weights against the teacher's own translations (sacrebleu {sacrebleu.__version__} defaults; greedy
+  decoding), at step {final.get('step', 0):,}:
 {results}
   The bar set for this model (chrF ≥ 50 held-out, ≥ 45 everyday) it {bar}.
   Held-out: 100 each of novel sentences, WordNet examples and glosses from the last 5% of every corpus file (never trained

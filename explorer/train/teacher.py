@@ -106,10 +106,13 @@ def teacher_queue(corpus: Path, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def held_out_sample(corpus: Path, per_kind: int = 100, seed: int = 1234) -> list[tuple[str, str]]:
-    """A fixed sample of held-out sentences: ``per_kind`` of each kind (fewer if the split is small)."""
+    """A fixed sample of held-out sentences: ``per_kind`` of each kind (fewer if the split is small);
+    a held-out sentence that also occurs in the training split (WordNet repeats some examples) is left out."""
     rng = np.random.default_rng(seed)
+    training = {s for items in corpus_sentences(corpus).values() for s in items}
     sample = []
     for kind, items in corpus_sentences(corpus, held_out=True).items():
+        items = [s for s in items if s not in training]
         picked = rng.permutation(len(items))[:per_kind]
         sample += [(kind, items[i]) for i in sorted(picked)]
     return sample
@@ -129,16 +132,15 @@ def read_cache(path: Path) -> list[dict]:
 
 
 def fill_cache(path: Path, queue: list[tuple[str, str]], limit: int | None = None, teacher=None, progress: bool = True) -> int:
-    """Translate the sentences of ``queue`` not yet in the cache at ``path`` (up to ``limit``
-    rows in all), appending one JSON line each; returns the number of rows in the cache."""
+    """Translate the first ``limit`` sentences of ``queue`` (all without a limit) that are not yet in
+    the cache at ``path``, appending one JSON line each; returns the number of rows in the cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():  # drop a half-written last line so appended rows start on their own line
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):
             path.write_bytes(data[: data.rfind(b"\n") + 1])
     done = {row["en"] for row in read_cache(path)}
-    target = len(queue) if limit is None else min(limit, len(queue))
-    todo = [(k, s) for k, s in queue if s not in done][: max(0, target - len(done))]
+    todo = [(k, s) for k, s in queue[:limit] if s not in done]
     if not todo:
         return len(done)
     teacher = teacher or RawTeacher()

@@ -24,7 +24,8 @@ import numpy as np
 import sacrebleu
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import GenerationConfig, MarianConfig, MarianMTModel, PreTrainedTokenizerFast
+from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, MarianConfig, MarianMTModel,
+                          PreTrainedTokenizerFast)
 from transformers.models.marian.modeling_marian import shift_tokens_right
 
 from explorer.train.teacher import read_cache
@@ -160,11 +161,13 @@ def save_checkpoint(path: Path, model, optimizer, step: int, log: dict) -> None:
 def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[str, list[dict]] | None = None, *,
                     shape: dict | None = None, vocab_size: int = 8000, tokens_per_batch: int = 4000, lr: float = 1e-3,
                     warmup: int = 500, seed: int = 0, eval_every: int = 500, save_every: int = 100, resume: bool = False,
-                    progress=None) -> dict:
+                    bf16: bool = True, progress=None) -> dict:
     """Train (or with ``resume`` continue) the student up to ``steps`` optimiser steps in all.
 
     ``pairs_path``: the teacher cache ({'en', 'pt'} per line); ``work``: tokenizer/ and checkpoint.pt;
     ``eval_sets``: name -> rows with references, scored every ``eval_every`` steps and at the end.
+    ``bf16``: forward and backward under bfloat16 autocast (weights and optimiser stay float32): 1.7x
+    faster steps on this project's AVX512-BF16 CPU; evaluation always runs in float32.
     The vocabulary is trained once, on the pairs cached when the first run starts (equal parts
     English and Portuguese), and kept in ``work``/tokenizer for every resume.
     """
@@ -185,8 +188,9 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)
     pad = tokenizer.pad_token_id
     log = {"parameters": sum(p.numel() for p in model.parameters()), "steps": [], "evaluations": [], "sessions": [],
+           "sentences_seen": 0,
            "config": dict(shape=shape or SHAPE, vocab_size=len(tokenizer), tokens_per_batch=tokens_per_batch, lr=lr,
-                         warmup=warmup, seed=seed, label_smoothing=0.1, schedule="inverse square root")}
+                         warmup=warmup, seed=seed, label_smoothing=0.1, schedule="inverse square root", bf16=bf16)}
     step = 0
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -217,14 +221,16 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
             picked = draw_batch(lengths, order, tokens_per_batch, seed, step)
             batch = batch_tensors(src, tgt, picked, pad, device)
             labels = batch.pop("labels")
-            logits = model(**batch).logits  # [B, T, V]
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**batch).logits  # [B, T, V]
+            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100,
                                                      label_smoothing=0.1)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             session["seconds"] = time.perf_counter() - start
+            log["sentences_seen"] += len(picked)
             entry = {"step": step, "seconds": done_before + session["seconds"], "train_loss": float(loss.detach()),
                      "sentences": len(picked), "pairs": len(src)}
             if step % 10 == 0:
@@ -250,9 +256,10 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
     return log
 
 
-def export(work: Path, out: Path) -> dict:
+def export(work: Path, out: Path, eval_sets: dict[str, list[dict]] | None = None) -> dict:
     """Write the checkpoint in ``work`` as a plain float16 Hugging Face folder ``out`` (model,
-    tokenizer, generation config, training_log.json); returns the training log."""
+    tokenizer, generation config, training_log.json). With ``eval_sets``, the exported weights are
+    scored as the app loads them (float16 values in a float32 model) into the log's 'final'."""
     tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
     state = torch.load(work / "checkpoint.pt", map_location="cpu", weights_only=True)
     log = state["log"]
@@ -262,5 +269,8 @@ def export(work: Path, out: Path) -> dict:
     model.to(torch.float16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     log = {**log, "step": state["step"]}
+    if eval_sets:
+        loaded = AutoModelForSeq2SeqLM.from_pretrained(out, dtype=torch.float32)
+        log["final"] = {"step": state["step"], **evaluate(loaded, AutoTokenizer.from_pretrained(out), eval_sets)}
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     return log
