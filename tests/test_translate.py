@@ -127,3 +127,17 @@ def test_training_runs_a_few_steps_resumes_and_exports_a_folder_the_adapter_read
     encoder = seq2seq.encode_text(loaded, "the dog barked")
     ids = seq2seq.greedy_decode(loaded, encoder, max_new_tokens=5)
     assert 1 <= len(ids) <= 5 and tokenizer.pad_token_id not in ids
+    # a fresh checkout has the export but no checkpoint: --resume continues from the export
+    (work / "checkpoint.pt").unlink()
+    log = translate.train_translate(pairs, work, 6, eval_sets, resume=True, init_from=out, **kwargs)
+    assert log["step"] == 6 and log["sessions"][-1]["from"].startswith("export") and log["sessions"][-1]["start_step"] == 5
+
+
+def test_teacher_cache_archive_round_trip(tmp_path):
+    work, archive = tmp_path / "work", tmp_path / "archive"
+    teacher.fill_cache(work / "teacher.jsonl", [("example", "a cat"), ("example", "a dog")], teacher=str.upper, progress=False)
+    assert teacher.archive_cache(work, archive) == {"teacher.jsonl": 2}
+    fresh = tmp_path / "fresh"
+    assert teacher.seed_cache(fresh, archive) == ["teacher.jsonl"]
+    assert teacher.read_cache(fresh / "teacher.jsonl") == teacher.read_cache(work / "teacher.jsonl")
+    assert teacher.seed_cache(fresh, archive) == []  # an existing cache is never overwritten

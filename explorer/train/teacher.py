@@ -15,6 +15,7 @@ sentence, so a stopped run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import lzma
 import re
 from pathlib import Path
 
@@ -152,6 +153,34 @@ def fill_cache(path: Path, queue: list[tuple[str, str]], limit: int | None = Non
 
 
 EVERYDAY = Path(__file__).resolve().parent / "everyday_en.txt"
+# The teacher's translations kept in git (xz-compressed JSON lines), so a fresh checkout need not
+# run the teacher again: copied into the work folder when it has no cache of its own.
+ARCHIVE = Path(__file__).resolve().parent.parent.parent / "data" / "teacher-en-pt"
+CACHE_FILES = ("teacher.jsonl", "teacher-held-out.jsonl", "teacher-everyday.jsonl")
+
+
+def seed_cache(work: Path, archive: Path = ARCHIVE) -> list[str]:
+    """Unpack the archived caches that ``work`` lacks; returns the names unpacked."""
+    work.mkdir(parents=True, exist_ok=True)
+    unpacked = []
+    for name in CACHE_FILES:
+        packed = archive / f"{name}.xz"
+        if not (work / name).exists() and packed.exists():
+            (work / name).write_bytes(lzma.decompress(packed.read_bytes()))
+            unpacked.append(name)
+    return unpacked
+
+
+def archive_cache(work: Path, archive: Path = ARCHIVE) -> dict[str, int]:
+    """Write the work folder's caches (complete lines only) into the archive; returns rows per file."""
+    archive.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name in CACHE_FILES:
+        if (work / name).exists():
+            lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in read_cache(work / name)]
+            (archive / f"{name}.xz").write_bytes(lzma.compress("".join(lines).encode("utf-8"), preset=9))
+            rows[name] = len(lines)
+    return rows
 
 
 def everyday_sentences() -> list[str]:
