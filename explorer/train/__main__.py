@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -122,6 +123,8 @@ def _translate(args, steps: int) -> int:
     if args.teacher_only:
         return 0
     bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
+    # `kill PID` (SIGTERM) stops a background run like Ctrl-C: the checkpoint is saved first
+    signal.signal(signal.SIGTERM, _interrupt)
 
     def progress(step, total, loss, evaluation=None):
         bar.n = step  # a resumed run starts at its checkpoint's step
@@ -129,15 +132,24 @@ def _translate(args, steps: int) -> int:
         if evaluation is not None:
             bar.write(f"step {step}: " + _scores(evaluation))
 
-    log = translate.train_translate(args.work / "teacher.jsonl", args.work, steps, eval_sets, seed=args.seed,
-                                    eval_every=args.eval_every or 500, save_every=args.save_every, resume=args.resume,
-                                    tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, init_from=out,
-                                    progress=progress)
+    try:
+        log = translate.train_translate(args.work / "teacher.jsonl", args.work, steps, eval_sets, seed=args.seed,
+                                        eval_every=args.eval_every or 500, save_every=args.save_every, resume=args.resume,
+                                        tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, init_from=out,
+                                        progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"stopped at step {bar.n}; saved {args.work / 'checkpoint.pt'}: continue with --resume")
+        return 130
     bar.close()
     log = translate.export(args.work, out, eval_sets)
     write_translate_card(out, command, args.work)
     print(f"done: step {log['step']}; exported weights: {_scores(log['final'])}; wrote {out}")
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _scores(evaluation: dict) -> str:

