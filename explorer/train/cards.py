@@ -175,8 +175,10 @@ def write_translate_card(folder: Path, command: str, work: Path, examples: int =
     chosen = everyday_sentences()[:examples]
     rows = "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
                      for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
+    status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress (step {log['step']:,}); it does not yet "
+                                         "meet its bar, and its translations are often wrong.\n")
     text = f"""# marian-en-pt-tiny: English → Portuguese, a small MarianMT trained by the LLM architecture explorer
-
+{status}
 A {log['parameters'] / 1e6:.1f} M-parameter encoder-decoder (`MarianMTModel`: {shape['encoder_layers']} encoder + {shape['decoder_layers']}
 decoder layers, {shape['d_model']} wide, {shape['encoder_attention_heads']} heads, feed-forward {shape['encoder_ffn_dim']}), trained from scratch by
 sequence-level distillation: it learned to reproduce a teacher's translations of English sentences.
