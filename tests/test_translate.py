@@ -25,9 +25,21 @@ PAIRS = [
     ("the children play in the garden", "as crianças brincam no jardim"),
     ("we drink water", "nós bebemos água"),
 ]
-TINY = dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-            encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64, activation_function="swish",
-            dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True)
+TINY = dict(
+    d_model=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=32,
+    decoder_ffn_dim=32,
+    max_position_embeddings=64,
+    activation_function="swish",
+    dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    scale_embedding=True,
+)
 
 
 def test_teacher_raw_output_is_the_engines_before_post_processing():
@@ -40,17 +52,25 @@ def test_teacher_raw_output_is_the_engines_before_post_processing():
 
 
 def test_wordnet_lines_give_a_gloss_and_its_examples():
-    gloss, examples = teacher.wordnet_parts('dog: a member of the genus Canis; "the dog barked all night"; "a good dog"')
+    gloss, examples = teacher.wordnet_parts(
+        'dog: a member of the genus Canis; "the dog barked all night"; "a good dog"'
+    )
     assert gloss == "dog: a member of the genus Canis"
     assert examples == ["the dog barked all night", "a good dog"]
     assert teacher.wordnet_parts("entity: that which is perceived")[1] == []
 
 
 def test_novel_paragraphs_are_cut_into_sentences_of_reasonable_length():
-    paragraph = ('"My dear," said she, "have you heard it?" Mr. Bennet replied that he had not. Yes. '
-                 + "And then " + "very " * 40 + "long.")
-    assert teacher.novel_sentences(paragraph) == ['"My dear," said she, "have you heard it?"',
-                                                  "Mr. Bennet replied that he had not."]
+    paragraph = (
+        '"My dear," said she, "have you heard it?" Mr. Bennet replied that he had not. Yes. '
+        + "And then "
+        + "very " * 40
+        + "long."
+    )
+    assert teacher.novel_sentences(paragraph) == [
+        '"My dear," said she, "have you heard it?"',
+        "Mr. Bennet replied that he had not.",
+    ]
 
 
 def _corpus(tmp_path):
@@ -125,7 +145,9 @@ def test_training_runs_a_few_steps_resumes_and_exports_a_folder_the_adapter_read
     translate.export(work, out)
     model = AutoModelForSeq2SeqLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    assert type(model).__name__ == "MarianMTModel" and json.loads((out / "config.json").read_text())["dtype"] == "float16"
+    assert (
+        type(model).__name__ == "MarianMTModel" and json.loads((out / "config.json").read_text())["dtype"] == "float16"
+    )
     assert tokenizer("the dog")["input_ids"][-1] == tokenizer.eos_token_id  # Marian sources end with </s>
     loaded = wrap_model("tiny-student", model.float(), tokenizer)
     encoder = seq2seq.encode_text(loaded, "the dog barked")
@@ -134,12 +156,16 @@ def test_training_runs_a_few_steps_resumes_and_exports_a_folder_the_adapter_read
     # a fresh checkout has the export but no checkpoint: --resume continues from the export
     (work / "checkpoint.pt").unlink()
     log = translate.train_translate(pairs, work, 6, eval_sets, resume=True, init_from=out, **kwargs)
-    assert log["step"] == 6 and log["sessions"][-1]["from"].startswith("export") and log["sessions"][-1]["start_step"] == 5
+    assert (
+        log["step"] == 6 and log["sessions"][-1]["from"].startswith("export") and log["sessions"][-1]["start_step"] == 5
+    )
 
 
 def test_teacher_cache_archive_round_trip(tmp_path):
     work, archive = tmp_path / "work", tmp_path / "archive"
-    teacher.fill_cache(work / "teacher.jsonl", [("example", "a cat"), ("example", "a dog")], teacher=str.upper, progress=False)
+    teacher.fill_cache(
+        work / "teacher.jsonl", [("example", "a cat"), ("example", "a dog")], teacher=str.upper, progress=False
+    )
     assert teacher.archive_cache(work, archive) == {"teacher.jsonl": 2}
     fresh = tmp_path / "fresh"
     assert teacher.seed_cache(fresh, archive) == ["teacher.jsonl"]
@@ -163,7 +189,10 @@ def test_student_is_a_plain_float16_folder_under_60_mb_with_its_card():
 
 
 def test_student_loads_offline_through_the_app_and_translates_a_held_out_sentence():
-    assert AutoModelForSeq2SeqLM.from_pretrained(STUDENT) is not None and AutoTokenizer.from_pretrained(STUDENT) is not None
+    assert (
+        AutoModelForSeq2SeqLM.from_pretrained(STUDENT) is not None
+        and AutoTokenizer.from_pretrained(STUDENT) is not None
+    )
     loaded = load_model("embedded:marian-en-pt-tiny", device="cpu")
     assert loaded.arch.family == "seq2seq" and not loaded.arch.audio
     english, teacher_pt = HELD_OUT_SENTENCE

@@ -32,8 +32,10 @@ MIN_WORDS, MAX_WORDS, MAX_CHARS = 3, 32, 220
 WEIGHTS = {"example": 4, "novel": 3, "gloss": 3}
 # A sentence ends at . ! or ? (possibly closed by a quote) followed by space and a capital or a quote,
 # except after a title (Mr. Darcy).
-SENTENCE_END = re.compile(r'(?:(?<=[.!?])|(?<=[.!?]["\']))(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bCol\.)'
-                          r'\s+(?=["\'A-Z])')
+SENTENCE_END = re.compile(
+    r'(?:(?<=[.!?])|(?<=[.!?]["\']))(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bCol\.)'
+    r'\s+(?=["\'A-Z])'
+)
 QUOTED = re.compile(r'"([^"]+)"')
 
 
@@ -132,7 +134,9 @@ def read_cache(path: Path) -> list[dict]:
     return rows
 
 
-def fill_cache(path: Path, queue: list[tuple[str, str]], limit: int | None = None, teacher=None, progress: bool = True) -> int:
+def fill_cache(
+    path: Path, queue: list[tuple[str, str]], limit: int | None = None, teacher=None, progress: bool = True
+) -> int:
     """Translate the first ``limit`` sentences of ``queue`` (all without a limit) that are not yet in
     the cache at ``path``, appending one JSON line each; returns the number of rows in the cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +150,9 @@ def fill_cache(path: Path, queue: list[tuple[str, str]], limit: int | None = Non
         return len(done)
     teacher = teacher or RawTeacher()
     with path.open("a", encoding="utf-8") as f:
-        for kind, en in tqdm(todo, desc=f"teacher -> {path.name}", unit="sent", disable=not progress, dynamic_ncols=True):
+        for kind, en in tqdm(
+            todo, desc=f"teacher -> {path.name}", unit="sent", disable=not progress, dynamic_ncols=True
+        ):
             f.write(json.dumps({"kind": kind, "en": en, "pt": teacher(en)}, ensure_ascii=False) + "\n")
             f.flush()  # a stopped run loses at most the sentence in flight
     return len(done) + len(todo)

@@ -26,16 +26,34 @@ import numpy as np
 import sacrebleu
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, MarianConfig, MarianMTModel,
-                          PreTrainedTokenizerFast)
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    GenerationConfig,
+    MarianConfig,
+    MarianMTModel,
+    PreTrainedTokenizerFast,
+)
 from transformers.models.marian.modeling_marian import shift_tokens_right
 
 from explorer.train.teacher import read_cache
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"  # ids 0, 1, 2: pad is also the decoder's start token, as in opus-mt
-SHAPE = dict(d_model=256, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
-             encoder_ffn_dim=1024, decoder_ffn_dim=1024, max_position_embeddings=256, activation_function="swish",
-             dropout=0.1, attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True)
+SHAPE = dict(
+    d_model=256,
+    encoder_layers=3,
+    decoder_layers=3,
+    encoder_attention_heads=4,
+    decoder_attention_heads=4,
+    encoder_ffn_dim=1024,
+    decoder_ffn_dim=1024,
+    max_position_embeddings=256,
+    activation_function="swish",
+    dropout=0.1,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    scale_embedding=True,
+)
 MAX_TOKENS = 128  # longer sentences are cut (the teacher's sentences have at most 32 words)
 
 
@@ -46,24 +64,41 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=[PAD, EOS, UNK], unk_token=UNK,
-                                      max_piece_length=12, show_progress=False)
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=[PAD, EOS, UNK], unk_token=UNK, max_piece_length=12, show_progress=False
+    )
     tokenizer.train_from_iterator(texts, trainer)
     tokenizer.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK,
-                                   model_max_length=MAX_TOKENS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=MAX_TOKENS
+    )
 
 
 def build(tokenizer, shape: dict | None = None) -> MarianMTModel:
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    config = MarianConfig(vocab_size=len(tokenizer), decoder_vocab_size=len(tokenizer), **(shape or SHAPE),
-                          pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=pad, forced_eos_token_id=eos,
-                          share_encoder_decoder_embeddings=True, tie_word_embeddings=True, attn_implementation="eager")
+    config = MarianConfig(
+        vocab_size=len(tokenizer),
+        decoder_vocab_size=len(tokenizer),
+        **(shape or SHAPE),
+        pad_token_id=pad,
+        eos_token_id=eos,
+        decoder_start_token_id=pad,
+        forced_eos_token_id=eos,
+        share_encoder_decoder_embeddings=True,
+        tie_word_embeddings=True,
+        attn_implementation="eager",
+    )
     model = MarianMTModel(config)
     # greedy by default; the pad token is never an output (the app's decoder page reads suppress_tokens too)
-    model.generation_config = GenerationConfig(decoder_start_token_id=pad, eos_token_id=eos, pad_token_id=pad,
-                                               forced_eos_token_id=eos, max_length=MAX_TOKENS, num_beams=1,
-                                               suppress_tokens=[pad])
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=pad,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        forced_eos_token_id=eos,
+        max_length=MAX_TOKENS,
+        num_beams=1,
+        suppress_tokens=[pad],
+    )
     return model
 
 
@@ -92,7 +127,7 @@ def draw_batch(lengths: np.ndarray, order: np.ndarray, tokens_per_batch: int, se
     centre = int(rng.integers(0, n))
     width = int(np.clip(tokens_per_batch // max(1, int(lengths[order[centre]])), 4, 512))
     lo = max(0, min(centre - 2 * width, n - 4 * width))
-    window = order[lo: lo + 4 * width]  # 4x more candidates than the batch takes: a random subset each time
+    window = order[lo : lo + 4 * width]  # 4x more candidates than the batch takes: a random subset each time
     picked = rng.choice(window, size=min(width, len(window)), replace=False)
     # drop the longest until the padded batch fits the budget (the window's longest may exceed the centre's)
     picked = picked[np.argsort(lengths[picked], kind="stable")]
@@ -104,10 +139,16 @@ def draw_batch(lengths: np.ndarray, order: np.ndarray, tokens_per_batch: int, se
 def batch_tensors(src, tgt, picked, pad: int, device: str) -> dict:
     input_ids = torch.as_tensor(pad_batch([src[i] for i in picked], pad), device=device)  # [B, S]
     labels = torch.as_tensor(pad_batch([tgt[i] for i in picked], pad), device=device)  # [B, T]
-    decoder_input_ids = shift_tokens_right(labels, pad, pad)  # [B, T]: <pad>=start, then the target minus its last token
+    decoder_input_ids = shift_tokens_right(
+        labels, pad, pad
+    )  # [B, T]: <pad>=start, then the target minus its last token
     labels = labels.masked_fill(labels == pad, -100)
-    return dict(input_ids=input_ids, attention_mask=(input_ids != pad).long(), decoder_input_ids=decoder_input_ids,
-                labels=labels)
+    return dict(
+        input_ids=input_ids,
+        attention_mask=(input_ids != pad).long(),
+        decoder_input_ids=decoder_input_ids,
+        labels=labels,
+    )
 
 
 def lr_at(step: int, peak: float, warmup: int) -> float:
@@ -124,9 +165,10 @@ def translate(model, tokenizer, sentences: list[str], batch: int = 32, max_new_t
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     out = [""] * len(sentences)
     for i in range(0, len(order), batch):
-        idx = order[i: i + batch]
-        enc = tokenizer([sentences[j] for j in idx], return_tensors="pt", padding=True, truncation=True,
-                        max_length=MAX_TOKENS).to(model.device)
+        idx = order[i : i + batch]
+        enc = tokenizer(
+            [sentences[j] for j in idx], return_tensors="pt", padding=True, truncation=True, max_length=MAX_TOKENS
+        ).to(model.device)
         limit = min(max_new_tokens, int(enc["input_ids"].shape[1] * 2.5) + 10)  # the teacher's max-length-factor 2.5
         ids = model.generate(**enc, max_length=limit, num_beams=1, do_sample=False)
         for j, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True)):
@@ -137,8 +179,11 @@ def translate(model, tokenizer, sentences: list[str], batch: int = 32, max_new_t
 
 def score(hypotheses: list[str], references: list[str]) -> dict:
     """chrF (sacrebleu defaults: character 6-grams, beta 2) and BLEU (13a tokenisation) against the teacher."""
-    return {"chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
-            "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2), "sentences": len(hypotheses)}
+    return {
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "sentences": len(hypotheses),
+    }
 
 
 def evaluate(model, tokenizer, eval_sets: dict[str, list[dict]]) -> dict:
@@ -164,15 +209,38 @@ def return_freed_heap() -> None:
 
 def save_checkpoint(path: Path, model, optimizer, step: int, log: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
-                "torch_rng": torch.get_rng_state()}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "log": log,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
     tmp.replace(path)  # a run killed while saving keeps the previous checkpoint
 
 
-def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[str, list[dict]] | None = None, *,
-                    shape: dict | None = None, vocab_size: int = 8000, tokens_per_batch: int = 4000, lr: float = 1e-3,
-                    warmup: int = 500, seed: int = 0, eval_every: int = 500, save_every: int = 100, resume: bool = False,
-                    bf16: bool = True, init_from: Path | None = None, progress=None) -> dict:
+def train_translate(
+    pairs_path: Path,
+    work: Path,
+    steps: int,
+    eval_sets: dict[str, list[dict]] | None = None,
+    *,
+    shape: dict | None = None,
+    vocab_size: int = 8000,
+    tokens_per_batch: int = 4000,
+    lr: float = 1e-3,
+    warmup: int = 500,
+    seed: int = 0,
+    eval_every: int = 500,
+    save_every: int = 100,
+    resume: bool = False,
+    bf16: bool = True,
+    init_from: Path | None = None,
+    progress=None,
+) -> dict:
     """Train (or with ``resume`` continue) the student up to ``steps`` optimiser steps in all.
 
     ``pairs_path``: the teacher cache ({'en', 'pt'} per line); ``work``: tokenizer/ and checkpoint.pt;
@@ -208,10 +276,24 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
     model = build(tokenizer, previous["config"]["shape"] if previous else shape).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)
     pad = tokenizer.pad_token_id
-    log = {"parameters": sum(p.numel() for p in model.parameters()), "steps": [], "evaluations": [], "sessions": [],
-           "sentences_seen": 0,
-           "config": dict(shape=shape or SHAPE, vocab_size=len(tokenizer), tokens_per_batch=tokens_per_batch, lr=lr,
-                         warmup=warmup, seed=seed, label_smoothing=0.1, schedule="inverse square root", bf16=bf16)}
+    log = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": [],
+        "evaluations": [],
+        "sessions": [],
+        "sentences_seen": 0,
+        "config": dict(
+            shape=shape or SHAPE,
+            vocab_size=len(tokenizer),
+            tokens_per_batch=tokens_per_batch,
+            lr=lr,
+            warmup=warmup,
+            seed=seed,
+            label_smoothing=0.1,
+            schedule="inverse square root",
+            bf16=bf16,
+        ),
+    }
     step, rewarm = 0, None
     if state:
         model.load_state_dict(state["model"])
@@ -234,8 +316,14 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
         return src, tgt, lengths, np.lexsort((tie, lengths))
 
     src, tgt, lengths, order = load_data(rows)
-    session = {"start_step": step, "pairs": len(src), "device": device, "threads": torch.get_num_threads(), "seconds": 0.0,
-               "from": "export (optimiser restarted)" if warm else "checkpoint" if state else "scratch"}
+    session = {
+        "start_step": step,
+        "pairs": len(src),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "seconds": 0.0,
+        "from": "export (optimiser restarted)" if warm else "checkpoint" if state else "scratch",
+    }
     log["sessions"].append(session)
     done_before = sum(s["seconds"] for s in log["sessions"][:-1])
     start = time.perf_counter()
@@ -251,23 +339,35 @@ def train_translate(pairs_path: Path, work: Path, steps: int, eval_sets: dict[st
             labels = batch.pop("labels")
             with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(**batch).logits  # [B, T, V]
-            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100,
-                                                     label_smoothing=0.1)
+            loss = torch.nn.functional.cross_entropy(
+                logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.1
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             session["seconds"] = time.perf_counter() - start
             log["sentences_seen"] += len(picked)
-            entry = {"step": step, "seconds": done_before + session["seconds"], "train_loss": float(loss.detach()),
-                     "sentences": len(picked), "pairs": len(src)}
+            entry = {
+                "step": step,
+                "seconds": done_before + session["seconds"],
+                "train_loss": float(loss.detach()),
+                "sentences": len(picked),
+                "pairs": len(src),
+            }
             if step % 10 == 0:
                 log["steps"].append(entry)
             if eval_sets and (step % eval_every == 0 or step == steps):
-                log["evaluations"].append({"step": step, "seconds": entry["seconds"], **evaluate(model, tokenizer, eval_sets)})
+                log["evaluations"].append(
+                    {"step": step, "seconds": entry["seconds"], **evaluate(model, tokenizer, eval_sets)}
+                )
             if progress:
-                progress(step, steps, entry["train_loss"], log["evaluations"][-1] if log["evaluations"]
-                         and log["evaluations"][-1]["step"] == step else None)
+                progress(
+                    step,
+                    steps,
+                    entry["train_loss"],
+                    log["evaluations"][-1] if log["evaluations"] and log["evaluations"][-1]["step"] == step else None,
+                )
             if step % save_every == 0 or step == steps:
                 session["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
                 save_checkpoint(ckpt_path, model, optimizer, step, log)
