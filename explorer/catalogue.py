@@ -57,8 +57,10 @@ PROJECT_MODELS = ASSETS / "models"
 TWIN_RUNS = {"moe": "moe-tiny-austen", "dense": "dense-twin-austen"}
 
 
+@lru_cache(maxsize=8)
 def training_logs(model_id: str) -> dict[str, dict]:
-    """{'moe': log, 'dense': log} when ``model_id`` is one of the project's twin runs."""
+    """{'moe': log, 'dense': log} when ``model_id`` is one of the project's twin runs. Read once per
+    process (the MoE page asks on every rerun); the dicts are shared: read them, never change them."""
     name = model_id.removeprefix("embedded:")
     if name not in TWIN_RUNS.values():
         return {}

@@ -175,9 +175,7 @@ def _balance(loaded, router) -> None:
             "directions still look balanced."
         ),
     )
-    trained_with = next(
-        (log["config"].get("balancing") for kind, log in training_logs(loaded.model_id).items() if kind == "moe"), None
-    )
+    trained_with = training_logs(loaded.model_id).get("moe", {}).get("config", {}).get("balancing")
     if trained_with:
         st.caption(f"This model was trained with: {trained_with}.")
 
