@@ -30,7 +30,10 @@ def main(argv=None) -> int:
                              "6000 (translate: optimiser steps in all, over resumes)")
     parser.add_argument("--batch", type=int, default=None, help="default: 16 (mlm), 32 (moe, dense)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the LoRA adapters (default 1e-3)")
+    parser.add_argument("--lr", type=float, default=None, help="mlm: peak learning rate of the LoRA adapters (default 1e-3); the head's (1e-3) and the "
+                             "LayerNorms' (2e-4) scale with it")
+    parser.add_argument("--continue-from", type=Path, default=None,
+                        help="mlm: start from this trained folder's adapters and head (fresh optimiser and schedule)")
     parser.add_argument("--rank", type=int, default=64, help="mlm: LoRA rank (64: an 11.9 MB float16 delta)")
     parser.add_argument("--checkpoint", type=Path, default=Path(".cache/mlm-checkpoint.pt"),
                         help="mlm: written at every evaluation (outside git)")
@@ -99,14 +102,12 @@ def main(argv=None) -> int:
         if not args.report_only:
             log = train_mlm(args.corpus, out, quire_dir(), steps=steps, batch=args.batch or 16,
                             seed=args.seed, eval_every=args.eval_every or 100, progress=progress, rank=args.rank,
-                            checkpoint=args.checkpoint, resume=args.resume, stop_at=args.stop_at, **({"lr": args.lr} if args.lr else {}))
+                            checkpoint=args.checkpoint, resume=args.resume, stop_at=args.stop_at,
+                            continue_from=args.continue_from, **_mlm_rates(args.lr))
             print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}")
         bar.close()
         log = report_mlm(out, args.corpus, quire_dir())
-        c = log["config"]
-        stop = f" --stop-at {log['final']['step']}" if log["final"]["step"] < c["steps"] else ""
-        write_mlm_card(out, f"python -m explorer.train mlm --corpus PATH --steps {c['steps']} --batch {c['batch']} "
-                            f"--rank {c['rank']} --lr {c['lr']:g} --eval-every {log['steps'][1]['step']} --threads {c['threads']}{stop}")
+        write_mlm_card(out, _mlm_commands(log, out))
         token = log["evaluation"]["token"]
         print(f"held-out (15% of tokens masked, {token['masked_tokens']} tokens): top-1 {token['top1']:.3f}, "
               f"top-5 {token['top5']:.3f}")
@@ -123,6 +124,27 @@ def main(argv=None) -> int:
         print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
         write_card(args, out)
     return 0
+
+
+def _mlm_command(log: dict, extra: str = "") -> str:
+    c = log["config"]
+    stop = f" --stop-at {log['final']['step']}" if log["final"]["step"] < c["steps"] else ""
+    return (f"python -m explorer.train mlm --corpus PATH --steps {c['steps']} --batch {c['batch']} --rank {c['rank']} "
+            f"--lr {c['lr']:g} --seed {c['seed']} --eval-every {log['steps'][1]['step']} --threads {c['threads']}{stop}{extra}")
+
+
+def _mlm_commands(log: dict, out: Path) -> str:
+    """The command(s) that rebuild ``out``: a continued run first rebuilds the run it continued."""
+    if "continued_from" not in log:
+        return _mlm_command(log)
+    first = _mlm_command(log["continued_from"], f" --out {out}")
+    return f"{first}`, then `{_mlm_command(log, f' --continue-from {out} --out {out}')}"
+
+
+def _mlm_rates(lr: float | None) -> dict:
+    if not lr:
+        return {}
+    return {"lr": lr, "head_lr": lr, "norm_lr": lr / 5}
 
 
 def write_card(args, out: Path) -> None:

@@ -50,10 +50,7 @@ shipped as a statically quantised (int8) ONNX graph. `explorer/models/quire.py` 
   numbers in all); `delta.json` says how to merge it (W += alpha / r * B @ A). The explorer merges it on load
   (`embedded:{folder.name}`); `python -m explorer.models export --default encoder-only DIR` writes the merged model as
   a plain Hugging Face folder (`AutoModelForMaskedLM`).
-- Training: {_steps_done(log)} of {c['batch']} sequences x {c['seq_len']} tokens ({log['final']['tokens']:,} tokens),
-  AdamW (adapters lr {c['lr']:g}, head lr {c['head_lr']:g}, LayerNorms lr {c['norm_lr']:g}, weight decay 0.01, 5% warm-up then
-  cosine), masking {c['masking']}, seed {c['seed']}, on {c['device'].upper()} with {c['threads']} threads (a shared 2-core machine),
-  {log['seconds'] / 60:.0f} minutes.
+- Training: {_mlm_training(log)}
 - Held-out evaluation on {log['evaluation_rows']} held-out sequences of {c['seq_len']} tokens,
   every chosen token replaced by [MASK] (the model as it ships: base + float16 delta):
 {_mlm_results(log)}
@@ -68,6 +65,24 @@ shipped as a statically quantised (int8) ONNX graph. `explorer/models/quire.py` 
 {WORDNET_NOTICE}
 """
     (folder / "README.md").write_text(text)
+
+
+def _mlm_training(log: dict) -> str:
+    """One run, or a run continued from an earlier one's artefact (fresh optimiser and schedule)."""
+    runs = [log["continued_from"], log] if "continued_from" in log else [log]
+    parts = []
+    for run in runs:
+        c = run["config"]
+        parts.append(
+            f"{_steps_done(run)} of {c['batch']} sequences x {c['seq_len']} tokens ({run['final']['tokens']:,} tokens), "
+            f"AdamW (adapters lr {c['lr']:g}, head lr {c['head_lr']:g}, LayerNorms lr {c['norm_lr']:g}, weight decay "
+            f"0.01, 5% warm-up then cosine), seed {c['seed']}, {c['threads']} threads, {run['seconds'] / 60:.0f} minutes"
+        )
+    c = log["config"]
+    text = "; then continued from that run's adapters and head: ".join(parts)
+    total = sum(run["seconds"] * run["config"]["threads"] for run in runs) / 3600
+    return (f"{text}. Masking {c['masking']}, on {c['device'].upper()} (a shared 2-core machine); "
+            f"{total:.1f} CPU hours in all.")
 
 
 def _steps_done(log: dict) -> str:

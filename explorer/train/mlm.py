@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 from explorer.train.corpus import load_corpus
@@ -186,6 +186,27 @@ def extract_delta(model, rank: int, alpha: float) -> tuple[dict[str, torch.Tenso
     return tensors, spec
 
 
+def load_delta_into(model, folder: Path) -> dict:
+    """Copy a committed delta (extract_delta's tensors) into a model that add_lora wrapped with the
+    same rank; return that folder's training log (read now: the new run may overwrite the folder)."""
+    from explorer.models.quire import DELTA_CONFIG, DELTA_FILE
+
+    spec = json.loads((folder / DELTA_CONFIG).read_text())
+    tensors = load_file(str(folder / DELTA_FILE))
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in spec["adapted"]:
+            lora_a, lora_b = modules[name].lora_A["default"].weight, modules[name].lora_B["default"].weight
+            if lora_a.shape != tensors[f"{name}.lora_A"].shape:
+                raise ValueError(f"{folder} holds rank-{spec['rank']} adapters; train with --rank {spec['rank']}")
+            lora_a.copy_(tensors[f"{name}.lora_A"].float())
+            lora_b.copy_(tensors[f"{name}.lora_B"].float())
+        for name in spec["replaced"]:
+            params[name].copy_(tensors[name].float())
+    return json.loads((folder / "training_log.json").read_text())
+
+
 def _save_checkpoint(path: Path, model, optimizer, rng, step: int, log: dict) -> None:
     trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
     state = {
@@ -219,13 +240,16 @@ def train_mlm(
     checkpoint: Path | None = None,
     resume: bool = False,
     stop_at: int | None = None,
+    continue_from: Path | None = None,
     progress=None,
 ) -> dict:
     """Fine-tune the quire DistilBERT (``base``: the folder quire.convert_quire wrote) into a fill-mask
     model with LoRA adapters, 15% token masking (80/10/10), AdamW, 5% warm-up then cosine; write
     ``out`` with the delta only (plus config, tokenizer and training_log.json). ``stop_at`` ends the
     run early (the schedule stays that of ``steps``); with ``resume`` and the checkpoint's step it
-    writes the checkpointed model without training further."""
+    writes the checkpointed model without training further. ``continue_from`` (a folder this function
+    wrote) starts from its adapters, head and LayerNorms instead of from zero, with a fresh optimiser and
+    schedule; its log is kept under ``continued_from`` so the card states the compute of both runs."""
     from explorer.models.quire import DELTA_CONFIG, DELTA_FILE, masked_lm_from_base
 
     torch.manual_seed(seed)
@@ -234,7 +258,9 @@ def train_mlm(
     tokenizer = AutoTokenizer.from_pretrained(base)
     train_rows = pack(tokenizer, load_corpus(corpus).train, seq_len)
     held_rows, held_masked, _ = held_out_sample(tokenizer, corpus, seq_len, eval_rows)
-    model = add_lora(masked_lm_from_base(base), rank, alpha).to(device)
+    model = add_lora(masked_lm_from_base(base), rank, alpha)
+    previous = load_delta_into(model, continue_from) if continue_from is not None else None
+    model = model.to(device)
     vocab = model.config.vocab_size
     special = np.zeros(vocab, dtype=bool)
     special[tokenizer.all_special_ids] = True
@@ -274,6 +300,8 @@ def train_mlm(
             "eval_rows": len(held_rows),
         },
     }
+    if previous is not None:
+        log["continued_from"] = previous
     first_step, seconds_before = 1, 0.0
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
