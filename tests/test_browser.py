@@ -22,6 +22,7 @@ PAGES = {
     "decoder": ("decoder", "Next-token distribution"),
     "encoder-decoder": ("encoder-decoder", "Cross-attention"),
     "moe": ("moe", "Route of every token"),
+    "experiments": ("experiments?family=decoder", "Loss, unmodified"),
 }
 
 if not Path(CHROMIUM).exists():

@@ -266,3 +266,36 @@ def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
     tax = measure.taxonomy(loaded)
     assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
     assert hook_count(loaded.model) == 0
+
+
+@pytest.mark.parametrize("name", ["bart", "marian"])
+def test_greedy_output_without_a_span_is_the_argmax_of_its_own_masked_run(name):
+    loaded = tiny_loaded(name)
+    unmodified = iv.greedy_with_span_removed(loaded, IDS, None, max_new_tokens=6)
+    with torch.no_grad():
+        expected = loaded.model.generate(
+            input_ids=torch.tensor(IDS)[None], max_new_tokens=6, do_sample=False, num_beams=1,
+            suppress_tokens=[loaded.model.config.pad_token_id], min_length=0, forced_eos_token_id=None,
+        )[0].numpy()
+    assert unmodified.tolist() == expected[: len(unmodified)].tolist()
+    modified = iv.greedy_with_span_removed(loaded, IDS, (2, 5), max_new_tokens=6)
+    # teacher-forced on its own output with the same span removed, every next token is the argmax
+    # (or padding was the argmax, which greedy decoding never writes)
+    scored = iv.cross_attention_removal(loaded, IDS, modified, (2, 5))
+    pad = loaded.model.config.pad_token_id
+    pairs = list(zip(scored.modified_top1[:-1].tolist(), modified[1:].tolist()))
+    assert all(best == chosen or best == pad for best, chosen in pairs), pairs
+    assert sum(best == chosen for best, chosen in pairs) >= len(pairs) // 2
+    assert hook_count(loaded.model) == 0
+    with pytest.raises(ValueError):
+        iv.greedy_with_span_removed(loaded, IDS, (0, len(IDS)))
+
+
+def test_the_card_plan_covers_each_family_and_refuses_encoder_decoders():
+    from explorer.experiments import measure
+
+    moe_plan = measure.card_plan(tiny_loaded("mixtral"))
+    assert [s.key for s in moe_plan] == ["everyday-sentences", "repeated-random-tokens", "everyday-sentences-split"]
+    assert [s.key for s in measure.card_plan(tiny_loaded("bert"))] == ["everyday-sentences", "sentence-pairs"]
+    with pytest.raises(ValueError):
+        measure.card_plan(tiny_loaded("bart"))

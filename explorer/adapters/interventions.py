@@ -433,3 +433,40 @@ def cross_attention_removal(
             model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0]
         )
     return compare(f"cross-attention to source tokens {start}:{stop} removed", target_ids, base, modified, causal=True)
+
+
+@torch.no_grad()
+def greedy_with_span_removed(
+    loaded, source_ids: np.ndarray, span: tuple[int, int] | None, max_new_tokens: int = 40
+) -> np.ndarray:
+    """Greedy output ids [T'] (starting with the decoder's start token) of a text encoder-decoder
+    whose cross-attention cannot see source positions span[0]:span[1] (None: the unmodified
+    output). The encoder reads the whole source once, as in ``cross_attention_removal``."""
+    model = loaded.model
+    if not getattr(model.config, "is_encoder_decoder", False) or loaded.arch.audio:
+        raise ValueError("cross-attention removal needs a text encoder-decoder (BART, Marian, T5)")
+    device = loaded.device
+    mask = torch.ones(1, len(source_ids), dtype=torch.long, device=device)
+    if span is not None:
+        start, stop = span
+        if not 0 <= start < stop <= len(source_ids) or stop - start == len(source_ids):
+            raise ValueError(f"span {span} must leave some of the {len(source_ids)} source tokens")
+        mask[0, start:stop] = 0
+    start_id = model.config.decoder_start_token_id
+    eos = model.generation_config.eos_token_id if model.generation_config is not None else model.config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    out = [int(start_id)]
+    with exclusive(loaded):
+        encoded = model.get_encoder()(input_ids=as_batch(source_ids, device))
+        for _ in range(max_new_tokens):
+            logits = model(
+                encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=as_batch(np.asarray(out), device)
+            ).logits
+            scores = logits[0, -1].clone()  # [V]
+            pad = model.config.pad_token_id
+            if pad is not None and pad not in eos:
+                scores[pad] = -float("inf")  # as generate's bad_words_ids for Marian: never write padding
+            out.append(int(scores.argmax()))
+            if out[-1] in eos:
+                break
+    return np.asarray(out, dtype=np.int64)

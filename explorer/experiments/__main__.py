@@ -15,10 +15,10 @@ import numpy as np
 from explorer.adapters import interventions
 from explorer.adapters.common import tokenize
 from explorer.experiments import measure
-from explorer.experiments.prompts import MASKED_PAIRS, PAIRS, SENTENCES
+from explorer.experiments.prompts import SENTENCES
 from explorer.models.loading import load_model
 
-DEFAULTS = ("embedded:SmolLM2-135M-Instruct", "embedded:minilm-l6-mlm", "embedded:moe-tiny-austen")
+DEFAULTS = ("embedded:SmolLM2-135M-Instruct", "embedded:distilbert-grammar-mlm", "embedded:moe-tiny-austen")
 
 
 def held_out_halves(folder: Path, limit: int = 60) -> tuple[list[str], list[str]]:
@@ -30,25 +30,18 @@ def held_out_halves(folder: Path, limit: int = 60) -> tuple[list[str], list[str]
 
 def patching_line(loaded) -> str:
     """One activation-patching run: the capital pair for a decoder, its masked twin for an encoder."""
-    tokenizer = loaded.tokenizer
-    if loaded.family == "encoder":
-        pair = MASKED_PAIRS[0]
-        clean, corrupted = (
-            tokenize(loaded, text.format(mask=tokenizer.mask_token))[0] for text in (pair.clean, pair.corrupted)
-        )
-        position = int(np.argmax(clean == tokenizer.mask_token_id))
-    else:
-        pair = PAIRS[1]
-        clean, corrupted = tokenize(loaded, pair.clean)[0], tokenize(loaded, pair.corrupted)[0]
-        position = -1
-    answers = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in (pair.clean_answer, pair.corrupted_answer)]
-    if len(clean) != len(corrupted) or any(len(a) != 1 for a in answers):
-        return f"patching '{pair.name}' skipped: the prompts or answers are not equally long in this tokenizer"
-    metric = "probability" if loaded.family == "encoder" else "logit_diff"
-    result = interventions.activation_patching(loaded, clean, corrupted, answers[0][0], answers[1][0], position, metric)
-    changed = int(np.argmax(clean != corrupted))
+    pairs = measure.patching_pairs(loaded)
+    pair = pairs[0] if loaded.family == "encoder" else pairs[1]
+    try:
+        setup = measure.patching_setup(loaded, pair)
+    except ValueError as error:
+        return f"patching '{pair.name}' skipped: {error}"
+    result = interventions.activation_patching(
+        loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
+    )
+    changed = int(np.argmax(setup.clean != setup.corrupted))
     return (
-        f"patching '{pair.name}' ({metric}): clean {result.clean_metric:.2f}, "
+        f"patching '{pair.name}' ({setup.metric}): clean {result.clean_metric:.2f}, "
         f"corrupted {result.corrupted_metric:.2f}; share "
         f"restored by the changed word at each depth: {np.round(result.restored[:, changed], 2).tolist()}; by the read "
         f"position: {np.round(result.restored[:, result.position], 2).tolist()}"

@@ -19,11 +19,12 @@ class Card:
 
     measured        the headline number (mean over the prompt set)
     spread          its standard deviation over the prompts of the set (0 for one prompt)
-    by_layer        [L] (or [L, H]) the per-layer (per-head) values behind the headline, or None
+    by_layer        [L] (or [L, H]) the per-layer (per-head) values behind the headline, or None;
+                    ``layer_axis`` says what its first index counts
     chance          what the statistic gives without the phenomenon (uniform attention,
                     random routing, ...), stated in ``chance_note``
-    published       the paper's value, read in the paper itself; None when no comparable
-                    number could be verified (``source`` then says why)
+    published       the paper's value, read in the paper itself, when it is the same quantity;
+                    None otherwise, and ``published_text`` says what the paper reports instead
     """
 
     name: str
@@ -38,12 +39,14 @@ class Card:
     source: str
     by_layer: np.ndarray | None = None
     model_id: str = ""
+    layer_axis: str = "layer (0 = first block)"  # what by_layer's first index counts
+    published_text: str = ""  # what the paper reports, in its words, for the model it names
 
     def line(self) -> str:
-        published = "n/a" if self.published is None else f"{self.published:.3g}"
+        published = self.published_text if self.published is None else f"{self.published:.3g}"
         return (
             f"{self.name}: measured {self.measured:.3f} ± {self.spread:.3f} on '{self.prompt_set}' "
-            f"(chance {self.chance:.3f}; published {published}: {self.source})"
+            f"(chance {self.chance:.3f}; published: {published or 'n/a'} [{self.source}])"
         )
 
 

@@ -6,29 +6,65 @@ pages show); the statistics are the pure functions of ``cards``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from explorer.adapters import decoder, encoder, moe
 from explorer.adapters.common import tokenize
 from explorer.experiments import cards
 from explorer.experiments.cards import Card, mean_and_spread
-from explorer.experiments.prompts import PROMPT_SETS, SENTENCES, WORD_CONTEXTS, repeated_random_tokens
+from explorer.experiments.prompts import (
+    MASKED_PAIRS,
+    PAIRS,
+    PROMPT_SETS,
+    SENTENCES,
+    WORD_CONTEXTS,
+    Pair,
+    repeated_random_tokens,
+)
 
 PUNCTUATION = set(".,;:!?")
+DEPTH_AXIS = "depth (0 = embeddings, d = output of block d)"
+MOE_AXIS = "MoE layer (0 = the first MoE layer)"
 
-# Published values: each was looked for in the paper itself; None where no comparable number
-# could be read there (the note says so). See the experiments section of the README.
-NOT_VERIFIED = "published value not verified in the paper's text here; left out rather than guessed"
+# What each paper reports, read in the paper's own text (quoted where it gives no table), with
+# where; a card whose paper gives no number in its text says so. No value is guessed or read
+# off a plot. The numeric ``published`` field stays None: none of these is the same quantity on
+# the same kind of model as the card's headline, so the text is shown beside it instead.
+NO_NUMBER = "no number in the paper's text (only a figure); left out rather than read off the plot"
+FINDINGS = {
+    "sink": "Llama-2-7B, attention of the 4096th token: 'the attention scores for the first token are significantly "
+    "high, often exceeding half of the total attention, except for the two bottom layers'",
+    "induction-loss": "a related quantity on natural text, not repeated random tokens: in-context learning score "
+    "(loss of the 500th token minus the 50th) 'roughly 0.4 nats' after the induction-head phase change, 'constant "
+    "across many different model sizes'",
+    "induction-head": NO_NUMBER,
+    "[SEP]": "BERT-base: 'over half of BERT's attention in layers 6-10 focuses on [SEP]'",
+    "[CLS]": NO_NUMBER,
+    "punctuation": NO_NUMBER,
+    "anisotropy": "GPT-2: 'the average cosine similarity between uniformly randomly [sampled] words is roughly 0.6 in "
+    "layers 2 through 8', and in the last layer 'any two words have on average an almost perfect cosine similarity'",
+    "self-similarity": NO_NUMBER,
+    "depth": "no published value for this statistic",
+    "same-first": "Mixtral 8x7B on Gutenberg (The Pile): 13.9% / 26.1% / 26.3% at layers 0 / 15 / 31 (random: 12.5%)",
+    "topk-overlap": "Mixtral 8x7B on Gutenberg (The Pile), 'first or second choice': 49.5% / 63.1% / 52.2% at "
+    "layers 0 / 15 / 31 (random: 1 - 6/8 x 5/7 = 46%)",
+    "first-in-topk": "not reported (the project's third view of the same routes)",
+    "token-id": "qualitative only: 'routing decisions in MoE models are predominantly based on token IDs, with "
+    "minimal context relevance' (no number in the abstract; the section was not read here)",
+}
 SOURCES = {
-    "sink": f"Xiao et al. 2023 (StreamingLLM), Fig. 2 shows the pattern; {NOT_VERIFIED}",
-    "induction": f"Olsson et al. 2022, 'In-context Learning and Induction Heads'; {NOT_VERIFIED}",
-    "clark": f"Clark et al. 2019, 'What Does BERT Look At?', Fig. 2 (BERT-base, by layer); {NOT_VERIFIED}",
-    "anisotropy": f"Ethayarajh 2019, 'How Contextual are Contextualized Word Representations?', Fig. 1 / Fig. 2; "
-    f"{NOT_VERIFIED}",
-    "depth": "no single published value for this model family (prediction depth is a logit-lens statistic)",
-    "mixtral": f"Jiang et al. 2024 (Mixtral of Experts), section 5, Table 5 (layers 0, 15, 31 on The Pile); "
-    f"{NOT_VERIFIED}",
-    "openmoe": f"Xue et al. 2024 (OpenMoE), context-independent specialization; {NOT_VERIFIED}",
+    "sink": "Xiao et al. 2023, Efficient Streaming Language Models with Attention Sinks (arXiv 2309.17453), "
+    "Appendix F, text on Fig. 12",
+    "induction": "Olsson et al. 2022, In-context Learning and Induction Heads (transformer-circuits.pub), Argument 1",
+    "clark": "Clark et al. 2019, What Does BERT Look At? (arXiv 1906.04341), section 3.2 and Fig. 2",
+    "anisotropy": "Ethayarajh 2019, How Contextual are Contextualized Word Representations? (arXiv 1909.00512), "
+    "section 4.1 and Fig. 1",
+    "depth": "logit-lens prediction depth (this project's statistic)",
+    "mixtral": "Jiang et al. 2024, Mixtral of Experts (arXiv 2401.04088v1), section 5, Table 5",
+    "openmoe": "Xue et al. 2024, OpenMoE (arXiv 2402.01739), abstract",
 }
 
 
@@ -59,6 +95,7 @@ def sink_card(loaded, traces) -> Card:
         chance_note="uniform attention over the keys each query may see",
         published=None,
         source=SOURCES["sink"],
+        published_text=FINDINGS["sink"],
         by_layer=np.mean(masses, axis=0),
         model_id=loaded.model_id,
     )
@@ -103,6 +140,7 @@ def induction_cards(loaded, seeds=range(5), period: int = 24) -> list[Card]:
             chance_note="no copying: both copies are equally unpredictable",
             published=None,
             source=SOURCES["induction"],
+            published_text=FINDINGS["induction-loss"],
             model_id=loaded.model_id,
         ),
         Card(
@@ -116,6 +154,7 @@ def induction_cards(loaded, seeds=range(5), period: int = 24) -> list[Card]:
             chance_note="uniform causal attention",
             published=None,
             source=SOURCES["induction"],
+            published_text=FINDINGS["induction-head"],
             by_layer=scores.mean(0),
             model_id=loaded.model_id,
         ),
@@ -155,6 +194,7 @@ def clark_cards(loaded, texts=SENTENCES) -> list[Card]:
                 chance_note="uniform attention: the share of such tokens",
                 published=None,
                 source=SOURCES["clark"],
+                published_text=FINDINGS[kind],
                 by_layer=by_layer,
                 model_id=loaded.model_id,
             )
@@ -200,8 +240,10 @@ def anisotropy_cards(loaded, traces) -> list[Card]:
             chance_note="isotropic vectors",
             published=None,
             source=SOURCES["anisotropy"],
+            published_text=FINDINGS["anisotropy"],
             by_layer=baseline,
             model_id=loaded.model_id,
+            layer_axis=DEPTH_AXIS,
         )
     ]
     adjusted = []
@@ -224,8 +266,10 @@ def anisotropy_cards(loaded, traces) -> list[Card]:
                 chance_note="the word is no more like itself than random tokens are alike",
                 published=None,
                 source=SOURCES["anisotropy"],
+                published_text=FINDINGS["self-similarity"],
                 by_layer=by_layer,
                 model_id=loaded.model_id,
+                layer_axis=DEPTH_AXIS,
             )
         )
     return out
@@ -248,6 +292,7 @@ def prediction_depth_card(loaded, traces) -> Card:
         chance_note="intermediate layers that never agree early (settled only at the output)",
         published=None,
         source=SOURCES["depth"],
+        published_text=FINDINGS["depth"],
         model_id=loaded.model_id,
     )
 
@@ -259,13 +304,14 @@ def routing_cards(loaded, traces) -> list[Card]:
     overlap = [cards.consecutive_topk_overlap(r.chosen) for r in routers]
     first_in = [cards.consecutive_first_in_topk(r.chosen) for r in routers]
     out = []
-    for name, values, chance, note, method in (
+    for name, values, chance, note, method, finding in (
         (
             "Mixtral: same first expert",
             same,
             cards.chance_same_first(e),
             f"1/N, N = {e}",
             "cards.consecutive_same_first",
+            "same-first",
         ),
         (
             f"Mixtral: top-{k} sets overlap",
@@ -273,6 +319,7 @@ def routing_cards(loaded, traces) -> list[Card]:
             cards.chance_topk_overlap(e, k),
             f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}",
             "cards.consecutive_topk_overlap",
+            "topk-overlap",
         ),
         (
             f"Mixtral: next first choice in top-{k}",
@@ -280,6 +327,7 @@ def routing_cards(loaded, traces) -> list[Card]:
             k / e,
             f"k/N, N = {e}, k = {k}",
             "cards.consecutive_first_in_topk",
+            "first-in-topk",
         ),
     ):
         measured, spread = mean_and_spread([v.mean() for v in values])
@@ -295,8 +343,10 @@ def routing_cards(loaded, traces) -> list[Card]:
                 chance_note=note,
                 published=None,
                 source=SOURCES["mixtral"],
+                published_text=FINDINGS[finding],
                 by_layer=np.mean(values, axis=0),
                 model_id=loaded.model_id,
+                layer_axis=MOE_AXIS,
             )
         )
     return out
@@ -332,8 +382,10 @@ def token_id_cards(loaded, train_texts, test_texts, prompt_set: str) -> list[Car
                 chance_note="always the training text's most common expert",
                 published=None,
                 source=SOURCES["openmoe"],
+                published_text=FINDINGS["token-id"],
                 by_layer=values,
                 model_id=loaded.model_id,
+                layer_axis=MOE_AXIS,
             )
         )
     return out
@@ -346,28 +398,119 @@ def taxonomy(loaded, seed: int = 0) -> cards.Taxonomy:
     return cards.head_taxonomy(trace.attentions, ids, causal=trace.causal)
 
 
-def all_cards(loaded, corpus_texts: tuple[list[str], list[str]] | None = None) -> list[Card]:
-    """Every card that applies to the loaded model's family."""
-    traces = sentence_traces(loaded)
-    out = [sink_card(loaded, traces)]
-    if loaded.family == "encoder":
-        out += clark_cards(loaded)
-    else:
-        out += induction_cards(loaded)
-        out.append(prediction_depth_card(loaded, traces))
-    out += anisotropy_cards(loaded, traces)
-    if loaded.family == "moe":
-        out += routing_cards(loaded, traces)
-        if corpus_texts is not None:
-            out += token_id_cards(
-                loaded, *corpus_texts, prompt_set="corpus held-out text (first half fits, second half tests)"
-            )
-        else:
-            half = len(SENTENCES) // 2
-            out += token_id_cards(
-                loaded, SENTENCES[:half], SENTENCES[half:], prompt_set="everyday-sentences (6 fit, 6 test)"
-            )
+@dataclass(frozen=True)
+class PatchingSetup:
+    """A clean/corrupted pair as token ids for activation patching: ids [T] each, the answers'
+    single token ids, the position read and the metric ('probability' of the masked word for an
+    encoder, else the logit difference)."""
+
+    pair: Pair
+    clean: np.ndarray
+    corrupted: np.ndarray
+    clean_answer: int
+    corrupted_answer: int
+    position: int
+    metric: str
+
+
+def patching_pairs(loaded) -> tuple[Pair, ...]:
+    return MASKED_PAIRS if loaded.family == "encoder" else PAIRS
+
+
+def patchable_pairs(loaded) -> list[Pair]:
+    """The family's pairs that this model's tokenizer can patch (equal lengths, one-token answers)."""
+    out = []
+    for pair in patching_pairs(loaded):
+        try:
+            patching_setup(loaded, pair)
+        except ValueError:
+            continue
+        out.append(pair)
     return out
 
 
-__all__ = ["all_cards", "taxonomy", "PROMPT_SETS"]
+def patching_setup(loaded, pair: Pair) -> PatchingSetup:
+    """Tokenise a pair; ValueError (saying what differs) when the two prompts are not equally long
+    or an answer is not one token in this model's tokenizer."""
+    tokenizer = loaded.tokenizer
+    if loaded.family == "encoder":
+        texts = [text.format(mask=tokenizer.mask_token) for text in (pair.clean, pair.corrupted)]
+    else:
+        texts = [pair.clean, pair.corrupted]
+    clean, corrupted = (tokenize(loaded, text)[0] for text in texts)
+    answers = []
+    for answer in (pair.clean_answer, pair.corrupted_answer):
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ValueError(f"the answer {answer!r} is {len(ids)} tokens in this model's tokenizer; it must be one")
+        answers.append(ids[0])
+    if len(clean) != len(corrupted):
+        raise ValueError(
+            f"the clean prompt is {len(clean)} tokens and the corrupted one {len(corrupted)}: patching needs them "
+            "equally long (words that are one token each)"
+        )
+    position = int(np.argmax(clean == tokenizer.mask_token_id)) if loaded.family == "encoder" else len(clean) - 1
+    metric = "probability" if loaded.family == "encoder" else "logit_diff"
+    return PatchingSetup(pair, clean, corrupted, answers[0], answers[1], position, metric)
+
+
+@dataclass(frozen=True)
+class CardStep:
+    """One part of the card run: the prompt set it reads and the cards it yields (a UI caches
+    each step per (model, key) and shows progress between steps)."""
+
+    key: str  # names the prompt set: the cache key beside the model
+    label: str
+    run: Callable[[], list[Card]]
+
+
+def card_plan(loaded, corpus_texts: tuple[list[str], list[str]] | None = None) -> list[CardStep]:
+    """The steps that measure every card applying to the loaded model's family."""
+    if loaded.family not in ("encoder", "decoder", "moe"):
+        raise ValueError(
+            "the replication cards read a single stack's attention (encoder-only, decoder-only or MoE models)"
+        )
+
+    def sentences() -> list[Card]:
+        traces = sentence_traces(loaded)
+        out = [sink_card(loaded, traces)]
+        if loaded.family != "encoder":
+            out.append(prediction_depth_card(loaded, traces))
+        out += anisotropy_cards(loaded, traces)
+        if loaded.family == "moe":
+            out += routing_cards(loaded, traces)
+        return out
+
+    steps = [CardStep("everyday-sentences", "everyday sentences: sink, geometry, depth, routing", sentences)]
+    if loaded.family == "encoder":
+        steps.append(
+            CardStep("sentence-pairs", "sentence pairs: [CLS], [SEP], punctuation", lambda: clark_cards(loaded))
+        )
+    else:
+        steps.append(
+            CardStep("repeated-random-tokens", "repeated random tokens: induction", lambda: induction_cards(loaded))
+        )
+    if loaded.family == "moe":
+        if corpus_texts is not None:
+            name = "corpus held-out text (first half fits, second half tests)"
+            steps.append(CardStep("corpus", "token-id routing", lambda: token_id_cards(loaded, *corpus_texts, name)))
+        else:
+            half = len(SENTENCES) // 2
+            steps.append(
+                CardStep(
+                    "everyday-sentences-split",
+                    "token-id routing",
+                    lambda: token_id_cards(
+                        loaded, SENTENCES[:half], SENTENCES[half:], "everyday-sentences (6 fit, 6 test)"
+                    ),
+                )
+            )
+    return steps
+
+
+def all_cards(loaded, corpus_texts: tuple[list[str], list[str]] | None = None) -> list[Card]:
+    """Every card that applies to the loaded model's family."""
+    return [card for step in card_plan(loaded, corpus_texts) for card in step.run()]
+
+
+__all__ = ["all_cards", "card_plan", "taxonomy", "PROMPT_SETS"]

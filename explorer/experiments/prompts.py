@@ -65,12 +65,19 @@ PAIRS = (
         " Mary",
         " John",
     ),
+    Pair(
+        "ioi-austen",
+        "When Elizabeth and Darcy went to the house, Darcy gave a letter to",
+        "When Elizabeth and Darcy went to the house, Elizabeth gave a letter to",
+        " Elizabeth",
+        " Darcy",
+    ),
 )
 
 # Encoder pairs: the [MASK] token is written as {mask} and filled with the tokenizer's own.
 MASKED_PAIRS = (
-    Pair("capital-mlm", "paris is the capital of {mask}.", "rome is the capital of {mask}.", "france", "italy"),
-    Pair("pronoun-mlm", "the king said that {mask} was tired.", "the queen said that {mask} was tired.", "he", "she"),
+    Pair("capital-mlm", "Paris is the capital of {mask}.", "Rome is the capital of {mask}.", "France", "Italy"),
+    Pair("pronoun-mlm", "The king said that {mask} was tired.", "The queen said that {mask} was tired.", "he", "she"),
 )
 
 

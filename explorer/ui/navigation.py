@@ -6,8 +6,9 @@ import streamlit as st
 
 from explorer.registry import FAMILIES
 from explorer.ui import compare_page, gallery_page, home
+from explorer.ui import experiments_page as experiments
 from explorer.ui.memory import freeze_long_lived_objects
-from explorer.ui.pages import family_page, page_module
+from explorer.ui.pages import experiments_page, family_page, page_module
 from explorer.ui.view import View
 
 FAMILY_MODULES = {key: page_module(family) for key, family in FAMILIES.items()}
@@ -19,6 +20,7 @@ def all_pages() -> list:
     pages = [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)]
     pages += [family_page(key) for key in FAMILIES]
     pages += [
+        experiments_page(),
         st.Page(compare_page.render, title="Compare", icon=":material/view_column:", url_path="compare"),
         st.Page(gallery_page.render, title="Gallery", icon=":material/photo_library:", url_path="gallery"),
     ]
@@ -28,4 +30,4 @@ def all_pages() -> list:
 def views_by_url() -> dict[str, View]:
     """The View of every page that declares one, by its address (the presenter tour's 'page')."""
     views = {FAMILIES[key].url_path: module.VIEW for key, module in FAMILY_MODULES.items()}
-    return views | {"compare": compare_page.VIEW, "gallery": gallery_page.VIEW}
+    return views | {"compare": compare_page.VIEW, "gallery": gallery_page.VIEW, "experiments": experiments.VIEW}

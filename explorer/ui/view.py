@@ -30,6 +30,7 @@ from explorer.text import CleanText, InputError, clean_user_text
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
 from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url
+from explorer.ui.pages import experiments_button
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class View:
         loaded = picker.load_for_page(self.family.key)
         if loaded is None:
             return
+        experiments_button(self.family.key)
         run_safely(lambda: body(loaded))
         run_safely(lambda: self.architecture(loaded))
         self.export()

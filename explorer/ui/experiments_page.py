@@ -1,0 +1,523 @@
+"""Experiments page: the learner changes the live model (interventions) or measures a published
+finding on it against chance (replication cards). Every family page links here with its model."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer.adapters import interventions
+from explorer.adapters.common import display_token, display_tokens, tokenize
+from explorer.catalogue import load_catalogue
+from explorer.experiments import measure
+from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
+from explorer.plots import experiments as plots
+from explorer.registry import FAMILIES
+from explorer.ui import picker
+from explorer.ui.boundary import guarded, run_safely
+from explorer.ui.links import publish_to_url, restore_from_url
+from explorer.ui.view import View, cached
+
+VIEW = View(
+    "Experiments view",
+    text_key="exp_text",
+    keys={
+        "family": "exp_family",
+        "tool": "exp_tool",
+        "text": "exp_text",
+        "heads": "exp_heads",
+        "pair": "exp_pair",
+        "moe": "exp_moe_action",
+    },
+)
+
+CARDS, HEADS, SINK, PATCHING, ROUTING, CROSS = (
+    "Replication cards",
+    "Switch heads off",
+    "Remove the attention sink",
+    "Activation patching",
+    "Change the routing",
+    "Remove cross-attention",
+)
+# The first of each family opens with a result on screen; the cards wait for a click (they run
+# several prompt sets).
+TOOLS = {
+    "encoder": [SINK, HEADS, PATCHING, CARDS],
+    "decoder": [SINK, HEADS, PATCHING, CARDS],
+    "moe": [ROUTING, SINK, HEADS, PATCHING, CARDS],
+    "seq2seq": [CROSS],
+}
+EXAMPLES = [
+    "The cat sat on the mat. The cat sat on the mat.",
+    "My sister lives in a small town near the sea.",
+    "When Mary and John went to the shop, John gave a book to Mary.",
+    "Paris is the capital of France, and Rome is the capital of Italy.",
+]
+TRANSLATOR = "embedded:marian-en-pt-tiny"
+MAX_TOKENS = 96  # interventions run the model twice or more per view: keep the text short
+
+HEADLINE = "Experiments: change the model, or test a published claim on it"
+INTRO = (
+    "The family pages show what a model computes; here you change it and watch what happens. An **intervention** "
+    "runs the same text twice, unmodified and modified, and compares them: the log-probability of each observed "
+    "next token, the KL divergence between the two output distributions (0 = identical), and where the top-1 "
+    "prediction flips. A **replication card** measures a published finding on the loaded model, over a named prompt "
+    "set, beside what chance would give."
+)
+
+
+def render() -> None:
+    st.title(HEADLINE)
+    st.markdown(INTRO)
+    VIEW.start()
+    family = _family_choice()
+    loaded = picker.load_for_page(family)
+    if loaded is None:
+        return
+    tool = _tool_choice(family)
+    run_safely(lambda: TOOL_BODIES[tool](loaded))
+    VIEW.export()
+
+
+def _family_choice() -> str:
+    key = VIEW.keys["family"]
+    restore_from_url("family", key)
+    if st.session_state.get(key) not in FAMILIES:
+        st.session_state[key] = "decoder"
+    family = st.radio(
+        "Family",
+        list(FAMILIES),
+        key=key,
+        horizontal=True,
+        format_func=lambda k: FAMILIES[k].title,
+        help="Its model is the one chosen for that family in the sidebar (the same as on the family's page).",
+    )
+    if st.session_state.get("_exp_last_family", family) != family and "model" in st.query_params:
+        del st.query_params["model"]  # it names the previous family's model: this family's picker must not restore it
+    st.session_state["_exp_last_family"] = family
+    publish_to_url(family=family)
+    return family
+
+
+def _tool_choice(family: str) -> str:
+    key = VIEW.keys["tool"]
+    restore_from_url("tool", key)
+    if st.session_state.get(key) not in TOOLS[family]:
+        st.session_state[key] = TOOLS[family][0]
+    tool = st.radio("Experiment", TOOLS[family], key=key, horizontal=True)
+    publish_to_url(tool=tool)
+    return tool
+
+
+def open_experiments(family_key: str) -> None:
+    """Callback of a family page's button: this page, on that family's model."""
+    VIEW.preset(VIEW.keys["family"], family_key)
+    VIEW.preset(VIEW.keys["tool"], TOOLS[family_key][0])
+
+
+# --- cached computations (shared by every session, keyed by model and inputs) -----------------
+
+
+@cached(max_entries=16)
+def card_step(loaded, step_key: str):
+    step = next(s for s in measure.card_plan(loaded) if s.key == step_key)
+    return step.run()
+
+
+@cached(max_entries=8)
+def head_taxonomy(loaded):
+    return measure.taxonomy(loaded)
+
+
+@cached(max_entries=32)
+def head_ablation(loaded, ids: tuple, heads: tuple, mode: str):
+    return interventions.head_ablation(loaded, np.asarray(ids), heads, mode)
+
+
+@cached(max_entries=32)
+def sink_removal(loaded, ids: tuple):
+    return interventions.sink_removal(loaded, np.asarray(ids))
+
+
+@cached(max_entries=16)
+def patching(loaded, pair_name: str):
+    pair = next(p for p in measure.patching_pairs(loaded) if p.name == pair_name)
+    setup = measure.patching_setup(loaded, pair)
+    result = interventions.activation_patching(
+        loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
+    )
+    return setup, result
+
+
+@cached(max_entries=32)
+def routing(loaded, ids: tuple, top_k: int | None, drop: tuple, force: tuple, by_id: bool):
+    table = reference_token_table(loaded) if by_id else None
+    return interventions.route_override(loaded, np.asarray(ids), top_k=top_k, drop=drop, force=force, token_table=table)
+
+
+@cached(max_entries=8)
+def reference_token_table(loaded):
+    return interventions.token_table(loaded, [tokenize(loaded, s)[0] for s in SENTENCES])
+
+
+@cached(max_entries=16)
+def top_k_sweep(loaded, ids: tuple):
+    return interventions.top_k_sweep(loaded, np.asarray(ids))
+
+
+@cached(max_entries=32)
+def translation(loaded, source: tuple, span: tuple | None):
+    base = interventions.greedy_with_span_removed(loaded, np.asarray(source), None)
+    modified = interventions.greedy_with_span_removed(loaded, np.asarray(source), span)
+    scored = interventions.cross_attention_removal(loaded, np.asarray(source), base, span)
+    return base, modified, scored
+
+
+# --- shared pieces ---------------------------------------------------------------------------------
+
+
+def _text_ids(loaded) -> np.ndarray | None:
+    cleaned = VIEW.text_input("Text the model reads", EXAMPLES[0], EXAMPLES, height=70)
+    if cleaned is None:
+        return None
+    ids, notes = tokenize(loaded, cleaned.text, limit=MAX_TOKENS, keep_end=loaded.family == "encoder")
+    for note in notes:
+        st.info(note + " (experiments read at most this many tokens)")
+    if len(ids) < 3:
+        st.warning("Type a longer text: an intervention needs at least 3 tokens to compare.")
+        return None
+    return ids
+
+
+def show_result(loaded, result, key: str, how: str) -> None:
+    """The unmodified and modified run side by side: numbers, the figure and the flipped tokens."""
+    cols = st.columns(4)
+    cols[0].metric("Loss, unmodified", f"{result.base_loss:.3f} nats", help="mean −log p of the scored tokens")
+    cols[1].metric(
+        "Loss, modified",
+        f"{result.modified_loss:.3f} nats",
+        f"{result.modified_loss - result.base_loss:+.3f}",
+        delta_color="inverse",
+    )
+    cols[2].metric("Mean KL", f"{result.mean_kl:.4f} nats", help="KL(unmodified ‖ modified), averaged over positions")
+    cols[3].metric("Top-1 flipped", f"{int(result.flipped.sum())} of {len(result.flipped)}")
+    tokens = list(display_tokens(loaded.tokenizer, result.token_ids))
+    VIEW.figure(plots.intervention_figure(result, tokens), key=key, caption=result.description, how_to_read=how)
+    flipped = np.flatnonzero(result.flipped)
+    if flipped.size:
+        rows = [
+            {
+                "position": int(i),
+                "token": tokens[i],
+                "unmodified top-1": display_token(loaded.tokenizer, int(result.base_top1[i])),
+                "modified top-1": display_token(loaded.tokenizer, int(result.modified_top1[i])),
+            }
+            for i in flipped
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+HOW_INTERVENTION = (
+    "Each position's line is the log-probability the model gives the token that follows it in your text (for an "
+    "encoder: the token itself), blue unmodified, red modified; the grey bars (right axis) are the KL divergence "
+    "between the two full output distributions there; a black × marks a position whose most likely token changed."
+)
+
+
+# --- replication cards ------------------------------------------------------------------------------
+
+
+def cards_body(loaded) -> None:
+    st.markdown(
+        "Each card measures one published finding on this model over a fixed prompt set (see the table's last "
+        "column), with the spread over the prompts and a **chance baseline**: what the statistic gives without the "
+        "phenomenon. The published column quotes what the paper reports, read in the paper's own text, for the "
+        "model it names (usually much larger than this one); a number the paper shows only in a plot is left out "
+        "rather than guessed."
+    )
+    steps = measure.card_plan(loaded)
+    flag = f"exp_cards_{loaded.model_id}"
+    if not st.session_state.get(flag):
+        st.button(
+            f"Measure the {len(steps)} prompt sets on {loaded.model_id}",
+            key="exp_run_cards",
+            on_click=guarded(_set_flag),
+            args=(flag,),
+            type="primary",
+        )
+        return
+    cards = _measure_with_progress(loaded, steps)
+    _cards_table(cards)
+    VIEW.figure(
+        plots.cards_overview(cards),
+        key="exp_cards_overview",
+        caption="Blue: measured (mean over the prompt set, bar = standard deviation over its prompts); grey tick: "
+        "chance. Each row has its own unit (see the table).",
+    )
+    detailed = [c for c in cards if c.by_layer is not None]
+    name = st.selectbox("Card to see layer by layer", [c.name for c in detailed], key="exp_card")
+    card = next(c for c in detailed if c.name == name)
+    VIEW.figure(plots.card_detail(card), key="exp_card_detail", caption=f"{card.quantity}. {card.method}.")
+
+
+def _set_flag(flag: str) -> None:
+    st.session_state[flag] = True
+
+
+def _measure_with_progress(loaded, steps) -> list:
+    bar = st.progress(0.0)
+    cards = []
+    for i, step in enumerate(steps):
+        bar.progress(i / len(steps), text=f"Measuring {step.label} ({i + 1} of {len(steps)})…")
+        cards += card_step(loaded, step.key)
+    bar.empty()
+    return cards
+
+
+def _cards_table(cards) -> None:
+    rows = [
+        {
+            "card": c.name,
+            "quantity": c.quantity,
+            "measured": round(c.measured, 3),
+            "± spread": round(c.spread, 3),
+            "chance": round(c.chance, 3),
+            "chance means": c.chance_note,
+            "published (the paper's own words)": c.published_text if c.published is None else c.published,
+            "source": c.source,
+            "prompt set": f"{c.prompt_set}: {PROMPT_SETS.get(c.prompt_set, '')}".rstrip(": "),
+        }
+        for c in cards
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+# --- attention interventions -------------------------------------------------------------------
+
+
+def heads_body(loaded) -> None:
+    ids = _text_ids(loaded)
+    if ids is None:
+        return
+    layers = len(interventions.attention_output_projections(loaded.model))
+    heads = interventions.num_heads(loaded.model.config)
+    options = [f"L{layer}H{h}" for layer in range(layers) for h in range(heads)]
+    key = VIEW.keys["heads"]
+    st.session_state[key] = [h for h in st.session_state.get(key, []) if h in options]
+    cols = st.columns([3, 1, 1])
+    chosen = cols[0].multiselect(
+        f"Heads to switch off ({layers} layers × {heads} heads; L0 = first block)", options, key=key
+    )
+    mode = cols[1].radio(
+        "Replace the head's output by",
+        ["zero", "mean"],
+        key="exp_head_mode",
+        help="zero: the head contributes nothing; mean: its output averaged over this text's positions",
+    )
+    if loaded.family != "encoder":
+        cols[2].button(
+            "Suggest: the 3 strongest induction heads",
+            key="exp_suggest",
+            on_click=guarded(_suggest_induction_heads),
+            args=(loaded,),
+        )
+    if not chosen:
+        st.info("Pick one or more heads above (or ask for the induction heads, then use a text that repeats itself).")
+        return
+    pairs = tuple((int(n[1:].split("H")[0]), int(n.split("H")[1])) for n in chosen)
+    show_result(loaded, head_ablation(loaded, tuple(ids.tolist()), pairs, mode), "exp_heads_fig", HOW_INTERVENTION)
+
+
+def _suggest_induction_heads(loaded) -> None:
+    scores = np.nan_to_num(head_taxonomy(loaded).induction)  # [L, H]
+    top = np.argsort(-scores.ravel())[:3]
+    st.session_state[VIEW.keys["heads"]] = [f"L{i // scores.shape[1]}H{i % scores.shape[1]}" for i in top]
+
+
+def sink_body(loaded) -> None:
+    ids = _text_ids(loaded)
+    if ids is None:
+        return
+    first = display_token(loaded.tokenizer, int(ids[0]))
+    st.markdown(
+        f"Every attention row's weight on the first token (**{html.escape(first)}**) is removed and the rest "
+        "renormalised, in every layer and head at once (a custom attention mask). Many models park attention there "
+        "when no other token is relevant (an *attention sink*, Xiao et al. 2023): without it they must put that "
+        "weight somewhere else."
+    )
+    show_result(loaded, sink_removal(loaded, tuple(ids.tolist())), "exp_sink_fig", HOW_INTERVENTION)
+
+
+def patching_body(loaded) -> None:
+    pairs = measure.patchable_pairs(loaded)
+    if not pairs:
+        names = ", ".join(p.name for p in measure.patching_pairs(loaded))
+        st.warning(
+            f"None of the prompt pairs ({names}) fits this model's tokenizer: patching needs two prompts of "
+            "equal length and answers of one token each."
+        )
+        return
+    key = VIEW.keys["pair"]
+    if st.session_state.get(key) not in [p.name for p in pairs]:
+        st.session_state[key] = pairs[0].name
+    name = st.radio("Prompt pair (those this tokenizer can patch)", [p.name for p in pairs], key=key, horizontal=True)
+    pair = next(p for p in pairs if p.name == name)
+    mask = loaded.tokenizer.mask_token or "[MASK]"
+    clean, corrupted = (html.escape(text.format(mask=mask)) for text in (pair.clean, pair.corrupted))
+    answers = [html.escape(a.strip()) for a in (pair.clean_answer, pair.corrupted_answer)]
+    st.markdown(f"Clean: **{clean}** → *{answers[0]}*  \nCorrupted: **{corrupted}** → *{answers[1]}*")
+    try:
+        with st.spinner("Patching every depth and position, one at a time…"):
+            setup, result = patching(loaded, pair.name)
+    except ValueError as error:
+        st.warning(f"This pair cannot be patched on this model: {error}.")
+        return
+    tokens = list(display_tokens(loaded.tokenizer, setup.corrupted))
+    VIEW.figure(
+        plots.patching_heatmap(result, tokens, (pair.clean_answer.strip(), pair.corrupted_answer.strip())),
+        key="exp_patching_fig",
+        caption="Each cell: the corrupted prompt run again with the clean prompt's residual stream copied in at one "
+        "depth (row) and one position (column). 1 = that single patch brings back the clean answer's margin, 0 = no "
+        "effect. Rows: the stream entering the first block (embeddings) and after each block.",
+        how_to_read="Look for where the information about the changed word lives: at the changed word's column in "
+        "early layers, then moving to the last position (where the answer is read) in later layers.",
+    )
+
+
+# --- mixture of experts -------------------------------------------------------------------------
+
+
+def routing_body(loaded) -> None:
+    ids = _text_ids(loaded)
+    if ids is None:
+        return
+    actions = ["Top-k sweep", "Drop experts", "Force an expert", "Route by token id only"]
+    key = VIEW.keys["moe"]
+    if st.session_state.get(key) not in actions:
+        st.session_state[key] = actions[0]
+    action = st.radio("Change", actions, key=key, horizontal=True)
+    config = loaded.model.config
+    experts = int(getattr(config, "num_local_experts", None) or config.num_experts)
+    if action == actions[0]:
+        _top_k_sweep(loaded, ids)
+    elif action == actions[1]:
+        dropped = st.multiselect(
+            "Experts no token may use", list(range(experts)), key="exp_drop", format_func=lambda e: f"expert {e}"
+        )
+        if not dropped:
+            st.info("Pick experts to drop: their tokens go to each router's next choice.")
+            return
+        show_result(
+            loaded,
+            routing(loaded, tuple(ids.tolist()), None, tuple(dropped), (), False),
+            "exp_drop_fig",
+            HOW_INTERVENTION,
+        )
+    elif action == actions[2]:
+        _force_expert(loaded, ids, experts)
+    else:
+        st.caption(
+            "Each token is routed by the mean router probabilities its id had over the 12 everyday sentences "
+            "(context ignored); ids never seen there keep their own router's choice."
+        )
+        show_result(loaded, routing(loaded, tuple(ids.tolist()), None, (), (), True), "exp_by_id_fig", HOW_INTERVENTION)
+
+
+def _top_k_sweep(loaded, ids) -> None:
+    sweep = top_k_sweep(loaded, tuple(ids.tolist()))
+    VIEW.figure(
+        plots.top_k_figure(sweep),
+        key="exp_topk_fig",
+        caption=f"The same text with each token sent to k experts instead of the trained {sweep.trained_k}. Parameters "
+        "per token as on the MoE page: everything but the experts a token does not use (embeddings included).",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "top-k": sweep.ks,
+                "loss (nats)": np.round(sweep.loss, 3),
+                "parameters per token (M)": np.round(sweep.active_params / 1e6, 3),
+            }
+        ),
+        hide_index=True,
+    )
+
+
+def _force_expert(loaded, ids, experts: int) -> None:
+    tokens = display_tokens(loaded.tokenizer, ids)
+    cols = st.columns(2)
+    position = cols[0].selectbox(
+        "Token", list(range(len(ids))), key="exp_force_pos", format_func=lambda i: f"{i}: {tokens[i]}"
+    )
+    expert = cols[1].selectbox(
+        "Its first choice in every MoE layer",
+        list(range(experts)),
+        key="exp_force_expert",
+        format_func=lambda e: f"expert {e}",
+    )
+    force = ((None, int(position), int(expert)),)
+    show_result(loaded, routing(loaded, tuple(ids.tolist()), None, (), force, False), "exp_force_fig", HOW_INTERVENTION)
+
+
+# --- encoder-decoder --------------------------------------------------------------------------
+
+
+def cross_body(loaded) -> None:
+    if loaded.arch.audio:
+        _ask_for_text_model()
+        return
+    ids = _text_ids(loaded)
+    if ids is None:
+        return
+    tokens = list(display_tokens(loaded.tokenizer, ids))
+    span = st.select_slider(
+        "Source tokens the decoder may not look at",
+        options=list(range(len(ids))),
+        value=(0, 0),
+        key="exp_span",
+        format_func=lambda i: f"{i}: {tokens[i]}",
+    )
+    start, stop = span[0], span[1] + 1
+    if stop - start >= len(ids):
+        st.warning("Leave at least one source token visible.")
+        return
+    base, modified, scored = translation(loaded, tuple(ids.tolist()), (start, stop))
+    decode = loaded.tokenizer.decode
+    st.markdown(
+        f"Unmodified output: **{html.escape(decode(base, skip_special_tokens=True))}**  \n"
+        f"Without cross-attention to *{html.escape(' '.join(tokens[start:stop]))}*: "
+        f"**{html.escape(decode(modified, skip_special_tokens=True))}**"
+    )
+    show_result(
+        loaded,
+        scored,
+        "exp_cross_fig",
+        "The decoder re-reads the unmodified output token by token; the lines "
+        "are each output token's log-probability with and without the removed source tokens (greedy, the "
+        "encoder's pass unchanged). " + HOW_INTERVENTION,
+    )
+
+
+def _ask_for_text_model() -> None:
+    st.info("Cross-attention removal needs a text encoder-decoder; the model chosen for this family reads speech.")
+    if any(m.id == TRANSLATOR for m in load_catalogue()["seq2seq"].models):
+        st.button(
+            "Use the English → Portuguese translator", key="exp_use_translator", on_click=guarded(_use_translator)
+        )
+
+
+def _use_translator() -> None:
+    st.session_state["seq2seq_model_choice"] = TRANSLATOR
+
+
+TOOL_BODIES = {
+    CARDS: cards_body,
+    HEADS: heads_body,
+    SINK: sink_body,
+    PATCHING: patching_body,
+    ROUTING: routing_body,
+    CROSS: cross_body,
+}

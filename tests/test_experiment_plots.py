@@ -1,0 +1,59 @@
+"""Figures of the experiments, from hand-built results (no torch, no Streamlit)."""
+
+import numpy as np
+import pytest
+
+from explorer.experiments.cards import Card
+from explorer.experiments.results import PatchingResult, TopKSweep, compare
+from explorer.plots import experiments as plots
+
+
+def card(by_layer=None, **changes) -> Card:
+    fields = dict(name="sink", quantity="mass", method="m", prompt_set="everyday-sentences", measured=0.6,
+                  spread=0.1, chance=0.2, chance_note="uniform", published=None, source="paper",
+                  by_layer=by_layer, layer_axis="depth (0 = embeddings)")
+    return Card(**{**fields, **changes})
+
+
+def test_overview_puts_each_card_beside_its_chance():
+    fig = plots.cards_overview([card(), card(name="anisotropy", measured=0.3, chance=0.0)])
+    chance, measured = fig.data
+    assert list(chance.x) == [0.0, 0.2] and list(measured.x) == [0.3, 0.6]  # drawn bottom-up
+    assert list(measured.error_x.array) == [0.1, 0.1]
+
+
+def test_card_detail_is_a_heatmap_for_heads_and_a_line_by_layer_otherwise():
+    heads = plots.card_detail(card(np.arange(6.0).reshape(2, 3)))
+    assert heads.data[0].type == "heatmap" and heads.layout.yaxis.title.text == "depth (0 = embeddings)"
+    line = plots.card_detail(card(np.array([0.1, 0.5, 0.9])))
+    assert list(line.data[0].y) == [0.1, 0.5, 0.9] and line.layout.xaxis.title.text == "depth (0 = embeddings)"
+    with pytest.raises(ValueError):
+        plots.card_detail(card(None))
+
+
+def test_intervention_figure_marks_the_flipped_predictions():
+    base = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]))
+    modified = np.log(np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]]))
+    result = compare("head off", np.array([0, 1, 2]), base, modified, causal=True)
+    fig = plots.intervention_figure(result, ["a", "b", "c"])
+    kl, unmodified, changed, flips = fig.data
+    assert kl.y[0] == pytest.approx(0) and kl.y[1] > 0
+    assert list(flips.x) == ["1:b"]
+    assert unmodified.y[1] == pytest.approx(np.log(0.1))  # position 1 scores the token at 2
+
+
+def test_patching_heatmap_shows_the_restored_share():
+    result = PatchingResult(clean_ids=np.array([1, 2]), corrupted_ids=np.array([1, 3]), clean_answer=5,
+                            corrupted_answer=6, position=1, metric="logit_diff", clean_metric=2.0,
+                            corrupted_metric=-2.0, patched=np.array([[-2.0, 2.0], [0.0, 2.0]]))
+    fig = plots.patching_heatmap(result, ["x", "y"], ("Paris", "Rome"))
+    assert fig.data[0].z.tolist() == [[0.0, 1.0], [0.5, 1.0]]
+    assert "logit(Paris) − logit(Rome)" in fig.layout.title.text
+
+
+def test_top_k_figure_marks_the_trained_k():
+    sweep = TopKSweep(ks=np.array([1, 2, 4]), loss=np.array([5.0, 4.0, 3.9]),
+                      active_params=np.array([2e6, 2.5e6, 3.5e6]), total_params=4_000_000, trained_k=2)
+    fig = plots.top_k_figure(sweep)
+    assert list(fig.data[0].text) == ["k=1", "k=2 (trained)", "k=4"]
+    assert list(fig.data[0].x) == [2.0, 2.5, 3.5]

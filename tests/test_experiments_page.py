@@ -1,0 +1,118 @@
+"""The experiments page through Streamlit's AppTest, on the embedded defaults: every tool of every
+family runs and shows its figure, the cards show a measured value beside chance, a family page
+opens the page on its own model, and a shared link brings the experiment back."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 600
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def experiments(family: str) -> AppTest:
+    at = AppTest.from_string("from explorer.ui import experiments_page\nexperiments_page.render()\n",
+                             default_timeout=TIMEOUT)
+    at.session_state["exp_family"] = family
+    return at.run()
+
+
+def healthy(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def figures(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_moe_tools_each_show_a_result():
+    at = experiments("moe")
+    healthy(at)
+    assert at.radio(key="exp_tool").value == "Change the routing"
+    for action in ("Top-k sweep", "Drop experts", "Force an expert", "Route by token id only"):
+        at.radio(key="exp_moe_action").set_value(action).run()
+        if action == "Drop experts":
+            at.multiselect(key="exp_drop").set_value([0]).run()
+        healthy(at)
+        assert figures(at) == 1, action
+    for tool in ("Remove the attention sink", "Activation patching"):
+        at.radio(key="exp_tool").set_value(tool).run()
+        healthy(at)
+        assert figures(at) == 1, tool
+
+
+def test_induction_heads_suggested_and_switched_off():
+    at = experiments("moe")
+    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    assert figures(at) == 0 and at.info  # nothing chosen yet: the page says what to do
+    at.button(key="exp_suggest").click().run()
+    healthy(at)
+    assert len(at.session_state["exp_heads"]) == 3
+    assert figures(at) == 1
+    assert [m.label for m in at.metric] == ["Loss, unmodified", "Loss, modified", "Mean KL", "Top-1 flipped"]
+
+
+def test_cards_wait_for_a_click_then_show_measured_beside_chance():
+    at = experiments("moe")
+    at.radio(key="exp_tool").set_value("Replication cards").run()
+    assert figures(at) == 0
+    at.button(key="exp_run_cards").click().run()
+    healthy(at)
+    table = at.dataframe[0].value
+    assert {"measured", "chance", "published (the paper's own words)", "source"} <= set(table.columns)
+    same_first = table[table.card == "Mixtral: same first expert"].iloc[0]
+    assert same_first.chance == pytest.approx(1 / 8, abs=1e-3)
+    assert "Table 5" in same_first.source
+    assert figures(at) == 2  # the overview and one card layer by layer
+
+
+def test_encoder_patching_reads_the_masked_word():
+    at = experiments("encoder")
+    at.radio(key="exp_tool").set_value("Activation patching").run()
+    healthy(at)
+    assert at.radio(key="exp_pair").value == "capital-mlm"
+    assert figures(at) == 1
+
+
+def test_translator_cross_attention_removal_changes_the_output():
+    at = experiments("seq2seq")
+    healthy(at)
+    if "exp_use_translator" in [b.key for b in at.button]:  # the family's default reads speech
+        at.button(key="exp_use_translator").click().run()
+    at.session_state["exp_text"] = "The cat sat on the mat."
+    at.run()
+    at.select_slider(key="exp_span").set_range(1, 2).run()
+    healthy(at)
+    outputs = [m.value for m in at.markdown if m.value.startswith("Unmodified output")]
+    assert outputs and "Without cross-attention to" in outputs[0]
+    assert figures(at) == 1
+
+
+def test_a_family_page_opens_experiments_on_its_model():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.sidebar.toggle(key="presenter").set_value(True).run()  # the tour's second step is the encoder page
+    at.sidebar.button(key="presenter_next").click().run()
+    assert at.title[0].value.startswith("Encoder-only")
+    at.button(key="open_experiments").click().run()
+    healthy(at)
+    assert at.title[0].value.startswith("Experiments")
+    assert at.session_state["exp_family"] == "encoder"
+    assert figures(at) == 1  # the encoder's first experiment (sink removal) on the encoder's model
+
+
+def test_shared_link_restores_family_tool_and_text():
+    at = experiments("encoder")
+    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.session_state["exp_text"] = "Rain had fallen all night."
+    at.run()
+    fresh = AppTest.from_string("from explorer.ui import experiments_page\nexperiments_page.render()\n",
+                                default_timeout=TIMEOUT)
+    for name, value in at.query_params.items():
+        fresh.query_params[name] = value if isinstance(value, str) else value[0]
+    fresh.run()
+    healthy(fresh)
+    assert fresh.session_state["exp_family"] == "encoder"
+    assert fresh.session_state["exp_tool"] == "Switch heads off"
+    assert fresh.session_state["exp_text"] == "Rain had fallen all night."
