@@ -11,6 +11,9 @@ from explorer.registry import FAMILIES as REGISTERED
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FAMILIES = tuple(REGISTERED)  # catalogue order = registry order
+# The encoder-decoder page's two input kinds, each with its embedded model.
+TRANSLATOR_ID = "embedded:marian-en-pt-tiny"  # text: English -> Portuguese, trained by this project
+SPEECH_ID = "embedded:whisper-tiny.en"  # speech: English audio -> English text
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,19 @@ def test_seq2seq_page_transcribes_the_example_clip():
     assert "Hello, my name is Whisper and I turn speech into text." in at.code[0].value
 
 
+def test_seq2seq_input_kinds_switch_between_translator_and_whisper():
+    at = _page("seq2seq_page").run()
+    at.radio(key="s2s_input_kind").set_value("Text → Portuguese (translator)").run()
+    no_errors(at)
+    assert at.session_state["seq2seq_model_choice"] == "embedded:marian-en-pt-tiny"
+    assert at.text_area(key="s2s_text").value == "The cat sat on the mat."
+    assert at.code[0].value.strip() not in ("", "(nothing yet)")  # the page opens with the translation written
+    assert any("alignment matrix" in c.value for c in at.caption)
+    at.radio(key="s2s_input_kind").set_value("Speech → English text (Whisper)").run()
+    no_errors(at)
+    assert at.session_state["seq2seq_model_choice"] == "embedded:whisper-tiny.en"
+
+
 def test_moe_page_routes_every_token():
     at = _page("moe_page").run()
     no_errors(at)

@@ -91,6 +91,8 @@ def test_every_tour_step_goes_to_a_page_and_sets_a_key_that_page_declares():
         assert step["page"] in views or step["page"] == "home", step
         if step.get("text_key"):
             assert views[step["page"]].declares(step["text_key"]), step
+        for key in step.get("state", {}):
+            assert views[step["page"]].declares(key), (step, key)
 
 
 def test_a_view_refuses_a_key_it_does_not_declare():

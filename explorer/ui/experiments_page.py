@@ -11,7 +11,7 @@ import streamlit as st
 
 from explorer.adapters import interventions
 from explorer.adapters.common import display_token, display_tokens, tokenize
-from explorer.catalogue import load_catalogue
+from explorer.catalogue import TRANSLATOR_ID, load_catalogue
 from explorer.experiments import measure
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
@@ -56,7 +56,6 @@ EXAMPLES = [
     "When Mary and John went to the shop, John gave a book to Mary.",
     "Paris is the capital of France, and Rome is the capital of Italy.",
 ]
-TRANSLATOR = "embedded:marian-en-pt-tiny"
 MAX_TOKENS = 96  # interventions run the model twice or more per view: keep the text short
 
 HEADLINE = "Experiments: change the model, or test a published claim on it"
@@ -503,14 +502,14 @@ def cross_body(loaded) -> None:
 
 def _ask_for_text_model() -> None:
     st.info("Cross-attention removal needs a text encoder-decoder; the model chosen for this family reads speech.")
-    if any(m.id == TRANSLATOR for m in load_catalogue()["seq2seq"].models):
+    if any(m.id == TRANSLATOR_ID for m in load_catalogue()["seq2seq"].models):
         st.button(
             "Use the English → Portuguese translator", key="exp_use_translator", on_click=guarded(_use_translator)
         )
 
 
 def _use_translator() -> None:
-    st.session_state["seq2seq_model_choice"] = TRANSLATOR
+    st.session_state["seq2seq_model_choice"] = TRANSLATOR_ID
 
 
 TOOL_BODIES = {

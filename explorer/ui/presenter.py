@@ -21,9 +21,12 @@ def _go(index: int, views: dict[str, View]) -> None:
     index = max(0, min(index, len(steps) - 1))
     step = steps[index]
     st.session_state["presenter_index"] = index
+    presets = dict(step.get("state", {}))
     if step.get("text_key"):
+        presets[step["text_key"]] = step["text"]
+    for key, value in presets.items():
         # through the page's View: a key the page does not declare fails here (and in the tour's test)
-        views[step["page"]].preset(step["text_key"], step["text"])  # the tour's text wins over a stale URL
+        views[step["page"]].preset(key, value)  # the tour's state wins over a stale URL
     st.session_state["_presenter_target"] = step["page"]
 
 

@@ -1,5 +1,6 @@
 """Encoder-decoder page: the encoder reads the whole source once, the decoder writes step by
-step while cross-attending to it. Whisper hears speech; T5/BART/Marian read text."""
+step while cross-attending to it. Text by default (the project's English -> Portuguese translator,
+or T5/BART/Marian); speech with Whisper as the second input kind."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import streamlit as st
 
 from explorer import audio
 from explorer.adapters import seq2seq
+from explorer.catalogue import SPEECH_ID, TRANSLATOR_ID
 from explorer.decoding import SamplingSettings
 from explorer.plots import seq2seq as seq2seq_plots
 from explorer.session import DecodingSession
 from explorer.ui import stepper
+from explorer.ui.boundary import guarded
 from explorer.ui.view import View, cached, notes
 
 log = logging.getLogger(__name__)
@@ -22,15 +25,24 @@ log = logging.getLogger(__name__)
 VIEW = View.of_family("seq2seq", text_key="s2s_text", s2s_tokens="s2s_generated")
 
 TEXT_EXAMPLES = [
+    "The cat sat on the mat.",
+    "My sister lives in a small town near the sea.",
+    "The old man walked slowly to the harbour.",
+    "I would like a cup of coffee, please.",
+]
+# T5 reads its task from a prefix
+T5_EXAMPLES = [
     "translate English to German: The house is wonderful.",
     "summarize: The encoder reads the whole input once. The decoder then writes the output one token at a time.",
     "The weather is nice today.",
 ]
+TEXT, SPEECH = "Text → Portuguese (translator)", "Speech → English text (Whisper)"
+INPUT_KIND = "s2s_input_kind"
 
 
 HEADLINE = "Encoder-decoder: read everything, then write"
 INTRO = (
-    "An encoder-decoder (T5, BART, Whisper) has two stacks. The **encoder** reads the whole input once, "
+    "An encoder-decoder (Marian, T5, BART, Whisper) has two stacks. The **encoder** reads the whole input once, "
     "bidirectionally, and comprehends it before anything is generated. The **decoder** then writes the output "
     "one token at a time; in every block it **cross-attends** to the encoder's output. Reading everything first "
     "makes these models strong at translation, summarisation and speech recognition, and slower to answer than a "
@@ -113,8 +125,27 @@ def _speech_source() -> audio.Speech | None:
     return speech
 
 
+def _input_kind(loaded) -> None:
+    """Text or speech: each switches the family's model (the sidebar shows which)."""
+    st.session_state[INPUT_KIND] = SPEECH if loaded.arch.audio else TEXT  # the loaded model decides
+    st.radio(
+        "Input",
+        [TEXT, SPEECH],
+        key=INPUT_KIND,
+        horizontal=True,
+        on_change=guarded(_switch_model),
+        help="Text: the project's English → Portuguese translator; speech: Whisper tiny.en. Any other "
+        "encoder-decoder can be picked in the sidebar.",
+    )
+
+
+def _switch_model() -> None:
+    st.session_state["seq2seq_model_choice"] = SPEECH_ID if st.session_state[INPUT_KIND] == SPEECH else TRANSLATOR_ID
+
+
 def _source(loaded):
     """(encoder pass, source key, audio positions that hold speech or None), or None after saying why not."""
+    _input_kind(loaded)
     if loaded.arch.audio:
         speech = _speech_source()
         if speech is None:
@@ -126,7 +157,8 @@ def _source(loaded):
             source_key,
             min(len(encoder.trace.tokens), int(np.ceil(speech.seconds / seq2seq.FRAME_SECONDS)) + 1),
         )
-    cleaned = VIEW.text_input("Source text", TEXT_EXAMPLES[0], TEXT_EXAMPLES)
+    examples = T5_EXAMPLES if loaded.model.config.model_type == "t5" else TEXT_EXAMPLES
+    cleaned = VIEW.text_input("Source text", examples[0], examples)
     if cleaned is None:
         return None
     encoder = cached_encode_text(loaded, cleaned.text)
@@ -204,10 +236,13 @@ def _cross_attention(loaded, encoder, source_key: str, source_positions, result)
             "Each row is an output token; each column a stretch of audio (Whisper's encoder turns 30 s into 1,500 "
             "positions of 20 ms; columns here pool several)."
             if encoder.source_kind == "audio"
-            else "Each row is an output token; each column a source token."
+            else "Each row is an output token; each column a source token. For a translation this is the "
+            "alignment matrix: which source words the decoder read while writing each word of the translation."
         ),
         how_to_read=(
             "Bright cells show which part of the source the decoder read while producing that token. For "
-            "speech, a diagonal band means the decoder moves through the audio as it writes the words."
+            "speech, a diagonal band means the decoder moves through the audio as it writes the words; for a "
+            "translation, a bright cell pairs a Portuguese word with the English word it translates (word order "
+            "can differ between the languages, so the band bends: 'the black cat' becomes 'o gato preto')."
         ),
     )
