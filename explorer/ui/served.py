@@ -35,10 +35,14 @@ class PageRun:
     figure_bytes: int  # the Plotly figure specs among them
     figures: int
     errors: list[str] = field(default_factory=list)
+    replica: str = ""  # behind explorer.replicas' proxy: the replica that answered (host:port)
 
 
-def run_page(port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0) -> PageRun:
-    """Open a fresh session on ``page`` (its URL path, '' for home) and wait for the run to finish."""
+def run_page(
+    port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0, cookie: str | None = None
+) -> PageRun:
+    """Open a fresh session on ``page`` (its URL path, '' for home) and wait for the run to finish.
+    ``cookie``: sent with the websocket's handshake (a proxy's sticky-session cookie)."""
     # Here, not at the top: only the benchmarks and browser tests open sessions; the app never loads a client.
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -55,7 +59,10 @@ def run_page(port: int, page: str, query: dict[str, str] | None = None, timeout:
         max_size=None,
         open_timeout=timeout,
         close_timeout=5,
+        additional_headers={"Cookie": cookie} if cookie else None,
     ) as ws:
+        # "dead:port, live:port" when nginx tried a dead replica first: the last one answered
+        replica = ws.response.headers.get("X-Explorer-Replica", "").split(", ")[-1]
         start = time.perf_counter()
         ws.send(request.SerializeToString())
         while True:
@@ -78,7 +85,7 @@ def run_page(port: int, page: str, query: dict[str, str] | None = None, timeout:
                 status = message.script_finished
                 if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                     continue  # the page asked for a rerun: the interaction ends with the next run
-                return PageRun(time.perf_counter() - start, received, figure_bytes, figures, errors)
+                return PageRun(time.perf_counter() - start, received, figure_bytes, figures, errors, replica)
 
 
 def free_port() -> int:

@@ -1,0 +1,223 @@
+"""python -m explorer.replicas [--replicas N] [--port 8080] [--work DIR]
+
+A class at once: N Streamlit processes (one Python interpreter lock each) behind nginx on one
+port. A visitor stays on one replica (a cookie chosen by nginx on the first request keys a
+consistent hash), websockets are upgraded, and when a replica dies nginx sends its visitors to
+the others: their browser reconnects, and the URL (text, model, step) restores the same view.
+
+Several hosts: start the replicas on each host with ``--address 0.0.0.0 --no-proxy`` and list
+every host's replicas in one proxy's upstream (``--upstream host:port`` repeatable); see the
+README's "A class at once". Needs Debian's nginx (``apt-get install -y nginx-light``); runs
+without root (nginx keeps its pid, logs and temporary files under ``--work``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COOKIE = "explorer_replica"
+
+NGINX_CONF = """# written by python -m explorer.replicas
+{user}worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {work}/access.log;
+    client_body_temp_path {work}/tmp/body;
+    proxy_temp_path {work}/tmp/proxy;
+    fastcgi_temp_path {work}/tmp/fastcgi;
+    uwsgi_temp_path {work}/tmp/uwsgi;
+    scgi_temp_path {work}/tmp/scgi;
+    client_max_body_size 50m;  # audio uploads
+
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        '' close;
+    }}
+    # Sticky sessions without nginx-plus: a new visitor's random request id becomes its cookie,
+    # and the cookie keys a consistent hash over the replicas (a dead replica's share moves on).
+    map $cookie_{cookie} $replica_key {{
+        "" $request_id;
+        default $cookie_{cookie};
+    }}
+    upstream explorer {{
+        hash $replica_key consistent;
+{servers}
+    }}
+    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://explorer;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_read_timeout 1d;  # a websocket stays open for the whole visit
+            proxy_buffering off;
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_connect_timeout 2s;
+            add_header Set-Cookie "{cookie}=$replica_key; Path=/; SameSite=Lax" always;
+            add_header X-Explorer-Replica $upstream_addr always;  # which replica answered (tests, benchmarks)
+        }}
+    }}
+}}
+"""
+
+
+def nginx_conf(work: Path, listen: str, upstreams: list[str]) -> str:
+    """The proxy's configuration: ``upstreams`` are host:port of every replica (any host)."""
+    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=10s;" for u in upstreams)
+    user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""  # as root, workers keep our files
+    return NGINX_CONF.format(user=user, work=work, cookie=COOKIE, servers=servers, listen=listen)
+
+
+def find_nginx() -> str:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("nginx is not installed: apt-get install -y nginx-light (Debian)")
+
+
+def streamlit_command(port: int, address: str) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+@dataclass
+class Replicas:
+    """N replicas and their proxy, started together and stopped together."""
+
+    count: int
+    port: int
+    work: Path
+    address: str = "127.0.0.1"
+    extra_upstreams: list[str] = field(default_factory=list)
+    proxy: bool = True
+    processes: dict[int, subprocess.Popen] = field(default_factory=dict)  # replica port -> process
+    nginx: subprocess.Popen | None = None
+
+    @property
+    def replica_ports(self) -> list[int]:
+        return [self.port + 1 + i for i in range(self.count)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        for port in self.replica_ports:
+            self.start_replica(port)
+        if self.proxy:
+            self.start_proxy()
+
+    def start_replica(self, port: int) -> None:
+        log = open(self.work / f"replica-{port}.log", "a")
+        self.processes[port] = subprocess.Popen(
+            streamlit_command(port, self.address), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")},
+        )  # fmt: skip
+
+    def start_proxy(self) -> None:
+        (self.work / "tmp").mkdir(exist_ok=True)
+        upstreams = [f"127.0.0.1:{p}" for p in self.replica_ports] + self.extra_upstreams
+        conf = self.work / "nginx.conf"
+        conf.write_text(nginx_conf(self.work, f"{self.port}", upstreams))
+        nginx = find_nginx()
+        # -e: the error log from the first line on (not Debian's /var/log/nginx, which needs root)
+        self.nginx = subprocess.Popen(
+            [nginx, "-e", str(self.work / "error.log"), "-p", str(self.work), "-c", str(conf), "-g", "daemon off;"],
+            stdout=open(self.work / "nginx.out", "a"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_healthy(self, timeout: float = 180.0) -> float:
+        """Seconds until every replica, and the proxy, answer /_stcore/health."""
+        started = time.perf_counter()
+        urls = [f"http://127.0.0.1:{p}/_stcore/health" for p in self.processes]
+        urls += [f"{self.url}/_stcore/health"] if self.proxy else []
+        for url in urls:
+            while True:
+                try:
+                    if urllib.request.urlopen(url, timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    pass
+                if time.perf_counter() - started > timeout:
+                    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s (logs in {self.work})")
+                time.sleep(0.2)
+        return time.perf_counter() - started
+
+    def kill_replica(self, port: int) -> None:
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.nginx is not None and self.nginx.poll() is None:
+            self.nginx.send_signal(signal.SIGQUIT)  # graceful: finish open requests
+            try:
+                self.nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--replicas", type=int, default=2, help="Streamlit processes on this host (default 2)")
+    parser.add_argument("--port", type=int, default=8080, help="the proxy's port; replicas use the ports after it")
+    parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "replicas", help="nginx config, pid and logs")
+    parser.add_argument(
+        "--address", default="127.0.0.1", help="replicas listen here (0.0.0.0 when another host's proxy reaches them)"
+    )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        help="host:port of another host's replica, added to this proxy (repeatable)",
+    )
+    parser.add_argument("--no-proxy", action="store_true", help="start the replicas only (another host proxies)")
+    args = parser.parse_args(argv)
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    replicas = Replicas(args.replicas, args.port, args.work.resolve(), args.address, args.upstream, not args.no_proxy)
+    replicas.start()
+    try:
+        seconds = replicas.wait_healthy()
+        where = replicas.url if replicas.proxy else ", ".join(f"{args.address}:{p}" for p in replicas.replica_ports)
+        print(f"{args.replicas} replica(s) ready in {seconds:.1f} s: open {where} (Ctrl-C stops them)", flush=True)
+        while all(p.poll() is None for p in replicas.processes.values()):
+            time.sleep(1)
+        print("a replica stopped; see its log in", args.work)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        replicas.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
