@@ -15,7 +15,7 @@ st.set_page_config(page_title="LLM architecture explorer", page_icon=":material/
 pages = all_pages()
 page = st.navigation(pages)
 classroom_switch()
-presenter_sidebar({p.url_path or "home": p for p in pages}, views_by_url())
+presenter_sidebar({p.url_path or "home": p for p in pages}, views_by_url)  # called when the tour moves
 show_callback_failure()  # a failed sidebar control (tour, switches); pages show theirs in View.start
 with page_slot():
     run_safely(page.run)

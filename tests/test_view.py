@@ -9,7 +9,8 @@ import pytest
 from explorer.decoding import SamplingSettings, softmax
 from explorer.registry import ARCHITECTURES, FAMILIES
 from explorer.session import DecodingSession, history, kept_mask
-from explorer.ui.navigation import FAMILY_MODULES, views_by_url
+from explorer.ui.navigation import views_by_url
+from explorer.ui.pages import page_module
 from explorer.ui.presenter import tour
 from explorer.ui.view import View
 
@@ -78,7 +79,7 @@ def test_snapshot_has_one_step_more_than_tokens():
 def test_every_family_has_its_adapter_and_a_page_with_a_view():
     assert set(FAMILIES) == {a.family for a in ARCHITECTURES.values()}
     assert len({f.url_path for f in FAMILIES.values()}) == len(FAMILIES)
-    for key, module in FAMILY_MODULES.items():
+    for key, module in ((key, page_module(family)) for key, family in FAMILIES.items()):
         assert callable(module.render)
         assert module.VIEW.family is FAMILIES[key]
         assert module.VIEW.declares(module.VIEW.text_key)

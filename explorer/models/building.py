@@ -13,11 +13,8 @@ import torch
 import transformers
 from transformers import AutoProcessor, AutoTokenizer
 
+from explorer.models.errors import ModelLoadError  # noqa: F401 (re-exported: loading, embedded)
 from explorer.registry import ARCHITECTURES, FAMILY_TITLES, Architecture, supported_list
-
-
-class ModelLoadError(RuntimeError):
-    """Loading failed; ``str(error)`` is one readable sentence."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from explorer.models.loading import ModelLoadError
+from explorer.models.errors import ModelLoadError
 from explorer.text import InputError
 
 log = logging.getLogger(__name__)

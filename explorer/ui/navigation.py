@@ -1,33 +1,43 @@
-"""The app's pages, defined once for st.navigation and for links between pages."""
+"""The app's pages, defined once for st.navigation and for links between pages.
+
+Page modules are imported when their page first runs, not when the app starts: they bring torch,
+transformers and plotly (seconds of imports), and the home page needs none of them.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import streamlit as st
 
 from explorer.registry import FAMILIES
-from explorer.ui import compare_page, gallery_page, home
-from explorer.ui import experiments_page as experiments
-from explorer.ui.memory import freeze_long_lived_objects
-from explorer.ui.pages import experiments_page, family_page, page_module
-from explorer.ui.view import View
+from explorer.ui import home
+from explorer.ui.pages import EXPERIMENTS_MODULE, experiments_page, family_page, lazy_render
 
-FAMILY_MODULES = {key: page_module(family) for key, family in FAMILIES.items()}
-# Every page module (torch, transformers, plotly) is imported by now and stays for the process's life.
-freeze_long_lived_objects()
+OTHER_PAGES = {  # url path -> (module, title, icon)
+    "compare": ("explorer.ui.compare_page", "Compare", ":material/view_column:"),
+    "gallery": ("explorer.ui.gallery_page", "Gallery", ":material/photo_library:"),
+}
+
+
+def page_modules() -> dict[str, str]:
+    """Every page with a View, by its address: the module that declares it."""
+    pages = {family.url_path: family.page for family in FAMILIES.values()}
+    return pages | {"experiments": EXPERIMENTS_MODULE} | {url: spec[0] for url, spec in OTHER_PAGES.items()}
 
 
 def all_pages() -> list:
     pages = [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)]
     pages += [family_page(key) for key in FAMILIES]
+    pages.append(experiments_page())
     pages += [
-        experiments_page(),
-        st.Page(compare_page.render, title="Compare", icon=":material/view_column:", url_path="compare"),
-        st.Page(gallery_page.render, title="Gallery", icon=":material/photo_library:", url_path="gallery"),
+        st.Page(lazy_render(module), title=title, icon=icon, url_path=url)
+        for url, (module, title, icon) in OTHER_PAGES.items()
     ]
     return pages
 
 
-def views_by_url() -> dict[str, View]:
-    """The View of every page that declares one, by its address (the presenter tour's 'page')."""
-    views = {FAMILIES[key].url_path: module.VIEW for key, module in FAMILY_MODULES.items()}
-    return views | {"compare": compare_page.VIEW, "gallery": gallery_page.VIEW, "experiments": experiments.VIEW}
+def views_by_url() -> dict:
+    """The View of every page that declares one, by its address (the presenter tour's 'page').
+    Imports every page module: called when the tour moves, not on every run."""
+    return {url: importlib.import_module(module).VIEW for url, module in page_modules().items()}

@@ -4,11 +4,13 @@ the module whose ``render`` draws it)."""
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 import streamlit as st
 
 from explorer.registry import FAMILIES, Family
+from explorer.ui.memory import freeze_long_lived_objects
 
 
 def page_module(family: Family) -> ModuleType:
@@ -16,17 +18,32 @@ def page_module(family: Family) -> ModuleType:
     return importlib.import_module(family.page)
 
 
+def lazy_render(module_name: str):
+    """A page's render that imports its module on the first run: page modules bring torch,
+    transformers and plotly (seconds), which the home page does not need."""
+
+    def render() -> None:
+        first = module_name not in sys.modules
+        module = importlib.import_module(module_name)
+        if first:
+            freeze_long_lived_objects()  # the modules just imported stay for the process's life
+        module.render()
+
+    render.__name__ = f"render_{module_name.rsplit('.', 1)[-1]}"
+    return render
+
+
 def family_page(key: str) -> st.Page:
     family = FAMILIES[key]
-    return st.Page(page_module(family).render, title=family.title, icon=family.icon, url_path=family.url_path)
+    return st.Page(lazy_render(family.page), title=family.title, icon=family.icon, url_path=family.url_path)
 
 
 EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it builds on the View, which links here
 
 
 def experiments_page() -> st.Page:
-    module = importlib.import_module(EXPERIMENTS_MODULE)
-    return st.Page(module.render, title="Experiments", icon=":material/science:", url_path="experiments")
+    return st.Page(lazy_render(EXPERIMENTS_MODULE), title="Experiments", icon=":material/science:",
+                   url_path="experiments")
 
 
 def experiments_button(family_key: str) -> None:

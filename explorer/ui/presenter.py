@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import streamlit as st
 
 from explorer.catalogue import ASSETS
 from explorer.ui.boundary import guarded
 from explorer.ui.common import persistent_toggle
-from explorer.ui.view import View
 
 
 def tour() -> list[dict]:
     return json.loads((ASSETS / "presenter.json").read_text())["steps"]
 
 
-def _go(index: int, views: dict[str, View]) -> None:
+def _go(index: int, views: Callable[[], dict]) -> None:
     steps = tour()
     index = max(0, min(index, len(steps) - 1))
     step = steps[index]
@@ -26,11 +26,11 @@ def _go(index: int, views: dict[str, View]) -> None:
         presets[step["text_key"]] = step["text"]
     for key, value in presets.items():
         # through the page's View: a key the page does not declare fails here (and in the tour's test)
-        views[step["page"]].preset(key, value)  # the tour's state wins over a stale URL
+        views()[step["page"]].preset(key, value)  # the tour's state wins over a stale URL
     st.session_state["_presenter_target"] = step["page"]
 
 
-def presenter_sidebar(pages_by_url: dict, views: dict[str, View]) -> None:
+def presenter_sidebar(pages_by_url: dict, views: Callable[[], dict]) -> None:
     """In app.py: the presenter switch and, when on, Previous / Next and what to say."""
     if not persistent_toggle("Presenter tour", "presenter", "Step through a prepared example, view by view."):
         return
