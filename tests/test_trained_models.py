@@ -48,16 +48,16 @@ def test_artefacts_are_small_and_the_fill_mask_is_a_delta_under_20_mb():
     assert total <= 60 * 2**20
 
 
-def test_fill_mask_held_out_evaluation_is_recorded_near_the_bar():
-    # Issue 13's bar is top-1 >= 0.40 and top-5 >= 0.60 with 15% of tokens masked. The committed delta is the end of a
-    # 320-step run (41.6% / 59.5%, see the model card): top-1 there, top-5 not yet. What this checks: the evaluation of the model
-    # as it ships (base + float16 delta) is recorded on thousands of held-out tokens, at that level.
+def test_fill_mask_meets_its_held_out_bar():
+    # Issue 13's bar: top-1 >= 0.40 and top-5 >= 0.60 with 15% of tokens masked, measured on the model as it ships
+    # (base + float16 delta) over thousands of held-out tokens. The committed delta: a 320-step run continued for
+    # 160 steps (43.4% / 62.6% on 5,717 tokens, see the model card).
     log = json.loads((MLM / "training_log.json").read_text())
     token = log["evaluation"]["token"]
     assert token["masked_tokens"] >= 3000
-    assert token["top1"] >= 0.40 and token["top5"] >= 0.57
-    start, final = log["steps"][0], log["final"]
-    assert final["top1"] > start["top1"] + 0.3  # training moved far above the fresh head
+    assert token["top1"] >= 0.40 and token["top5"] >= 0.60
+    first_run = log.get("continued_from", log)
+    assert log["final"]["top1"] > first_run["steps"][0]["top1"] + 0.3  # training moved far above the fresh head
 
 
 def test_fill_mask_gets_the_everyday_sentences(fill_mask):

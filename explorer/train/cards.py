@@ -76,7 +76,7 @@ def _mlm_training(log: dict) -> str:
         parts.append(
             f"{_steps_done(run)} of {c['batch']} sequences x {c['seq_len']} tokens ({run['final']['tokens']:,} tokens), "
             f"AdamW (adapters lr {c['lr']:g}, head lr {c['head_lr']:g}, LayerNorms lr {c['norm_lr']:g}, weight decay "
-            f"0.01, 5% warm-up then cosine), seed {c['seed']}, {c['threads']} threads, {run['seconds'] / 60:.0f} minutes"
+            f"0.01, 5% warm-up then cosine), seed {c['seed']}, {c['threads']} thread{'s' if c['threads'] > 1 else ''}, {run['seconds'] / 60:.0f} minutes"
         )
     c = log["config"]
     text = "; then continued from that run's adapters and head: ".join(parts)
@@ -188,8 +188,12 @@ def readme_table(models: Path) -> str:
             minutes = sum(s["seconds"] for s in log["sessions"]) / 60
             training = f"{log['step']} steps × about {c['tokens_per_batch']:,} tokens, {minutes:.0f} min"
         else:
-            training = (f"{log.get('final', {}).get('step', c['steps'])} steps × {c['batch']} × {c['seq_len']} tokens, "
-                        f"{log['seconds'] / 60:.0f} min")
+            runs = [log["continued_from"], log] if "continued_from" in log else [log]
+            steps = " + ".join(str(r.get("final", {}).get("step", r["config"]["steps"])) for r in runs)
+            minutes = " + ".join(f"{r['seconds'] / 60:.0f}" for r in runs)
+            training = f"{steps} steps × {c['batch']} × {c['seq_len']} tokens, {minutes} min"
+            if len(runs) > 1:
+                training += " (a run continued from the first one's artefact)"
         rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | {training} | {size:.1f} MB |")
     return "\n".join(rows)
 
