@@ -166,11 +166,67 @@ def _check(label: str, run) -> None:
         raise RuntimeError(f"{label} showed an error: {run.errors[0]}")
 
 
-def concurrent_sessions(port: int, tokenizers: dict, sessions: int, tokens: int, shared: bool) -> list[float]:
+def pss_bytes(pid: int) -> int:
+    """Proportional set size (Linux): shared pages (the memory-mapped weights) divided among the
+    processes that map them, so the replicas' sum is what they cost together."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("smaps_rollup not available on this system")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not available on this system")
+
+
+REPLICA_TARGETS = {(20, 2, False): 3.0}  # (sessions, replicas, same text) -> p95 target in s (issue 16)
+
+
+def replica_sections(table: Table, tokenizers: dict, tokens: int, counts=(1, 2), loads=(20, 40)) -> None:
+    """Sessions through nginx (python -m explorer.replicas) with 1 and 2 replicas on this machine."""
+    from benchmarks.model_costs import text_of_tokens
+    from explorer.replicas import Replicas
+    from explorer.ui.served import free_port, run_page
+
+    for count in counts:
+        group = Replicas(count, free_port(), ROOT / ".cache" / f"benchmark-replicas-{count}")
+        group.start()
+        try:
+            group.wait_healthy()
+            for port in group.replica_ports:  # each replica loads the model before the clock starts
+                _check("replica warm-up", run_page(port, "encoder", {"text": text_of_tokens(
+                    tokenizers["encoder"], tokens, variant=999, masks=2)}))
+            variant = 3000 + 1000 * count
+            for sessions in loads:
+                for shared in (True, False):
+                    variant += 100
+                    latencies = concurrent_sessions(group.port, tokenizers, sessions, tokens, shared, base=variant)
+                    p95 = percentile(latencies, 95)
+                    target = REPLICA_TARGETS.get((sessions, count, shared))
+                    what = "the same text" if shared else "a different text each"
+                    table.add(f"Through nginx, {count} replica(s): {sessions} sessions at once, masked-token view, {what}",
+                              f"median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s",
+                              f"p95 ≤ {target:.0f} s" if target else "", verdict(p95, target) if target else "")
+            pids = [p.pid for p in group.processes.values()]
+            peak = max(peak_rss_bytes(pid) for pid in pids)
+            table.add(f"Through nginx, {count} replica(s): peak resident memory of one replica after the sessions",
+                      memory(peak), "< 2 GB", verdict(peak, 2e9))
+            table.add(f"Through nginx, {count} replica(s): memory of all replicas together now (sum of PSS: "
+                      "memory-mapped weights counted once)", memory(sum(pss_bytes(pid) for pid in pids)))
+        finally:
+            group.stop()
+
+
+def concurrent_sessions(port: int, tokenizers: dict, sessions: int, tokens: int, shared: bool,
+                        base: int | None = None) -> list[float]:
     from benchmarks.model_costs import text_of_tokens
     from explorer.ui.served import run_page
 
-    base = 1000 if shared else 2000  # variants never used before, so nothing is cached yet
+    if base is None:
+        base = 1000 if shared else 2000  # variants never used before, so nothing is cached yet
     texts = [text_of_tokens(tokenizers["encoder"], tokens, variant=base if shared else base + n, masks=2)
              for n in range(sessions)]
     start = threading.Barrier(sessions)
@@ -211,6 +267,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="measurements per view (default 5)")
     parser.add_argument("--tokens", type=int, default=64, help="input length of the view latencies (default 64)")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--replicas-only", action="store_true",
+                        help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
@@ -220,8 +278,17 @@ def main(argv=None) -> int:
     defaults = {family: entry.default for family, entry in load_catalogue().items()}
     table = Table()
     began = time.perf_counter()
+    if args.replicas_only:
+
+        from explorer.models.loading import load_model
+
+        encoder = load_model(defaults["encoder"], device="cpu", family="encoder")
+        replica_sections(table, {"encoder": encoder.tokenizer}, args.tokens)
+        print(table.markdown())
+        return 0
     tokenizers = model_sections(table, defaults, args.repeats)
     server_sections(table, tokenizers, args.repeats, args.sessions, args.tokens)
+    replica_sections(table, tokenizers, args.tokens)
     block = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `python -m benchmarks` "
              f"({(time.perf_counter() - began) / 60:.0f} min).\n\n{table.markdown()}")
     print(block)
