@@ -30,12 +30,11 @@ def held_out_halves(folder: Path, limit: int = 60) -> tuple[list[str], list[str]
 
 def patching_line(loaded) -> str:
     """One activation-patching run: the capital pair for a decoder, its masked twin for an encoder."""
-    pairs = measure.patching_pairs(loaded)
-    pair = pairs[0] if loaded.family == "encoder" else pairs[1]
-    try:
-        setup = measure.patching_setup(loaded, pair)
-    except ValueError as error:
-        return f"patching '{pair.name}' skipped: {error}"
+    pairs = measure.patchable_pairs(loaded)
+    if not pairs:
+        return "patching skipped: no prompt pair fits this model's tokenizer (equal lengths, one-token answers)"
+    pair = next((p for p in pairs if p.name == "capital"), pairs[0])
+    setup = measure.patching_setup(loaded, pair)
     result = interventions.activation_patching(
         loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
     )
