@@ -73,10 +73,10 @@ FAMILIES: dict[str, Family] = {
                "explorer.ui.decoder_page",
                "writes one token at a time, each seeing only the past: next-token probabilities, sampling, causal "
                "attention."),
-        Family("seq2seq", "Encoder-decoder", "encoder-decoder", ":material/mic:", "explorer.adapters.seq2seq",
+        Family("seq2seq", "Encoder-decoder", "encoder-decoder", ":material/translate:", "explorer.adapters.seq2seq",
                "explorer.ui.seq2seq_page",
-               "an encoder reads the input once, then a decoder writes while cross-attending to it (speech to text "
-               "with Whisper)."),
+               "an encoder reads the input once, then a decoder writes while cross-attending to it (English to "
+               "Portuguese with the project's translator, or speech to text with Whisper)."),
         Family("moe", "Mixture of Experts", "moe", ":material/call_split:", "explorer.adapters.moe",
                "explorer.ui.moe_page",
                "a router sends each token to a few expert feed-forward networks: routes, gate weights, expert load."),

@@ -58,14 +58,24 @@ def test_decoder_page_greedy_says_paris():
     assert "Paris" in text
 
 
+def test_seq2seq_page_opens_on_the_translator():
+    at = _page("seq2seq_page").run()
+    no_errors(at)
+    assert at.radio(key="s2s_input_kind").value == "Text → Portuguese (translator)"
+    assert at.text_area(key="s2s_text").value == "The cat sat on the mat."
+    assert at.code[0].value.strip() not in ("", "(nothing yet)")
+
+
 def test_seq2seq_page_transcribes_the_example_clip():
     at = _page("seq2seq_page").run()
+    at.radio(key="s2s_input_kind").set_value("Speech → English text (Whisper)").run()
     no_errors(at)
     assert "Hello, my name is Whisper and I turn speech into text." in at.code[0].value
 
 
 def test_seq2seq_input_kinds_switch_between_translator_and_whisper():
     at = _page("seq2seq_page").run()
+    at.radio(key="s2s_input_kind").set_value("Speech → English text (Whisper)").run()
     at.radio(key="s2s_input_kind").set_value("Text → Portuguese (translator)").run()
     no_errors(at)
     assert at.session_state["seq2seq_model_choice"] == "embedded:marian-en-pt-tiny"

@@ -59,3 +59,23 @@ def test_exported_encoder_scores_like_the_recorded_evaluation_on_a_small_held_ou
     ]
     assert result["masked_tokens"] >= 250
     assert abs(result["top1"] - recorded["top1"]) <= 0.08 and abs(result["top5"] - recorded["top5"]) <= 0.08
+
+
+def test_exported_translator_is_a_plain_folder_that_translates_like_the_app(tmp_path):
+    from transformers import AutoModelForSeq2SeqLM
+
+    from explorer.adapters import interventions
+
+    assert default_id("encoder-decoder") == "embedded:marian-en-pt-tiny"
+    out = tmp_path / "translator"
+    assert main(["export", "--default", "encoder-decoder", str(out)]) == 0
+    model = AutoModelForSeq2SeqLM.from_pretrained(out, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert type(model).__name__ == "MarianMTModel"
+    app = load_model(default_id("encoder-decoder"), device="cpu")
+    ids = tokenizer("My sister lives in a small town near the sea.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        theirs = model.generate(input_ids=ids, max_new_tokens=40, num_beams=1, do_sample=False)[0].tolist()
+    ours = interventions.greedy_with_span_removed(app, ids[0].numpy(), None, max_new_tokens=40).tolist()
+    assert theirs[: len(ours)] == ours
+    assert len(tokenizer.decode(theirs, skip_special_tokens=True).split()) >= 4

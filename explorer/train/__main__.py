@@ -174,8 +174,9 @@ def _translate(args, steps: int) -> int:
     from explorer.train.cards import write_translate_card
 
     out = args.out or ASSETS / "marian-en-pt-tiny"
-    command = f"python -m explorer.train translate --corpus {args.corpus} --steps {steps}" + (
-        f" --threads {args.threads}" if args.threads else "")
+    def command(step: int) -> str:  # the schedule (warm-up, inverse square root) does not depend on the total
+        return f"python -m explorer.train translate --corpus {args.corpus} --steps {step}" + (
+            f" --threads {args.threads}" if args.threads else "")
     unpacked = teacher.seed_cache(args.work)
     if unpacked:
         print(f"unpacked {', '.join(unpacked)} from {teacher.ARCHIVE} into {args.work}")
@@ -189,7 +190,7 @@ def _translate(args, steps: int) -> int:
     eval_sets = teacher.reference_sets(args.corpus, args.work)
     if args.export_only:
         log = translate.export(args.work, out, eval_sets)
-        write_translate_card(out, command, args.work)
+        write_translate_card(out, command(log["step"]), args.work)
         print(f"wrote {out} (step {log['step']}): " + _scores(log["final"]))
         return 0
     print(f"teacher cache: {pairs} pairs; references: " + ", ".join(f"{k} {len(v)}" for k, v in eval_sets.items()))
@@ -216,7 +217,7 @@ def _translate(args, steps: int) -> int:
         return 130
     bar.close()
     log = translate.export(args.work, out, eval_sets)
-    write_translate_card(out, command, args.work)
+    write_translate_card(out, command(log["step"]), args.work)
     print(f"done: step {log['step']}; exported weights: {_scores(log['final'])}; wrote {out}")
     return 0
 

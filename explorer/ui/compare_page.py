@@ -23,7 +23,8 @@ def render() -> None:
         "Each family's embedded model reads the same sentence. An encoder computes everything in **one** pass; a "
         "decoder pays one forward pass **per generated token**; an encoder-decoder pays one encoder pass, then one "
         "decoder step per token; a mixture of experts keeps more parameters in memory than it uses per token. "
-        "(Whisper hears the sentence spoken by eSpeak NG.)"
+        "(The encoder-decoder is the project's English → Portuguese translator; pick Whisper on the encoder-decoder "
+        "page to hear the sentence spoken instead.)"
     )
     cleaned = VIEW.text_input(
         "Text",
