@@ -131,8 +131,15 @@ class Replicas:
         log = open(self.work / f"replica-{port}.log", "a")
         self.processes[port] = subprocess.Popen(
             streamlit_command(port, self.address), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")},
+            env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **self.thread_env()},
         )  # fmt: skip
+
+    def thread_env(self) -> dict[str, str]:
+        """torch's threads per replica: the cores shared out (N replicas with all cores each would
+        oversubscribe them); an OMP_NUM_THREADS already set wins."""
+        if "OMP_NUM_THREADS" in os.environ:
+            return {}
+        return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // self.count))}
 
     def start_proxy(self) -> None:
         (self.work / "tmp").mkdir(exist_ok=True)
