@@ -79,9 +79,9 @@ def test_contract(name):
         assert not trace.causal
         assert np.abs(trace.logits - plain_logits(model, input_ids=ids_t)).max() <= TOL
         lens = encoder.mlm_lens(loaded, trace.hidden_states[:, 3])
-        if lens is not None:  # BERT, RoBERTa, ALBERT: the lens at the last depth is the real output
-            assert lens.shape[0] == trace.num_layers + 1
-            assert np.abs(lens[-1] - trace.logits[3]).max() <= TOL
+        assert lens is not None, name  # every supported encoder's head reads intermediate layers
+        assert lens.shape[0] == trace.num_layers + 1
+        assert np.abs(lens[-1] - trace.logits[3]).max() <= TOL  # the lens at the last depth is the real output
 
     elif family == "decoder":
         trace = decoder.trace_ids(loaded, IDS)
@@ -117,6 +117,9 @@ def test_contract(name):
         step = seq2seq.step(loaded, enc, dec_ids)
         assert np.abs(step.logits - expected[-1]).max() <= TOL
         assert step.cross_attention.shape[-1] == len(enc.trace.tokens)
+        lens = seq2seq.decoder_lens(loaded, trace.decoder.hidden_states[:, 2])
+        assert lens.shape[0] == trace.decoder.num_layers + 1
+        assert np.abs(lens[-1] - trace.decoder.logits[2]).max() <= TOL  # the last depth is the real output
 
     else:  # moe
         result = moe.trace_ids(loaded, IDS)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from explorer.experiments.cards import Card
+from explorer.experiments.cards import Card, Taxonomy
 from explorer.experiments.results import PatchingResult, TopKSweep, compare
 from explorer.plots import experiments as plots
 
@@ -57,3 +57,14 @@ def test_top_k_figure_marks_the_trained_k():
     fig = plots.top_k_figure(sweep)
     assert list(fig.data[0].text) == ["k=1", "k=2 (trained)", "k=4"]
     assert list(fig.data[0].x) == [2.0, 2.5, 3.5]
+
+
+def test_taxonomy_map_colours_each_head_by_its_kind_and_counts_them():
+    labels = np.array([["induction", "broad"], ["other", "broad"]], dtype=object)
+    zeros = np.zeros((2, 2))
+    tax = Taxonomy(labels=labels, sink=zeros, previous=zeros, induction=zeros, positional=zeros, breadth=zeros)
+    fig = plots.taxonomy_map(tax)
+    kinds = list(plots.KIND_COLOURS)
+    assert fig.data[0].z.tolist() == [[kinds.index("induction"), kinds.index("broad")],
+                                      [kinds.index("other"), kinds.index("broad")]]
+    assert "induction 1" in fig.layout.title.text and "broad 2" in fig.layout.title.text

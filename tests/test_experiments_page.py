@@ -65,7 +65,7 @@ def test_cards_wait_for_a_click_then_show_measured_beside_chance():
     same_first = table[table.card == "Mixtral: same first expert"].iloc[0]
     assert same_first.chance == pytest.approx(1 / 8, abs=1e-3)
     assert "Table 5" in same_first.source
-    assert figures(at) == 2  # the overview and one card layer by layer
+    assert figures(at) == 3  # the overview, one card layer by layer, the head taxonomy
 
 
 def test_encoder_patching_reads_the_masked_word():

@@ -297,5 +297,19 @@ def test_the_card_plan_covers_each_family_and_refuses_encoder_decoders():
     moe_plan = measure.card_plan(tiny_loaded("mixtral"))
     assert [s.key for s in moe_plan] == ["everyday-sentences", "repeated-random-tokens", "everyday-sentences-split"]
     assert [s.key for s in measure.card_plan(tiny_loaded("bert"))] == ["everyday-sentences", "sentence-pairs"]
+    assert [s.key for s in measure.card_plan(tiny_loaded("bart"))] == ["everyday-sentences"]  # prediction depth
     with pytest.raises(ValueError):
-        measure.card_plan(tiny_loaded("bart"))
+        measure.card_plan(tiny_loaded("whisper"))  # speech: no everyday sentences to read
+
+
+@pytest.mark.parametrize(
+    "model_id", ["embedded:distilbert-grammar-mlm", "embedded:marian-en-pt-tiny", "embedded:moe-tiny-austen"]
+)
+def test_prediction_depth_reads_every_family_on_the_same_sentences(model_id):
+    from explorer.experiments import measure
+    from explorer.models.loading import load_model
+
+    loaded = load_model(model_id, device="cpu")
+    card = measure.prediction_depth_card(loaded, texts=("The old man walked slowly to the harbour at night.",))
+    assert 0.0 <= card.measured <= 1.0 and card.prompt_set == "everyday-sentences"
+    assert card.method.startswith(measure.DEPTH_METHODS[loaded.family])

@@ -34,11 +34,16 @@ def trace_text(loaded, text: str) -> ForwardTrace:
 
 
 def _mlm_head(model):
-    """The module that maps a final hidden state [.., D] to vocabulary logits [.., V]."""
-    for name in ("cls", "lm_head", "predictions"):  # BERT, RoBERTa, ALBERT
+    """What maps a final hidden state [.., D] to vocabulary logits [.., V] (a module, or the same
+    steps as the model's forward where the head is not one module)."""
+    for name in ("cls", "lm_head", "predictions"):  # BERT, RoBERTa, ALBERT, DeBERTa
         head = getattr(model, name, None)
         if head is not None:
             return head
+    if hasattr(model, "vocab_projector"):  # DistilBERT: transform, activation, norm, tied projection
+        return lambda h: model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(h))))
+    if hasattr(model, "generator_lm_head"):  # ELECTRA's generator
+        return lambda h: model.generator_lm_head(model.generator_predictions(h))
     return None
 
 

@@ -38,8 +38,15 @@ def audio_features(loaded, samples: np.ndarray) -> np.ndarray:
 
 
 def encode_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = (), router_extractor=None) -> EncoderPass:
-    return _encode(loaded, {"input_ids": as_batch(ids, loaded.device)},
-                   display_tokens(loaded.tokenizer, ids), np.asarray(ids, dtype=np.int64), notes, "text", router_extractor)
+    return _encode(
+        loaded,
+        {"input_ids": as_batch(ids, loaded.device)},
+        display_tokens(loaded.tokenizer, ids),
+        np.asarray(ids, dtype=np.int64),
+        notes,
+        "text",
+        router_extractor,
+    )
 
 
 def encode_text(loaded, text: str, router_extractor=None) -> EncoderPass:
@@ -53,8 +60,9 @@ def encode_features(loaded, features: np.ndarray, audio_seconds: float | None = 
     tokens = tuple(f"{i * FRAME_SECONDS:.2f}s" for i in range(positions))
     batch = torch.as_tensor(features, dtype=torch.float32, device=loaded.device)[None]
     extras = {"audio_seconds": audio_seconds} if audio_seconds is not None else {}
-    return _encode(loaded, {"input_features": batch}, tokens, np.full(positions, -1, dtype=np.int64), (), "audio",
-                   None, extras)
+    return _encode(
+        loaded, {"input_features": batch}, tokens, np.full(positions, -1, dtype=np.int64), (), "audio", None, extras
+    )
 
 
 def encode_audio(loaded, samples: np.ndarray) -> EncoderPass:
@@ -80,8 +88,13 @@ def _encode(loaded, inputs, tokens, token_ids, notes, kind, router_extractor, ex
         router=router_extractor(loaded, out, len(tokens), "encoder") if router_extractor else None,
         notes=notes,
     )
-    return EncoderPass(trace=trace, last_hidden=to_numpy(out.last_hidden_state[0]), seconds=clock.seconds,
-                       source_kind=kind, extras=extras or {})
+    return EncoderPass(
+        trace=trace,
+        last_hidden=to_numpy(out.last_hidden_state[0]),
+        seconds=clock.seconds,
+        source_kind=kind,
+        extras=extras or {},
+    )
 
 
 def _decoder_forward(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router: bool = False):
@@ -90,7 +103,9 @@ def _decoder_forward(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, rout
     flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
     if router:
         flags["output_router_logits"] = True
-    return loaded.model(encoder_outputs=encoder_outputs, decoder_input_ids=as_batch(decoder_ids, loaded.device), **flags)
+    return loaded.model(
+        encoder_outputs=encoder_outputs, decoder_input_ids=as_batch(decoder_ids, loaded.device), **flags
+    )
 
 
 def trace(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router_extractor=None) -> Seq2SeqTrace:
@@ -113,7 +128,9 @@ def trace(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router_extracto
 def step(loaded, encoder: EncoderPass, decoder_ids: np.ndarray) -> DecodingStep:
     """Next-token distribution of the decoder after ``decoder_ids`` [T], given the source."""
     decoder_ids = np.asarray(decoder_ids, dtype=np.int64)
-    limit = getattr(loaded.model.config, "max_target_positions", None) or getattr(loaded.model.config, "max_position_embeddings", None)
+    limit = getattr(loaded.model.config, "max_target_positions", None) or getattr(
+        loaded.model.config, "max_position_embeddings", None
+    )
     if limit and len(decoder_ids) >= limit:
         raise InputError(f"The output has reached the decoder's maximum length ({limit:,} tokens).")
     with exclusive(loaded), Stopwatch() as clock:
@@ -123,7 +140,9 @@ def step(loaded, encoder: EncoderPass, decoder_ids: np.ndarray) -> DecodingStep:
         context_ids=decoder_ids,
         logits=logits,
         probs=softmax(logits),
-        last_attention=stack_batch0(out.decoder_attentions)[:, :, -1, :].copy(),  # [L, H, T], not a view of [L, H, T, T]
+        last_attention=stack_batch0(out.decoder_attentions)[
+            :, :, -1, :
+        ].copy(),  # [L, H, T], not a view of [L, H, T, T]
         last_hidden=stack_batch0(out.decoder_hidden_states)[:, -1, :].copy(),  # [L+1, D]
         cross_attention=stack_batch0(out.cross_attentions)[:, :, -1, :].copy(),  # [L, H, S]
         seconds=clock.seconds,
@@ -197,6 +216,38 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
         ids.append(int(np.argmax(current.logits)))
         if ids[-1] in eos_ids(loaded):
             break
-    output = loaded.tokenizer.decode(ids[len(start_ids(loaded)):], skip_special_tokens=True)
-    return FamilyRun(loaded.family, loaded.model_id, tokens, "reads the whole input once, then writes new text token by token",
-                     output, enc_seconds, tuple(steps), total, active)
+    output = loaded.tokenizer.decode(ids[len(start_ids(loaded)) :], skip_special_tokens=True)
+    return FamilyRun(
+        loaded.family,
+        loaded.model_id,
+        tokens,
+        "reads the whole input once, then writes new text token by token",
+        output,
+        enc_seconds,
+        tuple(steps),
+        total,
+        active,
+    )
+
+
+def decoder_lens(loaded, hidden: np.ndarray) -> np.ndarray:
+    """Next-token logits [L_dec+1, V] read from every depth of one decoder position (hidden
+    [L_dec+1, D]): the decoder's final norm (where it has one) and the output head applied to
+    each intermediate state, as decoder.logit_lens does; the last state already went through the
+    norm, so its row equals the real logits (T5's tied head scales by d_model^-0.5, Marian and
+    BART add their final_logits_bias, as their forwards do)."""
+    model = loaded.model
+    decoder = model.get_decoder()
+    norm = next(
+        (getattr(decoder, n) for n in ("layer_norm", "final_layer_norm") if getattr(decoder, n, None) is not None), None
+    )
+    h = to_torch(hidden, loaded.device)
+    with exclusive(loaded):
+        states = torch.cat([norm(h[:-1]) if norm is not None else h[:-1], h[-1:]])
+        if model.config.model_type == "t5" and model.config.tie_word_embeddings:
+            states = states * model.config.d_model**-0.5
+        logits = model.get_output_embeddings()(states)
+        bias = getattr(model, "final_logits_bias", None)
+        if bias is not None:
+            logits = logits + bias[0]
+    return to_numpy(logits)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.adapters import decoder, encoder, moe
+from explorer.adapters import decoder, encoder, moe, seq2seq
 from explorer.adapters.common import tokenize
 from explorer.experiments import cards
 from explorer.experiments.cards import Card, mean_and_spread
@@ -275,16 +275,56 @@ def anisotropy_cards(loaded, traces) -> list[Card]:
     return out
 
 
-def prediction_depth_card(loaded, traces) -> Card:
-    depths = []
-    for trace in traces:
-        lens = decoder.logit_lens(loaded, trace.hidden_states)  # [L+1, T, V]
-        depths.append(cards.prediction_depth(lens.argmax(-1)))  # [T]
+MASK_EVERY = 5  # an encoder reads each everyday sentence once with every fifth ordinary token masked
+
+
+def _masked_depths(loaded, texts) -> list[np.ndarray]:
+    """Encoder: the MLM head read at every depth of each masked position."""
+    special, out = set(loaded.tokenizer.all_special_ids), []
+    for text in texts:
+        ids = tokenize(loaded, text)[0].copy()
+        chosen = [i for i, t in enumerate(ids) if int(t) not in special][::MASK_EVERY]
+        ids[chosen] = loaded.tokenizer.mask_token_id
+        trace = encoder.trace_ids(loaded, ids)
+        lens = encoder.mlm_lens(loaded, trace.hidden_states[:, chosen])  # [L+1, P, V]
+        out.append(cards.prediction_depth(lens.argmax(-1)))
+    return out
+
+
+def _translation_depths(loaded, texts) -> list[np.ndarray]:
+    """Encoder-decoder: the decoder's lens at every position of its own greedy output."""
+    out = []
+    for text in texts:
+        encoded = seq2seq.encode_text(loaded, text)
+        ids = np.concatenate([seq2seq.start_ids(loaded), seq2seq.greedy_decode(loaded, encoded, max_new_tokens=48)])
+        trace = seq2seq.trace(loaded, encoded, ids)
+        lens = seq2seq.decoder_lens(loaded, trace.decoder.hidden_states)  # [L_dec+1, T, V]
+        out.append(cards.prediction_depth(lens.argmax(-1)))
+    return out
+
+
+DEPTH_METHODS = {
+    "decoder": "decoder.logit_lens at every position of each sentence (the next-token prediction)",
+    "moe": "decoder.logit_lens at every position of each sentence (the next-token prediction)",
+    "encoder": f"the MLM head (encoder.mlm_lens) at every depth of every {MASK_EVERY}th ordinary token, masked",
+    "seq2seq": "the decoder's lens (seq2seq.decoder_lens) at every position of its greedy output for each sentence",
+}
+
+
+def prediction_depth_card(loaded, traces=None, texts=SENTENCES) -> Card:
+    """Matched prompts across the families: the same everyday sentences, read as each family reads them."""
+    if loaded.family == "encoder":
+        depths = _masked_depths(loaded, texts)
+    elif loaded.family == "seq2seq":
+        depths = _translation_depths(loaded, texts)
+    else:
+        traces = traces if traces is not None else sentence_traces(loaded, texts)
+        depths = [cards.prediction_depth(decoder.logit_lens(loaded, t.hidden_states).argmax(-1)) for t in traces]
     measured, spread = mean_and_spread([d.mean() for d in depths])
     return Card(
         name="prediction depth",
-        quantity="first depth whose logit-lens top-1 equals the final prediction, as a fraction of the blocks",
-        method="decoder.logit_lens at every position, cards.prediction_depth",
+        quantity="first depth whose lens top-1 equals the final prediction, as a fraction of the blocks",
+        method=DEPTH_METHODS[loaded.family] + "; cards.prediction_depth",
         prompt_set="everyday-sentences",
         measured=measured,
         spread=spread,
@@ -466,16 +506,18 @@ class CardStep:
 
 def card_plan(loaded, corpus_texts: tuple[list[str], list[str]] | None = None) -> list[CardStep]:
     """The steps that measure every card applying to the loaded model's family."""
-    if loaded.family not in ("encoder", "decoder", "moe"):
-        raise ValueError(
-            "the replication cards read a single stack's attention (encoder-only, decoder-only or MoE models)"
-        )
+    if loaded.family == "seq2seq":
+        if loaded.arch.audio:
+            raise ValueError("the encoder-decoder's card (prediction depth) reads text: pick a text encoder-decoder")
+        return [
+            CardStep(
+                "everyday-sentences", "everyday sentences: prediction depth", lambda: [prediction_depth_card(loaded)]
+            )
+        ]
 
     def sentences() -> list[Card]:
         traces = sentence_traces(loaded)
-        out = [sink_card(loaded, traces)]
-        if loaded.family != "encoder":
-            out.append(prediction_depth_card(loaded, traces))
+        out = [sink_card(loaded, traces), prediction_depth_card(loaded, traces)]
         out += anisotropy_cards(loaded, traces)
         if loaded.family == "moe":
             out += routing_cards(loaded, traces)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.experiments.cards import Card
+from explorer.experiments.cards import Card, Taxonomy
 from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep
 from explorer.plots.common import base_layout, require, unique_labels
 
@@ -165,3 +165,38 @@ def top_k_figure(sweep: TopKSweep) -> go.Figure:
     fig.update_xaxes(title=f"parameters per token, millions (of {sweep.total_params / 1e6:.2f} M in memory)")
     fig.update_yaxes(title="next-token loss on the text, nats")
     return base_layout(fig, "Top-k experts per token: loss against active parameters", height=380)
+
+
+KIND_COLOURS = {
+    "induction": "#D55E00",
+    "previous-token": "#0072B2",
+    "positional": "#009E73",
+    "broad": "#E69F00",
+    "other": "#BBBBBB",
+}
+
+
+def taxonomy_map(tax: Taxonomy) -> go.Figure:
+    """Every head's kind (layer x head), from its attention with the first-token sink removed;
+    hover gives the scores behind the label."""
+    kinds = list(KIND_COLOURS)
+    index = np.vectorize(kinds.index)(tax.labels)  # [L, H]
+    n = len(kinds)
+    scale = []
+    for i, kind in enumerate(kinds):
+        scale += [[i / n, KIND_COLOURS[kind]], [(i + 1) / n, KIND_COLOURS[kind]]]
+    hover = np.stack([tax.sink, tax.previous, np.nan_to_num(tax.induction), tax.positional, tax.breadth], axis=-1)
+    layers, heads = tax.labels.shape
+    fig = go.Figure(
+        go.Heatmap(
+            z=index, x=[f"H{h}" for h in range(heads)], y=[f"L{layer}" for layer in range(layers)],
+            zmin=-0.5, zmax=n - 0.5, colorscale=scale, text=tax.labels, customdata=hover,
+            hovertemplate="layer %{y}, head %{x}: <b>%{text}</b><br>sink mass before removal %{customdata[0]:.2f}"
+            "<br>previous-token %{customdata[1]:.2f}, induction %{customdata[2]:.2f}<br>fixed offset "
+            "%{customdata[3]:.2f}, breadth %{customdata[4]:.2f}<extra></extra>",
+            colorbar=dict(tickvals=list(range(n)), ticktext=kinds, title="kind"),
+        )
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", title="layer (0 = first block)")
+    counts = ", ".join(f"{k} {int((tax.labels == k).sum())}" for k in kinds)
+    return base_layout(fig, f"Head kinds with the sink removed: {counts}", height=max(320, 16 * layers + 140))

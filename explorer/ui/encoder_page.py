@@ -249,7 +249,7 @@ def _mask_lens(loaded, ids: np.ndarray, positions: list[int], masked) -> None:
     )
     lens = cached_lens(loaded, tuple(ids.tolist()), int(lens_pos), masked.hidden_states[:, int(lens_pos)])
     if lens is None:
-        st.caption("The layer-by-layer view is available for BERT, RoBERTa and ALBERT heads.")
+        st.caption("This model's masked-language head cannot be read layer by layer here.")
         return
     VIEW.depth_lens(
         softmax(lens),

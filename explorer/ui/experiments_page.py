@@ -48,7 +48,7 @@ TOOLS = {
     "encoder": [SINK, HEADS, PATCHING, CARDS],
     "decoder": [SINK, HEADS, PATCHING, CARDS],
     "moe": [ROUTING, SINK, HEADS, PATCHING, CARDS],
-    "seq2seq": [CROSS],
+    "seq2seq": [CROSS, CARDS],
 }
 EXAMPLES = [
     "The cat sat on the mat. The cat sat on the mat.",
@@ -230,6 +230,9 @@ HOW_INTERVENTION = (
 
 
 def cards_body(loaded) -> None:
+    if loaded.arch.audio:
+        _ask_for_text_model()
+        return
     st.markdown(
         "Each card measures one published finding on this model over a fixed prompt set (see the table's last "
         "column), with the spread over the prompts and a **chance baseline**: what the statistic gives without the "
@@ -257,9 +260,27 @@ def cards_body(loaded) -> None:
         "chance. Each row has its own unit (see the table).",
     )
     detailed = [c for c in cards if c.by_layer is not None]
-    name = st.selectbox("Card to see layer by layer", [c.name for c in detailed], key="exp_card")
-    card = next(c for c in detailed if c.name == name)
-    VIEW.figure(plots.card_detail(card), key="exp_card_detail", caption=f"{card.quantity}. {card.method}.")
+    if detailed:
+        name = st.selectbox("Card to see layer by layer", [c.name for c in detailed], key="exp_card")
+        card = next(c for c in detailed if c.name == name)
+        VIEW.figure(plots.card_detail(card), key="exp_card_detail", caption=f"{card.quantity}. {card.method}.")
+    if loaded.family != "seq2seq":
+        _taxonomy(loaded)
+
+
+def _taxonomy(loaded) -> None:
+    with st.spinner("Labelling every head…"):
+        tax = head_taxonomy(loaded)
+    VIEW.figure(
+        plots.taxonomy_map(tax), key="exp_taxonomy",
+        caption="Each head labelled from its attention on 24 repeated random tokens (seed 0) after removing the "
+        "attention to the first token and renormalising: induction (score ≥ 0.4), else previous-token (≥ 0.4 of "
+        "its attention on the token before), else positional (≥ 0.4 on one other fixed offset), else broad "
+        "(row entropy ≥ 0.7 of the maximum), else other.",
+        how_to_read="Without removing the sink, a head that parks most of its attention on the first token "
+        "looks like something it is not (a fixed pattern, or 'broad' over nothing); removing it first shows what "
+        "the head does with the attention it actually spends on the text. Hover a head for its scores.",
+    )
 
 
 def _set_flag(flag: str) -> None:
@@ -501,7 +522,7 @@ def cross_body(loaded) -> None:
 
 
 def _ask_for_text_model() -> None:
-    st.info("Cross-attention removal needs a text encoder-decoder; the model chosen for this family reads speech.")
+    st.info("This experiment needs a text encoder-decoder; the model chosen for this family reads speech.")
     if any(m.id == TRANSLATOR_ID for m in load_catalogue()["seq2seq"].models):
         st.button(
             "Use the English → Portuguese translator", key="exp_use_translator", on_click=guarded(_use_translator)
