@@ -79,3 +79,18 @@ def test_exported_translator_is_a_plain_folder_that_translates_like_the_app(tmp_
     ours = interventions.greedy_with_span_removed(app, ids[0].numpy(), None, max_new_tokens=40).tolist()
     assert theirs[: len(ours)] == ours
     assert len(tokenizer.decode(theirs, skip_special_tokens=True).split()) >= 4
+
+
+@pytest.mark.parametrize("family", ["moe", "decoder-only"])
+def test_exported_causal_defaults_load_with_auto_classes_and_give_the_apps_logits(family, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / family
+    assert main(["export", "--default", family, str(out)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    app = load_model(default_id(family), device="cpu")
+    ids = tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    assert ids.tolist() == app.tokenizer("The capital of France is", return_tensors="pt")["input_ids"].tolist()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, app.model(input_ids=ids).logits)
