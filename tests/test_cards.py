@@ -1,5 +1,7 @@
 """Every card statistic on a planted case whose answer is known by construction (no model)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -172,4 +174,6 @@ def test_card_line_says_when_no_published_value_was_verified():
         published=None,
         source="not found in the paper",
     )
-    assert "published n/a" in card.line()
+    assert "published: n/a [not found in the paper]" in card.line()
+    quoted = dataclasses.replace(card, published_text="'over half' (BERT-base)")
+    assert "published: 'over half' (BERT-base) [not found in the paper]" in quoted.line()
