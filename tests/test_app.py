@@ -62,7 +62,7 @@ def test_seq2seq_page_opens_on_the_translator():
     at = _page("seq2seq_page").run()
     no_errors(at)
     assert at.radio(key="s2s_input_kind").value == "Text → Portuguese (translator)"
-    assert at.text_area(key="s2s_text").value == "The cat sat on the mat."
+    assert at.text_area(key="s2s_text").value == "My sister lives in a small town near the sea."
     assert at.code[0].value.strip() not in ("", "(nothing yet)")
 
 
@@ -79,7 +79,7 @@ def test_seq2seq_input_kinds_switch_between_translator_and_whisper():
     at.radio(key="s2s_input_kind").set_value("Text → Portuguese (translator)").run()
     no_errors(at)
     assert at.session_state["seq2seq_model_choice"] == "embedded:marian-en-pt-tiny"
-    assert at.text_area(key="s2s_text").value == "The cat sat on the mat."
+    assert at.text_area(key="s2s_text").value == "My sister lives in a small town near the sea."
     assert at.code[0].value.strip() not in ("", "(nothing yet)")  # the page opens with the translation written
     assert any("alignment matrix" in c.value for c in at.caption)
     at.radio(key="s2s_input_kind").set_value("Speech → English text (Whisper)").run()

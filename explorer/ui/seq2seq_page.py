@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 VIEW = View.of_family("seq2seq", text_key="s2s_text", s2s_tokens="s2s_generated")
 
-TEXT_EXAMPLES = [
-    "The cat sat on the mat.",
+TEXT_EXAMPLES = [  # the first opens the page; the translator gets it right, and gets "mat" wrong in the second
     "My sister lives in a small town near the sea.",
+    "The cat sat on the mat.",
     "The old man walked slowly to the harbour.",
     "I would like a cup of coffee, please.",
 ]
