@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from explorer.adapters import moe
+from explorer.adapters import moe, seq2seq
 from explorer.adapters.common import as_batch, exclusive, to_numpy
 from explorer.experiments.cards import mean_probs_by_token
 from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax
@@ -409,6 +409,20 @@ def top_k_sweep(loaded, ids: np.ndarray, ks: Iterable[int] = (1, 2, 4)) -> TopKS
 # --- encoder-decoder ---------------------------------------------------------------------------
 
 
+def _source_mask(loaded, length: int, span: tuple[int, int] | None) -> torch.Tensor:
+    """[1, S] encoder attention mask with source positions span[0]:span[1] hidden (None: all visible);
+    refuses a speech model and a span that would hide the whole source."""
+    if not getattr(loaded.model.config, "is_encoder_decoder", False) or loaded.arch.audio:
+        raise ValueError("cross-attention removal needs a text encoder-decoder (BART, Marian, T5)")
+    mask = torch.ones(1, length, dtype=torch.long, device=loaded.device)
+    if span is not None:
+        start, stop = span
+        if not 0 <= start < stop <= length or stop - start == length:
+            raise ValueError(f"span {span} must leave some of the {length} source tokens")
+        mask[0, start:stop] = 0
+    return mask
+
+
 def cross_attention_removal(
     loaded, source_ids: np.ndarray, target_ids: np.ndarray, span: tuple[int, int]
 ) -> InterventionResult:
@@ -416,22 +430,17 @@ def cross_attention_removal(
     span[0]:span[1] removed (masked, so every cross-attention row renormalises over the rest).
     The encoder reads the whole source once; the mask is given to the cross-attention only
     (text encoder-decoders: BART, Marian, T5)."""
-    model = loaded.model
-    if not getattr(model.config, "is_encoder_decoder", False) or loaded.arch.audio:
-        raise ValueError("cross-attention removal needs a text encoder-decoder (BART, Marian, T5)")
-    start, stop = span
-    if not 0 <= start < stop <= len(source_ids) or stop - start == len(source_ids):
-        raise ValueError(f"span {span} must leave some of the {len(source_ids)} source tokens")
-    device = loaded.device
-    mask = torch.ones(1, len(source_ids), dtype=torch.long, device=device)
+    model, device = loaded.model, loaded.device
+    hidden = _source_mask(loaded, len(source_ids), span)
+    visible = torch.ones_like(hidden)
     with exclusive(loaded):
-        encoded = model.get_encoder()(input_ids=as_batch(source_ids, device), attention_mask=mask)
+        encoded = model.get_encoder()(input_ids=as_batch(source_ids, device), attention_mask=visible)
         decoder_ids = as_batch(target_ids, device)
-        base = to_numpy(model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0])
-        mask[0, start:stop] = 0
+        base = to_numpy(model(encoder_outputs=encoded, attention_mask=visible, decoder_input_ids=decoder_ids).logits[0])
         modified = to_numpy(
-            model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0]
+            model(encoder_outputs=encoded, attention_mask=hidden, decoder_input_ids=decoder_ids).logits[0]
         )
+    start, stop = span
     return compare(f"cross-attention to source tokens {start}:{stop} removed", target_ids, base, modified, causal=True)
 
 
@@ -439,34 +448,22 @@ def cross_attention_removal(
 def greedy_with_span_removed(
     loaded, source_ids: np.ndarray, span: tuple[int, int] | None, max_new_tokens: int = 40
 ) -> np.ndarray:
-    """Greedy output ids [T'] (starting with the decoder's start token) of a text encoder-decoder
+    """Greedy output ids [T'] (starting with the decoder's start ids) of a text encoder-decoder
     whose cross-attention cannot see source positions span[0]:span[1] (None: the unmodified
-    output). The encoder reads the whole source once, as in ``cross_attention_removal``."""
-    model = loaded.model
-    if not getattr(model.config, "is_encoder_decoder", False) or loaded.arch.audio:
-        raise ValueError("cross-attention removal needs a text encoder-decoder (BART, Marian, T5)")
-    device = loaded.device
-    mask = torch.ones(1, len(source_ids), dtype=torch.long, device=device)
-    if span is not None:
-        start, stop = span
-        if not 0 <= start < stop <= len(source_ids) or stop - start == len(source_ids):
-            raise ValueError(f"span {span} must leave some of the {len(source_ids)} source tokens")
-        mask[0, start:stop] = 0
-    start_id = model.config.decoder_start_token_id
-    eos = model.generation_config.eos_token_id if model.generation_config is not None else model.config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos])
-    out = [int(start_id)]
+    output), with the decoding rules of seq2seq.greedy_decode (start, end and suppressed ids) and,
+    as Marian's generate does, never padding. The encoder reads the whole source once."""
+    model, device = loaded.model, loaded.device
+    mask = _source_mask(loaded, len(source_ids), span)
+    stop, pad = seq2seq.eos_ids(loaded), model.config.pad_token_id
+    out = [int(i) for i in seq2seq.start_ids(loaded)]
     with exclusive(loaded):
         encoded = model.get_encoder()(input_ids=as_batch(source_ids, device))
-        for _ in range(max_new_tokens):
-            logits = model(
-                encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=as_batch(np.asarray(out), device)
-            ).logits
-            scores = logits[0, -1].clone()  # [V]
-            pad = model.config.pad_token_id
-            if pad is not None and pad not in eos:
-                scores[pad] = -float("inf")  # as generate's bad_words_ids for Marian: never write padding
+        for n in range(max_new_tokens):
+            decoder_ids = as_batch(np.asarray(out), device)
+            scores = model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0, -1]
+            banned = set(seq2seq.suppressed_ids(loaded, first_step=n == 0)) | ({pad} - stop - {None})
+            scores[list(banned)] = -float("inf")  # [V]
             out.append(int(scores.argmax()))
-            if out[-1] in eos:
+            if out[-1] in stop:
                 break
     return np.asarray(out, dtype=np.int64)
