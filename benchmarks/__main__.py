@@ -180,13 +180,6 @@ def pss_bytes(pid: int) -> int:
     raise RuntimeError("smaps_rollup not available on this system")
 
 
-def peak_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("VmHWM not available on this system")
-
-
 REPLICA_TARGETS = {(20, 2, False): 3.0}  # (sessions, replicas, same text) -> p95 target in s (issue 16)
 
 
@@ -194,7 +187,7 @@ def replica_sections(table: Table, tokenizers: dict, tokens: int, counts=(1, 2),
     """Sessions through nginx (python -m explorer.replicas) with 1 and 2 replicas on this machine."""
     from benchmarks.model_costs import text_of_tokens
     from explorer.replicas import Replicas
-    from explorer.ui.served import free_port, run_page
+    from explorer.ui.served import free_port, peak_rss_bytes, run_page
 
     for count in counts:
         group = Replicas(count, free_port(), ROOT / ".cache" / f"benchmark-replicas-{count}")

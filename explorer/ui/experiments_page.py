@@ -530,7 +530,7 @@ def _ask_for_text_model() -> None:
 
 
 def _use_translator() -> None:
-    st.session_state["seq2seq_model_choice"] = TRANSLATOR_ID
+    picker.choose_model("seq2seq", TRANSLATOR_ID)
 
 
 TOOL_BODIES = {

@@ -46,18 +46,28 @@ def custom_model_key(family_key: str) -> str:
     return f"{family_key}_model_custom"
 
 
+def model_choice_key(family_key: str) -> str:
+    """State key of the sidebar's model selectbox."""
+    return f"{family_key}_model_choice"
+
+
+def choose_model(family_key: str, model_id: str) -> None:
+    """Select a catalogue model in the family's picker from a callback (it loads on the rerun)."""
+    st.session_state[model_choice_key(family_key)] = model_id
+
+
 def model_picker(family: FamilyEntry) -> str:
     """Sidebar choice of a catalogue model or any Hugging Face id; returns the id."""
     labels = {m.id: m.label for m in family.models}
     options = [m.id for m in family.models] + [OTHER]
     shared = restore_from_url("model", custom_model_key(family.key))
     if shared is not None:
-        st.session_state[f"{family.key}_model_choice"] = shared if shared in options else OTHER
+        st.session_state[model_choice_key(family.key)] = shared if shared in options else OTHER
     choice = st.sidebar.selectbox(
         "Model",
         options,
         index=options.index(family.default),
-        key=f"{family.key}_model_choice",
+        key=model_choice_key(family.key),
         format_func=lambda x: labels.get(x, x),
         help="Embedded models work offline; the others download from the Hugging Face Hub.",
     )

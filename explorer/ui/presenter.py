@@ -24,9 +24,10 @@ def _go(index: int, views: Callable[[], dict]) -> None:
     presets = dict(step.get("state", {}))
     if step.get("text_key"):
         presets[step["text_key"]] = step["text"]
+    view = views()[step["page"]] if presets else None
     for key, value in presets.items():
         # through the page's View: a key the page does not declare fails here (and in the tour's test)
-        views()[step["page"]].preset(key, value)  # the tour's state wins over a stale URL
+        view.preset(key, value)  # the tour's state wins over a stale URL
     st.session_state["_presenter_target"] = step["page"]
 
 

@@ -16,7 +16,7 @@ from explorer.catalogue import SPEECH_ID, TRANSLATOR_ID
 from explorer.decoding import SamplingSettings
 from explorer.plots import seq2seq as seq2seq_plots
 from explorer.session import DecodingSession
-from explorer.ui import stepper
+from explorer.ui import picker, stepper
 from explorer.ui.boundary import guarded
 from explorer.ui.view import View, cached, notes
 
@@ -140,7 +140,7 @@ def _input_kind(loaded) -> None:
 
 
 def _switch_model() -> None:
-    st.session_state["seq2seq_model_choice"] = SPEECH_ID if st.session_state[INPUT_KIND] == SPEECH else TRANSLATOR_ID
+    picker.choose_model("seq2seq", SPEECH_ID if st.session_state[INPUT_KIND] == SPEECH else TRANSLATOR_ID)
 
 
 def _source(loaded):

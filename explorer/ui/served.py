@@ -94,6 +94,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def peak_rss_bytes(pid: int) -> int:
+    """A process's high-water resident memory (VmHWM, Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not available on this system")
+
+
 class Server:
     """``streamlit run app.py`` on a free port, as README command 1 starts it."""
 
@@ -141,10 +149,7 @@ class Server:
 
     def peak_rss_bytes(self) -> int:
         """The server process's high-water resident memory (VmHWM, Linux)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("VmHWM not available on this system")
+        return peak_rss_bytes(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
