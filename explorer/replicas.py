@@ -1,8 +1,8 @@
 """python -m explorer.replicas [--replicas N] [--port 8080] [--work DIR]
 
 A class at once: N Streamlit processes (one Python interpreter lock each) behind nginx on one
-port. A visitor stays on one replica (a cookie chosen by nginx on the first request keys a
-consistent hash), websockets are upgraded, and when a replica dies nginx sends its visitors to
+port. A new visitor goes to the replica with the fewest open connections and stays there (nginx sets a
+cookie naming the replica that answered), websockets are upgraded, and when a replica dies nginx sends its visitors to
 the others: their browser reconnects, and the URL (text, model, step) restores the same view.
 
 Several hosts: start the replicas on each host with ``--address 0.0.0.0 --no-proxy`` and list
@@ -46,20 +46,34 @@ http {{
         default upgrade;
         '' close;
     }}
-    # Sticky sessions without nginx-plus: a new visitor's random request id becomes its cookie,
-    # and the cookie keys a consistent hash over the replicas (a dead replica's share moves on).
-    map $cookie_{cookie} $replica_key {{
-        "" $request_id;
-        default $cookie_{cookie};
-    }}
-    upstream explorer {{
-        hash $replica_key consistent;
+    # Sticky sessions without nginx-plus. A new visitor (no cookie) goes to the replica with the
+    # fewest open connections: every open tab holds a websocket, so that is the least busy replica
+    # (a random hash put 13 of 20 new visitors on one of two replicas). The replica that answered
+    # becomes the visitor's cookie; the cookie picks that replica's own upstream, where the others
+    # are backups, so a dead replica's visitors move on and their cookie follows.
+    upstream explorer_new {{
+        least_conn;
+        zone explorer_new 64k;
 {servers}
+    }}
+{pinned}
+    map $cookie_{cookie} $explorer_pool {{
+        default explorer_new;
+{pools}
+    }}
+    # $upstream_addr lists every replica tried ("dead:port, live:port"): the last one answered.
+    map $upstream_addr $replica_answered {{
+        "~(?<last>[^ ,]+)$" $last;
+        default "";
+    }}
+    map $replica_answered $replica_name {{
+        default "";
+{names}
     }}
     server {{
         listen {listen};
         location / {{
-            proxy_pass http://explorer;
+            proxy_pass http://$explorer_pool;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
@@ -69,19 +83,40 @@ http {{
             proxy_buffering off;
             proxy_next_upstream error timeout http_502 http_503;
             proxy_connect_timeout 2s;
-            add_header Set-Cookie "{cookie}=$replica_key; Path=/; SameSite=Lax" always;
-            add_header X-Explorer-Replica $upstream_addr always;  # which replica answered (tests, benchmarks)
+            add_header Set-Cookie "{cookie}=$replica_name; Path=/; SameSite=Lax" always;
+            add_header X-Explorer-Replica $replica_answered always;  # which replica answered (tests, benchmarks)
         }}
     }}
 }}
 """
 
 
+def replica_name(index: int) -> str:
+    """The cookie's value for the replica at ``index`` of the upstream list (r1, r2, ...)."""
+    return f"r{index + 1}"
+
+
 def nginx_conf(work: Path, listen: str, upstreams: list[str]) -> str:
     """The proxy's configuration: ``upstreams`` are host:port of every replica (any host)."""
-    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=10s;" for u in upstreams)
-    user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""  # as root, workers keep our files
-    return NGINX_CONF.format(user=user, work=work, cookie=COOKIE, servers=servers, listen=listen)
+    def server(address: str, backup: bool = False) -> str:
+        return f"        server {address} max_fails=1 fail_timeout=10s{' backup' if backup else ''};"
+
+    pinned = "\n".join(
+        f"    upstream explorer_{replica_name(i)} {{\n" + "\n".join(
+            [server(address)] + [server(other, backup=True) for other in upstreams if other != address]
+        ) + "\n    }"
+        for i, address in enumerate(upstreams)
+    )  # fmt: skip
+    return NGINX_CONF.format(
+        user=f"user {getpass.getuser()};\n" if os.geteuid() == 0 else "",  # as root, workers keep our files
+        work=work,
+        cookie=COOKIE,
+        listen=listen,
+        servers="\n".join(server(u) for u in upstreams),
+        pinned=pinned,
+        pools="\n".join(f"        {replica_name(i)} explorer_{replica_name(i)};" for i in range(len(upstreams))),
+        names="\n".join(f'        "{u}" {replica_name(i)};' for i, u in enumerate(upstreams)),
+    )
 
 
 def find_nginx() -> str:

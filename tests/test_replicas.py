@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from explorer.replicas import COOKIE, Replicas, nginx_conf
+from explorer.replicas import COOKIE, Replicas, nginx_conf, replica_name
 from explorer.ui.served import free_port, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +24,13 @@ if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
     pytest.skip("nginx is not installed (apt-get install -y nginx-light)", allow_module_level=True)
 
 
-def test_the_proxy_config_upgrades_websockets_and_hashes_a_cookie(tmp_path):
+def test_the_proxy_config_upgrades_websockets_and_pins_a_cookie_to_a_replica(tmp_path):
     conf = nginx_conf(tmp_path, "8080", ["127.0.0.1:8081", "10.0.0.2:8081"])
     assert "proxy_set_header Upgrade $http_upgrade;" in conf
-    assert "hash $replica_key consistent;" in conf and f"map $cookie_{COOKIE} $replica_key" in conf
-    assert "server 10.0.0.2:8081" in conf  # another host's replica is one more upstream line
+    assert "least_conn;" in conf and f"map $cookie_{COOKIE} $explorer_pool" in conf
+    assert "server 10.0.0.2:8081" in conf  # another host's replica is one more upstream
+    assert "upstream explorer_r2 {\n        server 10.0.0.2:8081 max_fails=1 fail_timeout=10s;\n" \
+           "        server 127.0.0.1:8081 max_fails=1 fail_timeout=10s backup;" in conf
 
 
 @pytest.fixture(scope="module")
@@ -43,18 +46,21 @@ def replicas(tmp_path_factory):
         group.stop()
 
 
-def cookie_for(replicas: Replicas, replica: str) -> str:
-    """A sticky cookie that the proxy's hash sends to ``replica`` (host:port)."""
-    for _ in range(200):
-        cookie = f"{COOKIE}={uuid.uuid4().hex}"
-        if run_page(replicas.port, "", cookie=cookie).replica == replica:
-            return cookie
-    raise AssertionError(f"no cookie reached {replica}")
+def new_visitors(replicas: Replicas, count: int) -> list[str]:
+    """The replicas that ``count`` new visitors (no cookie) land on, all connected at once."""
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: run_page(replicas.port, "", hold=1.0).replica, range(count)))
+
+
+def test_new_visitors_are_shared_out_evenly(replicas):
+    landed = Counter(new_visitors(replicas, 8))
+    assert sorted(landed) == [f"127.0.0.1:{p}" for p in replicas.replica_ports]
+    assert set(landed.values()) == {4}, landed
 
 
 def test_sessions_stay_on_their_replica_and_move_when_it_dies(replicas):
     first, second = (f"127.0.0.1:{p}" for p in replicas.replica_ports)
-    to_first, to_second = cookie_for(replicas, first), cookie_for(replicas, second)
+    to_first, to_second = f"{COOKIE}={replica_name(0)}", f"{COOKIE}={replica_name(1)}"
     query = {"text": TEXT}
     for _ in range(3):  # the same visitor, again and again: the same replica
         assert run_page(replicas.port, "moe", query, cookie=to_first).replica == first

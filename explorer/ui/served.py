@@ -39,10 +39,12 @@ class PageRun:
 
 
 def run_page(
-    port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0, cookie: str | None = None
+    port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0, cookie: str | None = None,
+    hold: float = 0.0,
 ) -> PageRun:
     """Open a fresh session on ``page`` (its URL path, '' for home) and wait for the run to finish.
-    ``cookie``: sent with the websocket's handshake (a proxy's sticky-session cookie)."""
+    ``cookie``: sent with the websocket's handshake (a proxy's sticky-session cookie); ``hold``:
+    seconds the session stays connected after its run, as an open tab does."""
     # Here, not at the top: only the benchmarks and browser tests open sessions; the app never loads a client.
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -53,16 +55,10 @@ def run_page(
     request.rerun_script.page_name = page
     received = figure_bytes = figures = 0
     errors: list[str] = []
-    with connect(
-        f"ws://127.0.0.1:{port}/_stcore/stream",
-        subprotocols=["streamlit"],
-        max_size=None,
-        open_timeout=timeout,
-        close_timeout=5,
-        additional_headers={"Cookie": cookie} if cookie else None,
-    ) as ws:
-        # "dead:port, live:port" when nginx tried a dead replica first: the last one answered
-        replica = ws.response.headers.get("X-Explorer-Replica", "").split(", ")[-1]
+    headers = {"Cookie": cookie} if cookie else None
+    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+                 open_timeout=timeout, close_timeout=5, additional_headers=headers) as ws:
+        replica = ws.response.headers.get("X-Explorer-Replica", "")
         start = time.perf_counter()
         ws.send(request.SerializeToString())
         while True:
@@ -85,7 +81,9 @@ def run_page(
                 status = message.script_finished
                 if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                     continue  # the page asked for a rerun: the interaction ends with the next run
-                return PageRun(time.perf_counter() - start, received, figure_bytes, figures, errors, replica)
+                run = PageRun(time.perf_counter() - start, received, figure_bytes, figures, errors, replica)
+                time.sleep(hold)
+                return run
 
 
 def free_port() -> int:
