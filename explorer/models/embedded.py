@@ -100,7 +100,7 @@ def smollm2_dir() -> Path:
 
 
 def whisper_dir() -> Path:
-    return _converted("whisper-tiny.en", _build_whisper)
+    return _converted("whisper-tiny.en-f32", _build_whisper)  # "-f32": caches converted to float16 before are rebuilt
 
 
 def _build_quire(out: Path) -> None:

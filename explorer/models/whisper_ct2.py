@@ -2,8 +2,10 @@
 
 transformers cannot read CTranslate2 files, so this module parses the binary format with
 numpy and maps each variable onto ``WhisperForConditionalGeneration``'s state dict.
-The conversion runs once; the result is saved as a normal Hugging Face folder (float16
-safetensors) in the cache and loaded from there afterwards.
+The conversion runs once; the result is saved as a normal Hugging Face folder in the cache and
+loaded from there afterwards. It is saved in float32 (the float16 values widen exactly), the dtype
+the explorer computes in, so loading memory-maps the file instead of converting a private copy:
+replicas of the app share those pages.
 
 File layout (little-endian): uint32 version; (v>=2) name string + uint32 revision;
 uint32 variable count; per variable: name, uint8 rank, rank x uint32 dims, uint8 dtype,
@@ -201,7 +203,7 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
     )
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    model.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
     WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=int(n_mels)), tokenizer=tokenizer).save_pretrained(tmp)
     tmp.rename(out_dir)  # atomic: a half-written folder is never taken for a finished one
     return out_dir
