@@ -82,6 +82,10 @@ def test_contract(name):
         assert lens is not None, name  # every supported encoder's head reads intermediate layers
         assert lens.shape[0] == trace.num_layers + 1
         assert np.abs(lens[-1] - trace.logits[3]).max() <= TOL  # the lens at the last depth is the real output
+        headless = encoder.trace_ids(loaded, IDS, with_logits=False)  # the encoder page's trace
+        assert headless.logits is None and encoder.can_fill_masks(loaded)
+        assert np.abs(headless.hidden_states - trace.hidden_states).max() <= TOL
+        assert np.abs(headless.attentions - trace.attentions).max() <= TOL
 
     elif family == "decoder":
         trace = decoder.trace_ids(loaded, IDS)

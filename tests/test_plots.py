@@ -1,11 +1,14 @@
 """Figure functions on small hand-made traces (no torch, no model)."""
 
+import json
+
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
 from explorer.plots import decoding, encoder, moe, seq2seq
-from explorer.plots.common import pca_2d, unique_labels
+from explorer.plots.common import VALIDATE_ENV, pca_2d, unique_labels
 from explorer.trace import ForwardTrace, RouterTrace
 
 RNG = np.random.default_rng(0)
@@ -245,3 +248,29 @@ def test_pca_equals_the_svd_projection_up_to_each_components_sign():
         assert np.allclose(np.abs(coords), np.abs(centred @ vt[:3].T))
         assert np.allclose(ratio, s[:3] ** 2 / (s**2).sum())
         assert (coords[np.abs(coords).argmax(axis=0), range(3)] > 0).all()  # the fixed sign convention
+
+
+def _dict_figures():
+    """Every figure built with plots.common.dict_figure (unvalidated in the app)."""
+    trace = make_trace(layers=3, heads=2, d=8)
+    probs = np.full(12, 1 / 12)
+    yield "trajectories 2-D", lambda: encoder.token_trajectories(trace, dims=2)
+    yield "trajectories 3-D", lambda: encoder.token_trajectories(trace, dims=3)
+    yield "pair", lambda: encoder.pair_similarity_by_depth(trace, 0, 1)
+    yield "entropy", lambda: encoder.attention_entropy_overview(trace)
+    yield "masks", lambda: encoder.mask_comparison(trace.tokens)
+    yield "similarity", lambda: encoder.cosine_similarity_matrix(trace, 1)
+    yield "attention", lambda: encoder.layer_attention(trace, 1, None)
+    yield "bars", lambda: decoding.next_token_bars(probs, probs > 0.05, 3, {i: f"t{i}" for i in range(12)}, top=5)
+    yield "lens", lambda: decoding.depth_lens(["a", "b", "c", "d"], np.array([0.1, 0.2, 0.3, 0.9]), "d",
+                                              np.array([0.0, 0.1, 0.2, 0.9]), "lens")
+
+
+@pytest.mark.parametrize("name,build", list(_dict_figures()), ids=[n for n, _ in _dict_figures()])
+def test_unvalidated_figures_serialise_exactly_as_validated_ones(monkeypatch, name, build):
+    """The app skips Plotly's validation for speed (dict_figure): with it on, the same figure
+    builds without error and reaches the browser as the same JSON."""
+    monkeypatch.setenv(VALIDATE_ENV, "1")
+    checked = json.loads(pio.to_json(build(), validate=False))
+    monkeypatch.setenv(VALIDATE_ENV, "0")
+    assert json.loads(pio.to_json(build(), validate=False)) == checked, name

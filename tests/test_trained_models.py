@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from explorer.adapters import moe
+from explorer.adapters import encoder, moe
 from explorer.catalogue import PROJECT_MODELS, load_catalogue
 from explorer.models import embedded, quire
 from explorer.models.loading import load_model
@@ -172,3 +172,13 @@ def test_fill_mask_training_resumes_and_its_delta_merges_like_peft(tmp_path, tin
     ids = torch.tensor([[101, 1109, 103, 1108, 119, 102]])
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, reference(input_ids=ids).logits, atol=1e-4)
+
+
+def test_the_pages_masked_predictions_equal_the_models_own_logits(fill_mask):
+    """The encoder page traces without the vocabulary head and applies it at masked positions
+    only (the lens's last depth): those logits are the Hugging Face model's own."""
+    trace = encoder.trace_text(fill_mask, "My sister [MASK] in a small town near the [MASK].", with_logits=False)
+    full = encoder.trace_ids(fill_mask, trace.token_ids)
+    for position in np.flatnonzero(trace.token_ids == fill_mask.tokenizer.mask_token_id):
+        lens = encoder.mlm_lens(fill_mask, trace.hidden_states[:, position])
+        assert np.abs(lens[-1] - full.logits[position]).max() <= 1e-4

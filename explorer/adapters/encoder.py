@@ -11,12 +11,19 @@ from explorer.adapters.runs import FamilyRun, dense_parameters
 from explorer.trace import ForwardTrace
 
 
-def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = ()) -> ForwardTrace:
-    """One bidirectional forward over ``ids`` [T]; logits only when a trained MLM head exists."""
+def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = (), with_logits: bool = True) -> ForwardTrace:
+    """One bidirectional forward over ``ids`` [T]; logits only when a trained MLM head exists.
+
+    ``with_logits=False`` runs the encoder without its vocabulary head (logits None): the head over
+    every position is ~40% of a 64-token forward on one core, and a page that needs predictions at a
+    few masked positions applies the head there (``mlm_lens``, whose last depth is the model's own
+    output: test_contract)."""
     input_ids = as_batch(ids, loaded.device)
+    keep_logits = with_logits and loaded.has_mlm_head
+    model = loaded.model if keep_logits else loaded.model.base_model
     with exclusive(loaded):
-        out = loaded.model(input_ids=input_ids, output_hidden_states=True, output_attentions=True, return_dict=True)
-    logits = to_numpy(out.logits[0]) if loaded.has_mlm_head else None  # [T, V]
+        out = model(input_ids=input_ids, output_hidden_states=True, output_attentions=True, return_dict=True)
+    logits = to_numpy(out.logits[0]) if keep_logits else None  # [T, V]
     return ForwardTrace(
         tokens=display_tokens(loaded.tokenizer, ids),
         token_ids=np.asarray(ids, dtype=np.int64),
@@ -28,9 +35,9 @@ def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = ()) -> ForwardTr
     )
 
 
-def trace_text(loaded, text: str) -> ForwardTrace:
+def trace_text(loaded, text: str, with_logits: bool = True) -> ForwardTrace:
     ids, notes = tokenize(loaded, text, keep_end=True)
-    return trace_ids(loaded, ids, notes)
+    return trace_ids(loaded, ids, notes, with_logits)
 
 
 def _mlm_head(model):
@@ -45,6 +52,11 @@ def _mlm_head(model):
     if hasattr(model, "generator_lm_head"):  # ELECTRA's generator
         return lambda h: model.generator_lm_head(model.generator_predictions(h))
     return None
+
+
+def can_fill_masks(loaded) -> bool:
+    """Whether the model has a trained masked-language head that ``mlm_lens`` can apply."""
+    return loaded.has_mlm_head and _mlm_head(loaded.model) is not None
 
 
 def mlm_lens(loaded, hidden: np.ndarray) -> np.ndarray | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.plots.common import base_layout, require, safe_label
+from explorer.plots.common import base_layout, dict_figure, require, safe_label
 
 
 def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, labels: dict[int, str], top: int = 15,
@@ -23,16 +23,16 @@ def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, 
     colours = ["#E69F00" if int(i) == chosen_id else ("#0072B2" if kept[i] else "#BBBBBB") for i in order]
     patterns = ["" if kept[i] else "/" for i in order]
     status = ["chosen" if int(i) == chosen_id else ("in play" if kept[i] else "removed by the decoding rules") for i in order]
-    fig = go.Figure(go.Bar(
-        x=probs[order], y=[f"{n}  " for n in names], orientation="h", marker=dict(color=colours, pattern_shape=patterns),
-        customdata=np.stack([order, status], axis=-1),
-        hovertemplate="token %{y}<br>id %{customdata[0]}<br>p = %{x:.4f}<br>%{customdata[1]}<extra></extra>",
-        text=[f"{p:.1%}" for p in probs[order]], textposition="outside",
-    ))
-    base_layout(fig, title, height=max(300, 26 * len(order) + 100))
-    fig.update_layout(xaxis_title="probability", xaxis_range=[0, min(1.0, float(probs[order].max()) * 1.25 + 0.02)])
-    fig.update_yaxes(autorange="reversed")
-    return fig
+    fig = dict_figure(
+        [dict(type="bar", x=probs[order], y=[f"{n}  " for n in names], orientation="h",
+              marker=dict(color=colours, pattern=dict(shape=patterns)),
+              customdata=[[str(int(i)), s] for i, s in zip(order, status, strict=True)],
+              hovertemplate="token %{y}<br>id %{customdata[0]}<br>p = %{x:.4f}<br>%{customdata[1]}<extra></extra>",
+              text=[f"{p:.1%}" for p in probs[order]], textposition="outside")],
+        dict(xaxis=dict(title=dict(text="probability"), range=[0, min(1.0, float(probs[order].max()) * 1.25 + 0.02)]),
+             yaxis=dict(autorange="reversed")),
+    )
+    return base_layout(fig, title, height=max(300, 26 * len(order) + 100))
 
 
 def context_attention(tokens, last_attention: np.ndarray, layer: int) -> go.Figure:
@@ -70,13 +70,13 @@ def depth_lens(top_tokens: list[str], top_probs: np.ndarray, final_token: str, f
     """
     require(len(top_tokens) == len(top_probs) == len(final_probs), "one value per depth")
     depths = list(range(len(top_tokens)))
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=depths, y=top_probs, name="p(top token at this depth)", marker_color="#56B4E9",
-                         text=[safe_label(t) for t in top_tokens], textposition="outside", cliponaxis=False,
-                         hovertemplate="depth %{x}: top token %{text} (p = %{y:.3f})<extra></extra>"))
-    fig.add_trace(go.Scatter(x=depths, y=final_probs, name=f"p('{safe_label(final_token)}', the final answer)", mode="lines+markers",
-                             line=dict(color="#E69F00", width=3), hovertemplate="depth %{x}: %{y:.3f}<extra></extra>"))
-    base_layout(fig, title, height=380)
-    fig.update_layout(xaxis_title="depth (0 = embeddings, then after each block)", yaxis_title="probability",
-                      yaxis_range=[0, 1.12], legend=dict(orientation="h", y=-0.25))
-    return fig
+    fig = dict_figure(
+        [dict(type="bar", x=depths, y=top_probs, name="p(top token at this depth)", marker=dict(color="#56B4E9"),
+              text=[safe_label(t) for t in top_tokens], textposition="outside", cliponaxis=False,
+              hovertemplate="depth %{x}: top token %{text} (p = %{y:.3f})<extra></extra>"),
+         dict(type="scatter", x=depths, y=final_probs, name=f"p('{safe_label(final_token)}', the final answer)",
+              mode="lines+markers", line=dict(color="#E69F00", width=3), hovertemplate="depth %{x}: %{y:.3f}<extra></extra>")],
+        dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)")),
+             yaxis=dict(title=dict(text="probability"), range=[0, 1.12]), legend=dict(orientation="h", y=-0.25)),
+    )
+    return base_layout(fig, title, height=380)

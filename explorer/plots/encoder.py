@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.plots.common import QUALITATIVE, base_layout, pca_2d, require, safe_label, unique_labels
+from explorer.plots.common import (
+    QUALITATIVE,
+    base_layout,
+    dict_figure,
+    named_colorscale,
+    pca_2d,
+    require,
+    safe_label,
+    unique_labels,
+)
 from explorer.trace import ForwardTrace
 
 
@@ -19,27 +30,28 @@ def token_trajectories(trace: ForwardTrace, dims: int = 2) -> go.Figure:
     coords, ratio = pca_2d(states.reshape(layers * tokens, width), components=dims)
     coords = coords.reshape(layers, tokens, dims)
     norms = np.linalg.norm(states, axis=-1)  # [L+1, T]
-    fig = go.Figure()
+    kind, size = ("scatter", np.linspace(5, 13, layers)) if dims == 2 else ("scatter3d", np.linspace(2, 6, layers))
+    data = []
     for t, token in enumerate(trace.tokens):
         colour = QUALITATIVE[t % len(QUALITATIVE)]
-        common = dict(
-            mode="lines+markers+text", name=f"{t}: {safe_label(token)}", line=dict(color=colour, width=2 if dims == 3 else 1.5),
-            text=[""] * (layers - 1) + [safe_label(token)], textposition="top center", textfont=dict(color=colour),
+        label = safe_label(token)
+        axes = dict(zip("xyz", coords[:, t].T))
+        data.append(dict(
+            type=kind, **axes, mode="lines+markers+text", name=f"{t}: {label}",
+            line=dict(color=colour, width=2 if dims == 3 else 1.5), marker=dict(color=colour, size=size),
+            text=[""] * (layers - 1) + [label], textposition="top center", textfont=dict(color=colour),
             customdata=np.stack([np.arange(layers), norms[:, t]], axis=-1),
-            hovertemplate=f"<b>{safe_label(token)}</b> (position {t})<br>layer %{{customdata[0]}}<br>norm %{{customdata[1]:.2f}}<extra></extra>",
-        )
-        if dims == 2:
-            fig.add_trace(go.Scatter(x=coords[:, t, 0], y=coords[:, t, 1], marker=dict(color=colour, size=np.linspace(5, 13, layers)), **common))
-        else:
-            fig.add_trace(go.Scatter3d(x=coords[:, t, 0], y=coords[:, t, 1], z=coords[:, t, 2],
-                                       marker=dict(color=colour, size=np.linspace(2, 6, layers)), **common))
+            hovertemplate=f"<b>{label}</b> (position {t})<br>layer %{{customdata[0]}}<br>norm %{{customdata[1]:.2f}}<extra></extra>",
+        ))  # fmt: skip
+    fig = dict_figure(data)
     base_layout(fig, "How each token's representation moves through the layers", height=560)
     axes = [f"principal component {i + 1} ({ratio[i]:.0%} of variance)" for i in range(dims)]
     if dims == 2:
-        fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
+        # title=dict(text=...): unvalidated, a plain string title would reach plotly.js 3 unconverted
+        fig.update_layout(xaxis=dict(title=dict(text=axes[0])), yaxis=dict(title=dict(text=axes[1])))
     else:
-        fig.update_layout(scene=dict(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"))
-    fig.update_layout(legend=dict(title="token (small dot = embedding, large = last layer)"))
+        fig.update_layout(scene={f"{a}axis": dict(title=dict(text=f"PC{i + 1}")) for i, a in enumerate("xyz")})
+    fig.update_layout(legend=dict(title=dict(text="token (small dot = embedding, large = last layer)")))
     return fig
 
 
@@ -49,12 +61,13 @@ def pair_similarity_by_depth(trace: ForwardTrace, first: int, second: int) -> go
     require(0 <= first < t and 0 <= second < t, "token positions out of range")
     a, b = trace.hidden_states[:, first], trace.hidden_states[:, second]  # [L+1, D]
     cos = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
-    fig = go.Figure(go.Scatter(x=list(range(len(cos))), y=cos, mode="lines+markers", line=dict(color="#0072B2"),
-                               hovertemplate="depth %{x}: cosine %{y:.3f}<extra></extra>"))
-    base_layout(fig, f"Similarity of '{safe_label(trace.tokens[first])}' and '{safe_label(trace.tokens[second])}' with depth", height=320)
-    fig.update_layout(xaxis_title="depth (0 = embeddings, then after each block)", yaxis_title="cosine similarity",
-                      yaxis_range=[min(-0.05, float(cos.min()) - 0.05), 1.05])
-    return fig
+    fig = dict_figure(
+        [dict(type="scatter", x=np.arange(len(cos)), y=cos, mode="lines+markers", line=dict(color="#0072B2"),
+              hovertemplate="depth %{x}: cosine %{y:.3f}<extra></extra>")],
+        dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)")),
+             yaxis=dict(title=dict(text="cosine similarity"), range=[min(-0.05, float(cos.min()) - 0.05), 1.05])),
+    )
+    return base_layout(fig, f"Similarity of '{safe_label(trace.tokens[first])}' and '{safe_label(trace.tokens[second])}' with depth", height=320)
 
 
 def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
@@ -63,27 +76,39 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
     require(trace.attentions is not None, "this trace kept no attention maps")
     a = np.clip(trace.attentions, 1e-12, 1.0)  # [L, H, T, T]
     entropy = -(a * np.log2(a)).sum(-1).mean(-1)  # [L, H]
-    fig = go.Figure(go.Heatmap(z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
-                               y=[f"block {b + 1}" for b in range(entropy.shape[0])], colorscale="Magma",
-                               colorbar=dict(title="bits"), hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>"))
-    base_layout(fig, f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
-                height=max(300, 28 * entropy.shape[0] + 140))
-    fig.update_yaxes(autorange="reversed")
-    return fig
+    fig = dict_figure(
+        [dict(type="heatmap", z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
+              y=[f"block {b + 1}" for b in range(entropy.shape[0])], colorscale=named_colorscale("Magma"),
+              colorbar=dict(title=dict(text="bits")), hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>")],
+        dict(yaxis=dict(autorange="reversed")),
+    )
+    return base_layout(fig, f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
+                       height=max(300, 28 * entropy.shape[0] + 140))
 
 
 def mask_comparison(tokens) -> go.Figure:
     """Which positions each query may attend to: bidirectional (encoder) vs causal (decoder)."""
     t = len(tokens)
     labels = unique_labels(tokens)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
-    for col, mask in ((1, np.ones((t, t))), (2, np.tril(np.ones((t, t))))):
-        fig.add_trace(go.Heatmap(z=mask, x=labels, y=labels, zmin=0, zmax=1, showscale=False,
-                                 colorscale=[[0, "#F2F2F2"], [1, "#0072B2"]],
-                                 hovertemplate="query %{y}<br>key %{x}<br>%{z:.0f} = " + "allowed if 1<extra></extra>"), 1, col)
-    fig.update_yaxes(autorange="reversed")
-    base_layout(fig, "Who may attend to whom (blue = allowed)", height=380)
-    return fig
+    data = [
+        dict(type="heatmap", z=mask, x=labels, y=labels, zmin=0, zmax=1, showscale=False, xaxis=f"x{suffix}",
+             yaxis=f"y{suffix}", colorscale=[[0, "#F2F2F2"], [1, "#0072B2"]],
+             hovertemplate="query %{y}<br>key %{x}<br>%{z:.0f} = allowed if 1<extra></extra>")
+        for suffix, mask in (("", np.ones((t, t), dtype=np.uint8)), ("2", np.tril(np.ones((t, t), dtype=np.uint8))))
+    ]
+    return base_layout(dict_figure(data, _two_panels()), "Who may attend to whom (blue = allowed)", height=380)
+
+
+def _two_panels() -> dict:
+    """make_subplots' layout for the two panels (axes domains, titles), built and validated once."""
+    if not _TWO_PANELS:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
+        fig.update_yaxes(autorange="reversed")
+        _TWO_PANELS.append(fig.layout.to_plotly_json())
+    return copy.deepcopy(_TWO_PANELS[0])
+
+
+_TWO_PANELS: list[dict] = []
 
 
 def cosine_similarity_matrix(trace: ForwardTrace, layer: int) -> go.Figure:
@@ -93,12 +118,12 @@ def cosine_similarity_matrix(trace: ForwardTrace, layer: int) -> go.Figure:
     unit = h / np.maximum(np.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
     sim = unit @ unit.T  # [T, T]
     labels = unique_labels(trace.tokens)
-    fig = go.Figure(go.Heatmap(z=sim, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
-                               colorbar=dict(title="cosine"),
-                               hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>"))
-    base_layout(fig, f"Token similarity at layer {layer} ({'embeddings' if layer == 0 else 'after block ' + str(layer)})", height=480)
-    fig.update_yaxes(autorange="reversed")
-    return fig
+    fig = dict_figure(
+        [dict(type="heatmap", z=sim, x=labels, y=labels, zmin=-1, zmax=1, colorscale=named_colorscale("RdBu"), reversescale=True,
+              colorbar=dict(title=dict(text="cosine")), hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>")],
+        dict(yaxis=dict(autorange="reversed")),
+    )
+    return base_layout(fig, f"Token similarity at layer {layer} ({'embeddings' if layer == 0 else 'after block ' + str(layer)})", height=480)
 
 
 def attention_heatmap(tokens, attention: np.ndarray, title: str, key_tokens=None) -> go.Figure:
@@ -106,13 +131,14 @@ def attention_heatmap(tokens, attention: np.ndarray, title: str, key_tokens=None
     require(attention.ndim == 2, f"attention must be [q, k], got {attention.shape}")
     key_tokens = tokens if key_tokens is None else key_tokens
     require(attention.shape == (len(tokens), len(key_tokens)), f"attention {attention.shape} vs {len(tokens)}x{len(key_tokens)} tokens")
-    fig = go.Figure(go.Heatmap(z=attention, x=unique_labels(key_tokens), y=unique_labels(tokens), zmin=0,
-                               colorscale="Blues", colorbar=dict(title="weight"),
-                               hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>"))
-    base_layout(fig, title, height=480)
-    fig.update_layout(xaxis_title="attended-to token (key)", yaxis_title="attending token (query)")
-    fig.update_yaxes(autorange="reversed")
-    return fig
+    fig = dict_figure(
+        [dict(type="heatmap", z=attention, x=unique_labels(key_tokens), y=unique_labels(tokens), zmin=0,
+              colorscale=named_colorscale("Blues"), colorbar=dict(title=dict(text="weight")),
+              hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>")],
+        dict(xaxis=dict(title=dict(text="attended-to token (key)")),
+             yaxis=dict(title=dict(text="attending token (query)"), autorange="reversed")),
+    )
+    return base_layout(fig, title, height=480)
 
 
 def layer_attention(trace: ForwardTrace, layer: int, head: int | None) -> go.Figure:

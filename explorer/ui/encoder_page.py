@@ -32,11 +32,11 @@ INTRO = (
 )
 
 
-# A trace is frozen with read-only arrays, so every session shares one object instead of
-# unpickling its own copy of the [T, V] logits (7.8 MB for 64 tokens) on every rerun.
+# A trace is frozen with read-only arrays, so every session shares one object. Without the
+# vocabulary head: masked predictions apply it at the masked positions only (cached_lens).
 @cached(max_entries=32)
 def cached_trace(loaded, text: str):
-    return encoder.trace_text(loaded, text)
+    return encoder.trace_text(loaded, text, with_logits=False)
 
 
 # The figure of one trace, shared by every session that shows it (a class on one link): its
@@ -168,23 +168,30 @@ def _default_pair(tokens) -> tuple[int, int]:
 
 @cached(max_entries=32)
 def cached_trace_ids(loaded, ids: tuple[int, ...]):
-    return encoder.trace_ids(loaded, np.asarray(ids, dtype=np.int64))
+    return encoder.trace_ids(loaded, np.asarray(ids, dtype=np.int64), with_logits=False)
 
 
-@cached(max_entries=32)  # [L+1, V]: 0.9 MB each for MiniLM
-def cached_lens(loaded, ids: tuple[int, ...], position: int, _hidden: np.ndarray):
-    """MLM-head lens of one position; ``_hidden`` [L+1, D] is that position's column of the
-    trace of ``ids`` (the key)."""
+@cached(max_entries=32)  # [L+1, P, V]: 1.7 MB for two masks of the default fill-mask
+def cached_lens(loaded, ids: tuple[int, ...], positions: tuple[int, ...], _hidden: np.ndarray):
+    """MLM-head lens of the masked positions; ``_hidden`` [L+1, P, D] is their columns of the trace
+    of ``ids`` (the key). One head call for every position: the vocabulary projection's weights
+    (94 MB for DistilBERT) are read once, not once per position."""
     lens = encoder.mlm_lens(loaded, _hidden)
     if lens is not None:
         lens.flags.writeable = False
     return lens
 
 
+def _lens(loaded, ids: np.ndarray, positions: list[int], masked) -> np.ndarray:
+    """[L+1, P, V] logits of the masked ``positions`` at every depth; the last depth is the model's
+    own masked-token output (the head on the last hidden state: test_contract)."""
+    return cached_lens(loaded, tuple(ids.tolist()), tuple(positions), masked.hidden_states[:, positions])
+
+
 def _mask_predictions(loaded, trace) -> None:
     st.subheader("Masked-token predictions")
     mask = getattr(loaded.tokenizer, "mask_token", None) or "[MASK]"
-    if trace.logits is None:
+    if not encoder.can_fill_masks(loaded):
         st.info(
             f"{loaded.model_id} has no trained masked-language head, so it cannot fill in {mask}. "
             "Its representations and attention above are real; pick a model with a head to see predictions."
@@ -200,9 +207,10 @@ def _mask_predictions(loaded, trace) -> None:
         return
     # [MASK] typed in the text: the page's own trace already read these ids
     masked = trace if np.array_equal(ids, trace.token_ids) else cached_trace_ids(loaded, tuple(ids.tolist()))
+    lens = _lens(loaded, ids, positions, masked)
     columns = st.columns(min(len(positions), 3))
     for n, pos in enumerate(positions):
-        probs = softmax(masked.logits[pos])
+        probs = softmax(lens[-1, n])
         top = [int(i) for i in np.argsort(-probs)[:10]]
         original = "" if trace.token_ids[pos] == ids[pos] else f" (was '{trace.tokens[pos]}')"
         with columns[n % len(columns)]:
@@ -218,7 +226,7 @@ def _mask_predictions(loaded, trace) -> None:
                 key=f"encoder_mask_bars_{pos}",
                 caption="Probabilities the masked-language head gives each word at this position.",
             )
-    _mask_lens(loaded, ids, positions, masked)
+    _mask_lens(loaded, positions, lens)
 
 
 def _masked_ids(loaded, trace, mask: str) -> np.ndarray:
@@ -240,19 +248,15 @@ def _masked_ids(loaded, trace, mask: str) -> np.ndarray:
     return ids
 
 
-def _mask_lens(loaded, ids: np.ndarray, positions: list[int], masked) -> None:
+def _mask_lens(loaded, positions: list[int], lens: np.ndarray) -> None:
     lens_pos = st.selectbox(
         "Follow a masked position through the layers",
         positions,
         key="encoder_lens_position",
         format_func=lambda p: f"position {p}",
     )
-    lens = cached_lens(loaded, tuple(ids.tolist()), int(lens_pos), masked.hidden_states[:, int(lens_pos)])
-    if lens is None:
-        st.caption("This model's masked-language head cannot be read layer by layer here.")
-        return
     VIEW.depth_lens(
-        softmax(lens),
+        softmax(lens[:, positions.index(lens_pos)]),
         loaded.tokenizer,
         f"How the prediction at position {lens_pos} forms across depth (approximation)",
         key="encoder_mask_lens",
