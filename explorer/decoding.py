@@ -37,6 +37,30 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class DepthReadout:
+    """What a logit lens reads at every depth of one position, from its logits [L+1, V]; kept
+    instead of the [L+1, V] probabilities (6 MB for SmolLM2) in the pages' shared caches.
+
+    top_ids [L+1]      the most likely token at each depth
+    top_probs [L+1]    its probability
+    final_id           the token the last depth ranks first (the model's answer)
+    final_probs [L+1]  that token's probability at each depth
+    """
+
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    final_id: int
+    final_probs: np.ndarray
+
+
+def depth_readout(logits: np.ndarray) -> DepthReadout:
+    probs = softmax(logits)  # [L+1, V]
+    top_ids = probs.argmax(-1)
+    final_id = int(top_ids[-1])
+    return DepthReadout(top_ids, probs.max(-1), final_id, probs[:, final_id].copy())
+
+
 def entropy_bits(probs: np.ndarray) -> float:
     p = probs[probs > 0].astype(np.float64)
     return float(-(p * np.log2(p)).sum())

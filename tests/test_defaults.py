@@ -5,7 +5,7 @@ and behaviour a student can check (Paris, a correct transcription)."""
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForSpeechSeq2Seq
 
 from explorer import audio
 from explorer.adapters import decoder, encoder, moe, seq2seq
@@ -87,9 +87,16 @@ def test_whisper_decoder_trace_equals_plain_forward(whisper):
     assert encoded.trace.attentions is None  # 1500 x 1500 maps are not kept
     ids = np.concatenate([seq2seq.start_ids(whisper), [40, 588]])
     trace = seq2seq.trace(whisper, encoded, ids)
+    assert whisper.model.config._attn_implementation == "eager"  # SDPA only for that encoder pass
+    # Hugging Face's Whisper as it loads by default (SDPA attention): the explorer's audio encoder
+    # pass uses SDPA too (no 1500 x 1500 maps), its decoder eager attention (maps kept).
+    plain_model = AutoModelForSpeechSeq2Seq.from_pretrained(embedded.whisper_dir()).eval()
+    assert plain_model.config._attn_implementation == "sdpa"
     with torch.no_grad():
-        plain = whisper.model(input_features=torch.tensor(features)[None],
-                              decoder_input_ids=torch.tensor(ids)[None]).logits[0].numpy()
+        encoder_out = plain_model.get_encoder()(torch.tensor(features)[None]).last_hidden_state[0].numpy()
+        plain = plain_model(input_features=torch.tensor(features)[None],
+                            decoder_input_ids=torch.tensor(ids)[None]).logits[0].numpy()
+    assert np.abs(encoded.last_hidden - encoder_out).max() <= TOL
     assert np.abs(trace.decoder.logits - plain).max() <= 1e-4
     assert trace.cross_attentions.shape == (4, 6, len(ids), 1500)
     assert np.allclose(trace.cross_attentions.sum(-1), 1.0, atol=1e-4)

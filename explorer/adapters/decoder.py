@@ -136,7 +136,8 @@ def step(loaded, context_ids: np.ndarray) -> DecodingStep:
     with exclusive(loaded), Stopwatch() as clock:
         entries = _PREFIXES.setdefault(loaded.model, [])
         cache, known = _take_prefix(entries, context)
-        out = loaded.model(input_ids=as_batch(context_ids[known:], loaded.device), cache=cache,
+        # logits_to_keep=1: the vocabulary head on the last position only (a step reads no other)
+        out = loaded.model(input_ids=as_batch(context_ids[known:], loaded.device), cache=cache, logits_to_keep=1,
                            use_cache=True, output_hidden_states=True, output_attentions=True, return_dict=True)
         entries.insert(0, _CachedPrefix(context, out.cache))
         del entries[MAX_CACHED_PREFIXES:]

@@ -6,6 +6,7 @@ decoder step then cross-attends to that same output, which is how these models g
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ from explorer.adapters.common import (
     as_batch,
     display_tokens,
     exclusive,
+    fused_attention,
     stack_batch0,
     to_numpy,
     to_torch,
@@ -77,7 +79,9 @@ def _encode(loaded, inputs, tokens, token_ids, notes, kind, router_extractor, ex
     if router_extractor is not None:
         flags["output_router_logits"] = True
     with exclusive(loaded), Stopwatch() as clock:
-        out = loaded.model.get_encoder()(**inputs, **flags)
+        attention = contextlib.nullcontext() if keep_attentions else fused_attention(loaded.model)
+        with attention:
+            out = loaded.model.get_encoder()(**inputs, **flags)
     trace = ForwardTrace(
         tokens=tokens,
         token_ids=token_ids,
@@ -100,7 +104,9 @@ def _encode(loaded, inputs, tokens, token_ids, notes, kind, router_extractor, ex
 def _decoder_forward(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router: bool = False):
     # MoEModelOutput: a BaseModelOutput that also has the (empty) router_logits Switch reads
     encoder_outputs = MoEModelOutput(last_hidden_state=to_torch(encoder.last_hidden, loaded.device)[None])
-    flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
+    # use_cache=False: each call reads the whole decoder prefix, so a cache (the source's keys and
+    # values for every layer: 18 MB for Whisper's 1500 frames) would only be built and dropped
+    flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True, use_cache=False)
     if router:
         flags["output_router_logits"] = True
     return loaded.model(

@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer.adapters import decoder
 from explorer.adapters.common import display_token
-from explorer.decoding import softmax
+from explorer.decoding import depth_readout
 from explorer.plots import decoding as decoding_plots
 from explorer.session import DecodingSession, history
 from explorer.ui import stepper
@@ -38,12 +38,10 @@ def cached_step(loaded, context: tuple[int, ...]):
     return decoder.step(loaded, np.asarray(context, dtype=np.int64))
 
 
-@cached(max_entries=16)  # [L+1, V]: 6 MB each for SmolLM2
+@cached(max_entries=16)
 def cached_lens(loaded, context: tuple[int, ...]):
     step = cached_step(loaded, context)
-    lens = softmax(decoder.logit_lens(loaded, step.last_hidden))  # [L+1, V]
-    lens.flags.writeable = False  # shared by every session, like the steps
-    return lens
+    return depth_readout(decoder.logit_lens(loaded, step.last_hidden))  # from logits [L+1, V]
 
 
 def render() -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from explorer.adapters import encoder
 from explorer.adapters.common import display_token
-from explorer.decoding import softmax
+from explorer.decoding import depth_readout, softmax
 from explorer.plots import decoding as decoding_plots
 from explorer.plots import encoder as encoder_plots
 from explorer.ui.view import View, cached, notes
@@ -171,21 +171,17 @@ def cached_trace_ids(loaded, ids: tuple[int, ...]):
     return encoder.trace_ids(loaded, np.asarray(ids, dtype=np.int64), with_logits=False)
 
 
-@cached(max_entries=32)  # [L+1, P, V]: 1.7 MB for two masks of the default fill-mask
-def cached_lens(loaded, ids: tuple[int, ...], positions: tuple[int, ...], _hidden: np.ndarray):
-    """MLM-head lens of the masked positions; ``_hidden`` [L+1, P, D] is their columns of the trace
+@cached(max_entries=32)
+def cached_mask_readout(loaded, ids: tuple[int, ...], positions: tuple[int, ...], _hidden: np.ndarray):
+    """What the MLM head reads at the masked positions: their final probabilities [P, V] and, per
+    position, a DepthReadout of every depth. ``_hidden`` [L+1, P, D] is their columns of the trace
     of ``ids`` (the key). One head call for every position: the vocabulary projection's weights
-    (94 MB for DistilBERT) are read once, not once per position."""
-    lens = encoder.mlm_lens(loaded, _hidden)
-    if lens is not None:
-        lens.flags.writeable = False
-    return lens
-
-
-def _lens(loaded, ids: np.ndarray, positions: list[int], masked) -> np.ndarray:
-    """[L+1, P, V] logits of the masked ``positions`` at every depth; the last depth is the model's
-    own masked-token output (the head on the last hidden state: test_contract)."""
-    return cached_lens(loaded, tuple(ids.tolist()), tuple(positions), masked.hidden_states[:, positions])
+    (94 MB for DistilBERT) are read once, not once per position. The last depth is the model's own
+    masked-token output (the head on the last hidden state: test_contract)."""
+    lens = encoder.mlm_lens(loaded, _hidden)  # [L+1, P, V]
+    final = softmax(lens[-1])
+    final.flags.writeable = False
+    return final, tuple(depth_readout(lens[:, n]) for n in range(len(positions)))
 
 
 def _mask_predictions(loaded, trace) -> None:
@@ -207,10 +203,11 @@ def _mask_predictions(loaded, trace) -> None:
         return
     # [MASK] typed in the text: the page's own trace already read these ids
     masked = trace if np.array_equal(ids, trace.token_ids) else cached_trace_ids(loaded, tuple(ids.tolist()))
-    lens = _lens(loaded, ids, positions, masked)
+    hidden = masked.hidden_states[:, positions]  # [L+1, P, D]
+    final, readouts = cached_mask_readout(loaded, tuple(ids.tolist()), tuple(positions), hidden)
     columns = st.columns(min(len(positions), 3))
     for n, pos in enumerate(positions):
-        probs = softmax(lens[-1, n])
+        probs = final[n]
         top = [int(i) for i in np.argsort(-probs)[:10]]
         original = "" if trace.token_ids[pos] == ids[pos] else f" (was '{trace.tokens[pos]}')"
         with columns[n % len(columns)]:
@@ -226,7 +223,7 @@ def _mask_predictions(loaded, trace) -> None:
                 key=f"encoder_mask_bars_{pos}",
                 caption="Probabilities the masked-language head gives each word at this position.",
             )
-    _mask_lens(loaded, positions, lens)
+    _mask_lens(loaded, positions, readouts)
 
 
 def _masked_ids(loaded, trace, mask: str) -> np.ndarray:
@@ -248,7 +245,7 @@ def _masked_ids(loaded, trace, mask: str) -> np.ndarray:
     return ids
 
 
-def _mask_lens(loaded, positions: list[int], lens: np.ndarray) -> None:
+def _mask_lens(loaded, positions: list[int], readouts) -> None:
     lens_pos = st.selectbox(
         "Follow a masked position through the layers",
         positions,
@@ -256,7 +253,7 @@ def _mask_lens(loaded, positions: list[int], lens: np.ndarray) -> None:
         format_func=lambda p: f"position {p}",
     )
     VIEW.depth_lens(
-        softmax(lens[:, positions.index(lens_pos)]),
+        readouts[positions.index(lens_pos)],
         loaded.tokenizer,
         f"How the prediction at position {lens_pos} forms across depth (approximation)",
         key="encoder_mask_lens",

@@ -33,11 +33,33 @@ def page_slot():
 
 
 @functools.cache
-def _malloc_trim():
+def _libc():
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
         return None
+
+
+def _malloc_trim():
+    return getattr(_libc(), "malloc_trim", None)  # glibc only
+
+
+# glibc's mallopt parameter: how many heaps ("arenas") threads may allocate from.
+_M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """At most MALLOC_ARENAS C heaps (glibc only; what MALLOC_ARENA_MAX=2 sets at start-up).
+    glibc gives threads up to 8 heaps per core, and every session's script thread that computes
+    at once fills its own, so freed memory piles up in several heaps instead of being reused: 20
+    sessions at once took the app 0.11 GB higher with the default than with two (benchmarks)."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+limit_malloc_arenas()  # once, when the app first imports this module: before its script threads compute
 
 
 def _return_freed_memory() -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from explorer.adapters.common import display_token
+from explorer.decoding import DepthReadout
 from explorer.models.building import LoadedModel
 from explorer.models.structure import architecture_graph
 from explorer.plots.architecture import architecture_figure
@@ -154,15 +155,14 @@ class View:
             with st.expander("How to read this"):
                 st.markdown(how_to_read)
 
-    def depth_lens(self, probs, tokenizer, title: str, key: str, caption: str, how_to_read: str) -> None:
-        """A lens figure from per-depth probabilities [L+1, V] of one position."""
-        final = int(probs[-1].argmax())
+    def depth_lens(self, readout: DepthReadout, tokenizer, title: str, key: str, caption: str, how_to_read: str):
+        """A lens figure from what the head reads at every depth of one position."""
         self.figure(
             depth_lens(
-                [display_token(tokenizer, int(i)) for i in probs.argmax(-1)],
-                probs.max(-1),
-                display_token(tokenizer, final),
-                probs[:, final],
+                [display_token(tokenizer, int(i)) for i in readout.top_ids],
+                readout.top_probs,
+                display_token(tokenizer, readout.final_id),
+                readout.final_probs,
                 title,
             ),
             key=key,
