@@ -19,11 +19,12 @@ from explorer.trace import DecodingStep
 
 @dataclass
 class Decoding:
-    """What one run of the session shows: steps[i] produced generated[i]; steps[-1] is the frontier."""
+    """What one run of the session shows: steps[i] produced generated[i]; while decoding can go on,
+    steps[-1] is the frontier (the distribution the next token will come from)."""
 
     start_ids: np.ndarray  # [P] prompt (decoder-only) or start tokens (encoder-decoder)
     generated: list[int]
-    steps: list[DecodingStep]  # len(generated) + 1
+    steps: list[DecodingStep]  # len(generated) + 1, or len(generated) once finished (nothing comes next)
     settings: list[SamplingSettings]  # the rules in force at each step (suppression can vary)
 
 
@@ -72,7 +73,11 @@ class DecodingSession:
     def snapshot(self) -> Decoding:
         """Every step so far (each a cached forward), and the rules in force at each."""
         ids = list(self.generated)
-        steps = [self.step_fn(self.prompt + tuple(ids[:i])) for i in range(len(ids) + 1)]
+        # No frontier after the end-of-sequence token or at the length limit: nothing is decoded after
+        # either. (With no token at all the frontier stays: at the model's length limit its forward
+        # refuses with a message the page shows.)
+        count = len(ids) if self.finished() and ids else len(ids) + 1
+        steps = [self.step_fn(self.prompt + tuple(ids[:i])) for i in range(count)]
         return Decoding(
             start_ids=self.start_ids,
             generated=ids,

@@ -76,6 +76,14 @@ def test_snapshot_has_one_step_more_than_tokens():
     assert kept_mask(result.steps[0], result.settings[0]).all()
 
 
+def test_a_finished_session_has_no_step_after_its_last_token():
+    limited = session(max_tokens=2)
+    limited.advance(10)
+    result = limited.snapshot()
+    assert limited.finished() and len(result.steps) == len(result.generated) == len(result.settings) == 2
+    assert [tuple(step.context_ids) for step in result.steps] == [(2,), (2, 3)]
+
+
 def test_every_family_has_its_adapter_and_a_page_with_a_view():
     assert set(FAMILIES) == {a.family for a in ARCHITECTURES.values()}
     assert len({f.url_path for f in FAMILIES.values()}) == len(FAMILIES)

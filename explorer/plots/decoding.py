@@ -28,11 +28,12 @@ def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, 
               marker=dict(color=colours, pattern=dict(shape=patterns)),
               customdata=[[str(int(i)), s] for i, s in zip(order, status, strict=True)],
               hovertemplate="token %{y}<br>id %{customdata[0]}<br>p = %{x:.4f}<br>%{customdata[1]}<extra></extra>",
-              text=[f"{p:.1%}" for p in probs[order]], textposition="outside")],
+              text=[f"{p:.1%}" for p in probs[order]], textposition="outside", cliponaxis=False)],
         dict(xaxis=dict(title=dict(text="probability"), range=[0, min(1.0, float(probs[order].max()) * 1.25 + 0.02)]),
              yaxis=dict(autorange="reversed")),
     )
-    return base_layout(fig, title, height=max(300, 26 * len(order) + 100))
+    base_layout(fig, title, height=max(300, 26 * len(order) + 100))
+    return fig.update_layout(margin=dict(r=60))  # room for a near-certain bar's label beyond the axis's end at 1
 
 
 def context_attention(tokens, last_attention: np.ndarray, layer: int) -> go.Figure:

@@ -177,8 +177,8 @@ def inspect_step(
 ) -> tuple[int, DecodingStep]:
     """The 'Inspect step' slider and the bars of that step's distribution (chosen token in
     orange, tokens the rules removed hatched). Returns (step number from 1, the step)."""
-    n = len(result.generated)
-    inspect = st.slider("Inspect step", 1, n + 1, n + 1, key=f"{prefix}_inspect", help=help) if n else 1
+    n, last = len(result.generated), len(result.steps)  # last == n once decoding has finished
+    inspect = st.slider("Inspect step", 1, last, last, key=f"{prefix}_inspect", help=help) if last > 1 else 1
     step = result.steps[inspect - 1]
     chosen = result.generated[inspect - 1] if inspect <= n else None
     top = [int(i) for i in np.argsort(-step.probs)[:15]]
