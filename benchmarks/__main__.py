@@ -277,7 +277,6 @@ def main(argv=None) -> int:
     table = Table()
     began = time.perf_counter()
     if args.replicas_only:
-
         from explorer.models.loading import load_model
 
         encoder = load_model(defaults["encoder"], device="cpu", family="encoder")

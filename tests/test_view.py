@@ -1,6 +1,7 @@
 """The decoding session without Streamlit, and the declarations the UI layer is built from: the
 Family records, each page's View, and the presenter tour's keys checked against those Views."""
 
+import importlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +11,6 @@ from explorer.decoding import SamplingSettings, softmax
 from explorer.registry import ARCHITECTURES, FAMILIES
 from explorer.session import DecodingSession, history, kept_mask
 from explorer.ui.navigation import views_by_url
-from explorer.ui.pages import page_module
 from explorer.ui.presenter import tour
 from explorer.ui.view import View
 
@@ -87,7 +87,7 @@ def test_a_finished_session_has_no_step_after_its_last_token():
 def test_every_family_has_its_adapter_and_a_page_with_a_view():
     assert set(FAMILIES) == {a.family for a in ARCHITECTURES.values()}
     assert len({f.url_path for f in FAMILIES.values()}) == len(FAMILIES)
-    for key, module in ((key, page_module(family)) for key, family in FAMILIES.items()):
+    for key, module in ((key, importlib.import_module(family.page)) for key, family in FAMILIES.items()):
         assert callable(module.render)
         assert module.VIEW.family is FAMILIES[key]
         assert module.VIEW.declares(module.VIEW.text_key)

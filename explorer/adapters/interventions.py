@@ -450,19 +450,18 @@ def greedy_with_span_removed(
 ) -> np.ndarray:
     """Greedy output ids [T'] (starting with the decoder's start ids) of a text encoder-decoder
     whose cross-attention cannot see source positions span[0]:span[1] (None: the unmodified
-    output), with the decoding rules of seq2seq.greedy_decode (start, end and suppressed ids) and,
-    as Marian's generate does, never padding. The encoder reads the whole source once."""
+    output), with the decoding rules of seq2seq.greedy_decode (start, end and suppressed ids, padding
+    among them). The encoder reads the whole source once."""
     model, device = loaded.model, loaded.device
     mask = _source_mask(loaded, len(source_ids), span)
-    stop, pad = seq2seq.eos_ids(loaded), model.config.pad_token_id
+    stop = seq2seq.eos_ids(loaded)
     out = [int(i) for i in seq2seq.start_ids(loaded)]
     with exclusive(loaded):
         encoded = model.get_encoder()(input_ids=as_batch(source_ids, device))
         for n in range(max_new_tokens):
             decoder_ids = as_batch(np.asarray(out), device)
             scores = model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids).logits[0, -1]
-            banned = set(seq2seq.suppressed_ids(loaded, first_step=n == 0)) | ({pad} - stop - {None})
-            scores[list(banned)] = -float("inf")  # [V]
+            scores[list(seq2seq.suppressed_ids(loaded, first_step=n == 0))] = -float("inf")  # [V]
             out.append(int(scores.argmax()))
             if out[-1] in stop:
                 break

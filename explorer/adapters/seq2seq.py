@@ -173,11 +173,18 @@ def start_ids(loaded) -> np.ndarray:
 
 
 def suppressed_ids(loaded, first_step: bool) -> tuple[int, ...]:
-    """Ids Whisper's decoding rules forbid (its generation config), as a decoding filter."""
+    """Ids the decoder never writes, as a decoding filter: what the generation config forbids
+    (suppress_tokens, begin_suppress_tokens on the first step, single-token bad_words_ids, which
+    Marian's hub configs use for padding) and the padding token itself unless it doubles as the
+    end of the sequence (Whisper's does)."""
     generation = loaded.model.generation_config
     ids = list(getattr(generation, "suppress_tokens", None) or [])
     if first_step:
         ids += list(getattr(generation, "begin_suppress_tokens", None) or [])
+    ids += [words[0] for words in (getattr(generation, "bad_words_ids", None) or []) if len(words) == 1]
+    pad = loaded.model.config.pad_token_id
+    if pad is not None and int(pad) not in eos_ids(loaded):
+        ids.append(pad)
     return tuple(sorted(set(int(i) for i in ids)))
 
 

@@ -69,10 +69,11 @@ SOURCES = {
 
 
 def _trace(loaded, ids):
+    # encoder cards read hidden states and attention only: no vocabulary head over every position
     if loaded.family == "moe":
         return moe.trace_ids(loaded, ids)
     if loaded.family == "encoder":
-        return encoder.trace_ids(loaded, ids)
+        return encoder.trace_ids(loaded, ids, with_logits=False)
     return decoder.trace_ids(loaded, ids)
 
 
@@ -168,7 +169,7 @@ def clark_cards(loaded, texts=SENTENCES) -> list[Card]:
     chance = {kind: [] for kind in per_kind}
     for a, b in zip(texts[0::2], texts[1::2]):
         ids = np.asarray(tok(a, b)["input_ids"], dtype=np.int64)
-        trace = encoder.trace_ids(loaded, ids)
+        trace = encoder.trace_ids(loaded, ids, with_logits=False)
         masks = {
             "[CLS]": ids == tok.cls_token_id,
             "[SEP]": ids == tok.sep_token_id,
@@ -285,7 +286,7 @@ def _masked_depths(loaded, texts) -> list[np.ndarray]:
         ids = tokenize(loaded, text)[0].copy()
         chosen = [i for i, t in enumerate(ids) if int(t) not in special][::MASK_EVERY]
         ids[chosen] = loaded.tokenizer.mask_token_id
-        trace = encoder.trace_ids(loaded, ids)
+        trace = encoder.trace_ids(loaded, ids, with_logits=False)
         lens = encoder.mlm_lens(loaded, trace.hidden_states[:, chosen])  # [L+1, P, V]
         out.append(cards.prediction_depth(lens.argmax(-1)))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import plotly.graph_objects as go
@@ -100,15 +101,15 @@ def mask_comparison(tokens) -> go.Figure:
 
 
 def _two_panels() -> dict:
-    """make_subplots' layout for the two panels (axes domains, titles), built and validated once."""
-    if not _TWO_PANELS:
-        fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
-        fig.update_yaxes(autorange="reversed")
-        _TWO_PANELS.append(fig.layout.to_plotly_json())
-    return copy.deepcopy(_TWO_PANELS[0])
+    """make_subplots' layout for the two panels (axes domains, titles): a copy of one built once."""
+    return copy.deepcopy(_two_panels_layout())
 
 
-_TWO_PANELS: list[dict] = []
+@functools.cache
+def _two_panels_layout() -> dict:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
+    fig.update_yaxes(autorange="reversed")
+    return fig.layout.to_plotly_json()
 
 
 def cosine_similarity_matrix(trace: ForwardTrace, layer: int) -> go.Figure:

@@ -33,7 +33,7 @@ INTRO = (
 
 
 # A trace is frozen with read-only arrays, so every session shares one object. Without the
-# vocabulary head: masked predictions apply it at the masked positions only (cached_lens).
+# vocabulary head: masked predictions apply it at the masked positions only (cached_mask_readout).
 @cached(max_entries=32)
 def cached_trace(loaded, text: str):
     return encoder.trace_text(loaded, text, with_logits=False)

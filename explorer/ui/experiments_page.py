@@ -141,6 +141,11 @@ def sink_removal(loaded, ids: tuple):
     return interventions.sink_removal(loaded, np.asarray(ids))
 
 
+@cached(max_entries=8)
+def patchable_pairs(loaded):
+    return measure.patchable_pairs(loaded)  # tokenises every pair: once per model, not on every rerun
+
+
 @cached(max_entries=16)
 def patching(loaded, pair_name: str):
     pair = next(p for p in measure.patching_pairs(loaded) if p.name == pair_name)
@@ -372,7 +377,7 @@ def sink_body(loaded) -> None:
 
 
 def patching_body(loaded) -> None:
-    pairs = measure.patchable_pairs(loaded)
+    pairs = patchable_pairs(loaded)
     if not pairs:
         names = ", ".join(p.name for p in measure.patching_pairs(loaded))
         st.warning(

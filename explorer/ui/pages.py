@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from types import ModuleType
 
 import streamlit as st
 
-from explorer.registry import FAMILIES, Family
+from explorer.registry import FAMILIES
 from explorer.ui.memory import freeze_long_lived_objects
-
-
-def page_module(family: Family) -> ModuleType:
-    # By name: the registry below the UI names its page bodies without importing them.
-    return importlib.import_module(family.page)
 
 
 def lazy_render(module_name: str):
