@@ -12,7 +12,8 @@ import io
 import json
 import threading
 from dataclasses import dataclass
-from math import gcd
+from fractions import Fraction
+from math import ceil
 
 import numpy as np
 
@@ -21,6 +22,12 @@ from explorer.catalogue import ASSETS
 SAMPLE_RATE = 16_000
 SPEECH_DIR = ASSETS / "speech"  # clips this project synthesised, listed in clips.json
 MAX_SECONDS = 30.0  # Whisper reads one 30-second window
+
+MIN_RATE, MAX_RATE = 4_000, 384_000  # telephone speech to the highest studio rate
+MAX_CHANNELS = 8
+MAX_RATIO_TERMS = 1_000  # resampling ratios are kept to terms this small (see resample)
+UNREADABLE = "This file could not be read as audio (WAV, FLAC, OGG or MP3 are supported)."
+_UNKNOWN_FRAMES = 2**62  # libsndfile reports an unknown length (some streams) as a huge count
 
 
 class AudioError(ValueError):
@@ -38,17 +45,31 @@ class Speech:
 
 
 def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Polyphase resampling. The ratio target/rate is approximated by a fraction whose terms are at
+    most MAX_RATIO_TERMS (exact for every usual rate: 44.1 kHz is 160/441): an odd rate such as
+    384,001 Hz would otherwise need a filter of millions of taps (hundreds of MB). The speed changes
+    by at most 0.1%, which no one hears."""
     if rate == target:
         return samples.astype(np.float32)
     from scipy.signal import resample_poly  # here: scipy.signal takes a while to import, and most clips need none
 
-    g = gcd(rate, target)
-    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+    ratio = Fraction(target, rate)
+    if max(ratio.numerator, ratio.denominator) > MAX_RATIO_TERMS:  # an odd rate: the nearest small fraction
+        if ratio < 1:
+            ratio = ratio.limit_denominator(MAX_RATIO_TERMS) or ratio
+        else:
+            ratio = 1 / ((1 / ratio).limit_denominator(MAX_RATIO_TERMS) or 1 / ratio)
+    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
-def prepare(samples: np.ndarray, rate: int) -> Speech:
+def _seconds_notice(seconds: float | None) -> str:
+    lasts = f"lasts {seconds:,.0f} s" if seconds is not None else "lasts longer"
+    return f"The audio {lasts}; Whisper reads the first {MAX_SECONDS:.0f} s."
+
+
+def prepare(samples: np.ndarray, rate: int, notices: tuple[str, ...] = ()) -> Speech:
     """Mono, 16 kHz, at most 30 s, peak-normalised if clipping."""
-    notices = []
+    notices = list(notices)
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
@@ -56,8 +77,8 @@ def prepare(samples: np.ndarray, rate: int) -> Speech:
         raise AudioError("The audio is empty or damaged.")
     samples = resample(samples, rate)
     if len(samples) > MAX_SECONDS * SAMPLE_RATE:
-        notices.append(f"The audio lasts {len(samples) / SAMPLE_RATE:.0f} s; "
-                       f"Whisper reads the first {MAX_SECONDS:.0f} s.")
+        if not notices:
+            notices.append(_seconds_notice(len(samples) / SAMPLE_RATE))
         samples = samples[: int(MAX_SECONDS * SAMPLE_RATE)]
     peak = float(np.abs(samples).max())
     if peak < 1e-4:
@@ -67,17 +88,57 @@ def prepare(samples: np.ndarray, rate: int) -> Speech:
     return Speech(samples=samples, notices=tuple(notices))
 
 
+def _check_header(rate: int, channels: int, frames: int) -> None:
+    """Refuse what no recording of speech declares, before decoding anything."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(
+            f"This file declares a sample rate of {rate:,} Hz; "
+            f"audio between {MIN_RATE:,} and {MAX_RATE:,} Hz is supported."
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"This file declares {channels:,} channels; at most {MAX_CHANNELS} are supported.")
+    if frames <= 0:
+        raise AudioError("The audio file holds no sound.")
+
+
+def _read_start(file) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Mono float32 samples of the first MAX_SECONDS only, read a second at a time, so that memory is
+    bounded by 30 s of one channel whatever the file declares; and the notice if there is more."""
+    rate, channels, frames = file.samplerate, file.channels, file.frames
+    _check_header(rate, channels, frames)
+    limit = ceil(MAX_SECONDS * rate)
+    mono = np.empty(min(frames, limit), np.float32)
+    filled = 0
+    while filled < len(mono):
+        block = file.read(frames=min(rate, len(mono) - filled), dtype="float32", always_2d=True)
+        if len(block) == 0:  # the header promised more than the file holds
+            break
+        mono[filled : filled + len(block)] = block[:, 0] if channels == 1 else block.mean(axis=1)
+        filled += len(block)
+    notices = ()
+    if frames > limit:
+        notices = (_seconds_notice(frames / rate if frames < _UNKNOWN_FRAMES else None),)
+    return mono[:filled], notices
+
+
 def decode_audio_file(data: bytes) -> Speech:
-    """WAV, FLAC, OGG or MP3 bytes (whatever libsndfile reads) as 16 kHz mono speech."""
+    """WAV, FLAC, OGG or MP3 bytes (whatever libsndfile reads) as 16 kHz mono speech.
+
+    Only the header and the first 30 s are decoded (Whisper reads no more), so a short file that
+    declares hours of audio, or an odd sample rate, costs no more than 30 s of one channel."""
     import soundfile  # here: libsndfile loads only on pages that handle audio
 
     if not data:
         raise AudioError("The audio file is empty.")
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
-    except Exception as error:  # soundfile raises LibsndfileError / RuntimeError variants
-        raise AudioError(f"This file could not be read as audio ({str(error).splitlines()[0][:120]}).") from error
-    return prepare(samples, rate)
+        with soundfile.SoundFile(io.BytesIO(data)) as file:
+            rate = file.samplerate
+            samples, notices = _read_start(file)
+    except AudioError:
+        raise
+    except Exception as error:  # soundfile raises LibsndfileError / RuntimeError / TypeError variants
+        raise AudioError(UNREADABLE) from error  # its message names the BytesIO object: not for users
+    return prepare(samples, rate, notices)
 
 
 def encode_wav(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
@@ -134,8 +195,9 @@ def speak(text: str, voice: str = "en-us", words_per_minute: int = 150) -> Speec
             raise AudioError(f"eSpeak NG has no voice '{voice}'.")
         lib.espeak_SetParameter(_ESPEAK_RATE, int(words_per_minute), 0)
         encoded = text.encode("utf-8") + b"\0"
-        lib.espeak_Synth(ctypes.c_char_p(encoded), ctypes.c_size_t(len(encoded)), 0, 0, 0,
-                         _ESPEAK_CHARS_UTF8, None, None)
+        lib.espeak_Synth(
+            ctypes.c_char_p(encoded), ctypes.c_size_t(len(encoded)), 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None
+        )
         lib.espeak_Synchronize()
     if not chunks:
         raise AudioError("eSpeak NG produced no sound for this text.")

@@ -5,6 +5,11 @@ port. A new visitor goes to the replica with the fewest open connections and sta
 cookie naming the replica that answered), websockets are upgraded, and when a replica dies nginx sends its visitors to
 the others: their browser reconnects, and the URL (text, model, step) restores the same view.
 
+The command supervises them until SIGINT/SIGTERM: a replica (or nginx) that dies is logged with its
+exit code or signal and started again after 1 s, 2, 4, ... up to 30 s while it keeps dying (1 s again
+once it has stayed up a minute); meanwhile nginx serves its visitors from the other replicas. The
+pids are in ``--work``/replicas.json while it runs.
+
 Several hosts: start the replicas on each host with ``--address 0.0.0.0 --no-proxy`` and list
 every host's replicas in one proxy's upstream (``--upstream host:port`` repeatable); see the
 README's "A class at once". Needs Debian's nginx (``apt-get install -y nginx-light``); runs
@@ -14,7 +19,11 @@ without root (nginx keeps its pid, logs and temporary files under ``--work``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import http.client
+import json
+import logging
 import os
 import shutil
 import signal
@@ -22,14 +31,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKIE = "explorer_replica"
+logger = logging.getLogger("explorer.replicas")  # __name__ is __main__ under -m
 
 NGINX_CONF = """# written by python -m explorer.replicas
 {user}worker_processes 1;
+worker_shutdown_timeout 5s;  # stopping: open websockets close after 5 s instead of holding the old worker
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -83,8 +95,8 @@ http {{
             proxy_buffering off;
             proxy_next_upstream error timeout http_502 http_503;
             proxy_connect_timeout 2s;
+            # the replica's name only (r1, r2, ...): its address stays inside
             add_header Set-Cookie "{cookie}=$replica_name; Path=/; SameSite=Lax" always;
-            add_header X-Explorer-Replica $replica_answered always;  # which replica answered (tests, benchmarks)
         }}
     }}
 }}
@@ -98,6 +110,7 @@ def replica_name(index: int) -> str:
 
 def nginx_conf(work: Path, listen: str, upstreams: list[str]) -> str:
     """The proxy's configuration: ``upstreams`` are host:port of every replica (any host)."""
+
     def server(address: str, backup: bool = False) -> str:
         return f"        server {address} max_fails=1 fail_timeout=10s{' backup' if backup else ''};"
 
@@ -134,9 +147,56 @@ def streamlit_command(port: int, address: str) -> list[str]:
     ]  # fmt: skip
 
 
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether a Streamlit health endpoint says ok now."""
+    try:
+        return urllib.request.urlopen(url, timeout=timeout).read() == b"ok"
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def how_it_ended(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+@dataclass
+class Backoff:
+    """Seconds to wait before starting a dead process again: 1, 2, 4, 8, 16, then 30 s while it keeps
+    dying soon after each start, and 1 s again once it has stayed up ``stable`` seconds."""
+
+    first: float = 1.0
+    most: float = 30.0
+    stable: float = 60.0
+    delay: float = 0.0  # the next wait; 0 until the first death
+
+    def after(self, uptime: float) -> float:
+        """The wait before starting again a process that died ``uptime`` seconds after its start."""
+        if self.delay == 0.0 or uptime >= self.stable:
+            self.delay = self.first
+        wait = self.delay
+        self.delay = min(self.delay * 2, self.most)
+        return wait
+
+
+@dataclass
+class Watch:
+    """What the supervisor knows of one process it keeps running (a replica, or nginx)."""
+
+    started: float  # time.monotonic() of its last start
+    backoff: Backoff = field(default_factory=Backoff)
+    died: float | None = None  # its last death; None while it answers (replicas) or runs (nginx)
+    due: float | None = None  # dead: when it starts again
+
+
 @dataclass
 class Replicas:
-    """N replicas and their proxy, started together and stopped together."""
+    """N replicas and their proxy, started together and stopped together; ``supervise`` keeps them
+    running (a process that dies starts again, with backoff) until ``stopping`` is set."""
 
     count: int
     port: int
@@ -146,6 +206,8 @@ class Replicas:
     proxy: bool = True
     processes: dict[int, subprocess.Popen] = field(default_factory=dict)  # replica port -> process
     nginx: subprocess.Popen | None = None
+    watches: dict[int | str, Watch] = field(default_factory=dict)  # replica port, or "nginx" -> its watch
+    stopping: bool = False
 
     @property
     def replica_ports(self) -> list[int]:
@@ -155,6 +217,11 @@ class Replicas:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def state_file(self) -> Path:
+        """JSON, while the replicas run: the supervisor's, nginx's and each replica's pid (null while down)."""
+        return self.work / "replicas.json"
+
     def start(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         for port in self.replica_ports:
@@ -163,11 +230,14 @@ class Replicas:
             self.start_proxy()
 
     def start_replica(self, port: int) -> None:
-        log = open(self.work / f"replica-{port}.log", "a")
-        self.processes[port] = subprocess.Popen(
-            streamlit_command(port, self.address), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **self.thread_env()},
-        )  # fmt: skip
+        # Its own session: Ctrl-C in a terminal reaches the supervisor only, which stops everything in order.
+        with open(self.work / f"replica-{port}.log", "a") as log:
+            self.processes[port] = subprocess.Popen(
+                streamlit_command(port, self.address), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **self.thread_env()},
+                start_new_session=True,
+            )  # fmt: skip
+        self.started(port)
 
     def thread_env(self) -> dict[str, str]:
         """torch's threads per replica: the cores shared out (N replicas with all cores each would
@@ -182,11 +252,36 @@ class Replicas:
         conf = self.work / "nginx.conf"
         conf.write_text(nginx_conf(self.work, f"{self.port}", upstreams))
         nginx = find_nginx()
-        # -e: the error log from the first line on (not Debian's /var/log/nginx, which needs root)
-        self.nginx = subprocess.Popen(
-            [nginx, "-e", str(self.work / "error.log"), "-p", str(self.work), "-c", str(conf), "-g", "daemon off;"],
-            stdout=open(self.work / "nginx.out", "a"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        # -e: the error log from the first line on (not Debian's /var/log/nginx, which needs root).
+        # Its own session: its workers share its process group, so workers it leaves behind can be stopped.
+        with open(self.work / "nginx.out", "a") as out:
+            self.nginx = subprocess.Popen(
+                [nginx, "-e", str(self.work / "error.log"), "-p", str(self.work), "-c", str(conf), "-g", "daemon off;"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.started("nginx")
+
+    def started(self, key: int | str) -> None:
+        watch = self.watches.setdefault(key, Watch(time.monotonic()))
+        watch.started, watch.due = time.monotonic(), None
+        if key == "nginx":
+            watch.died = None
+        self.write_state()
+
+    def write_state(self) -> None:
+        def pid(key: int | str, process: subprocess.Popen | None) -> int | None:
+            alive = process is not None and process.returncode is None and self.watches[key].due is None
+            return process.pid if alive else None
+
+        state = {
+            "supervisor": os.getpid(),
+            "url": self.url if self.proxy else None,
+            "nginx": pid("nginx", self.nginx),
+            "replicas": {str(port): pid(port, self.processes.get(port)) for port in self.replica_ports},
+        }
+        partial = self.state_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(state, indent=1) + "\n")
+        partial.replace(self.state_file)  # readers never see half a file
 
     def wait_healthy(self, timeout: float = 180.0) -> float:
         """Seconds until every replica, and the proxy, answer /_stcore/health."""
@@ -194,37 +289,109 @@ class Replicas:
         urls = [f"http://127.0.0.1:{p}/_stcore/health" for p in self.processes]
         urls += [f"{self.url}/_stcore/health"] if self.proxy else []
         for url in urls:
-            while True:
-                try:
-                    if urllib.request.urlopen(url, timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    pass
+            while not answers(url, timeout=2):
                 if time.perf_counter() - started > timeout:
                     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s (logs in {self.work})")
                 time.sleep(0.2)
         return time.perf_counter() - started
 
+    def healthy(self) -> bool:
+        """Whether every replica, and the proxy, answer /_stcore/health now."""
+        urls = [f"http://127.0.0.1:{p}/_stcore/health" for p in self.processes]
+        return all(answers(url) for url in urls + ([f"{self.url}/_stcore/health"] if self.proxy else []))
+
     def kill_replica(self, port: int) -> None:
+        """Kill a replica for good (tests): the supervisor does not start it again."""
         process = self.processes.pop(port)
         process.kill()
         process.wait(timeout=20)
+        self.write_state()
+
+    def check(self) -> None:
+        """One round of supervision: a process found dead is logged and given a time to start again
+        (its backoff); one whose time has come starts again; a restarted replica that answers its health
+        endpoint again is logged."""
+        now = time.monotonic()
+        supervised: list[tuple[int | str, subprocess.Popen]] = list(self.processes.items())
+        supervised += [("nginx", self.nginx)] if self.nginx is not None else []
+        for key, process in supervised:
+            watch = self.watches[key]
+            name = f"replica {key}" if key != "nginx" else "nginx"
+            if watch.due is None and process.poll() is not None:
+                uptime = now - watch.started
+                wait = watch.backoff.after(uptime)
+                watch.died, watch.due = now, now + wait
+                where = f"replica-{key}.log" if key != "nginx" else "error.log"
+                logger.warning(
+                    "%s (pid %d) %s after %.1f s up (see %s); starting it again in %.0f s",
+                    name, process.pid, how_it_ended(process.returncode), uptime, self.work / where, wait,
+                )  # fmt: skip
+                if key == "nginx":
+                    self.stop_orphaned_workers(process)
+                self.write_state()
+            elif watch.due is not None and now >= watch.due:
+                try:
+                    if key == "nginx":
+                        self.start_proxy()
+                    else:
+                        self.start_replica(key)
+                except (OSError, RuntimeError) as e:  # no nginx any more, no file descriptors left, ...
+                    wait = watch.backoff.after(0.0)
+                    watch.due = now + wait
+                    logger.error("%s could not start again (%s); trying again in %.0f s", name, e, wait)
+                    continue
+                restarted = self.nginx if key == "nginx" else self.processes[key]
+                logger.info("%s started again (pid %d)", name, restarted.pid)
+            elif watch.due is None and watch.died is not None and self.answers_again(key, now - watch.died):
+                watch.died = None
+
+    def answers_again(self, port: int, since_death: float) -> bool:
+        if not answers(f"http://127.0.0.1:{port}/_stcore/health", timeout=0.5):
+            return False
+        logger.info("replica %d answers again, %.1f s after it died", port, since_death)
+        return True
+
+    @staticmethod
+    def stop_orphaned_workers(master: subprocess.Popen) -> None:
+        """nginx's workers outlive a master that was killed, still holding the port: stop them (a fast
+        stop: a graceful one would wait for every open websocket) so that a new nginx can listen."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master.pid, signal.SIGTERM)  # nginx's process group: its workers
+
+    def supervise(self, on_ready: Callable[[float], None] | None = None, tick: float = 0.5) -> None:
+        """Keep every replica (and nginx) running until ``stopping`` is set; ``on_ready(seconds)`` once
+        everything first answers its health endpoint."""
+        started = time.monotonic()
+        ready = False
+        while not self.stopping:
+            self.check()
+            if not ready and not self.stopping and self.healthy():
+                ready = True
+                if on_ready is not None:
+                    on_ready(time.monotonic() - started)
+            time.sleep(tick)
 
     def stop(self) -> None:
+        self.stopping = True
         if self.nginx is not None and self.nginx.poll() is None:
-            self.nginx.send_signal(signal.SIGQUIT)  # graceful: finish open requests
+            self.nginx.send_signal(signal.SIGQUIT)  # graceful: finish open requests (worker_shutdown_timeout)
             try:
                 self.nginx.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.nginx.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.nginx.pid, signal.SIGKILL)  # the master and its workers
+                self.nginx.wait(timeout=10)
         for process in self.processes.values():
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
         for process in self.processes.values():
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(timeout=10)
         self.processes.clear()
+        self.state_file.unlink(missing_ok=True)
 
 
 def main(argv=None) -> int:
@@ -245,20 +412,30 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.replicas < 1:
         parser.error("--replicas must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     replicas = Replicas(args.replicas, args.port, args.work.resolve(), args.address, args.upstream, not args.no_proxy)
-    replicas.start()
-    try:
-        seconds = replicas.wait_healthy()
+    asked: list[int] = []
+
+    def ask_to_stop(signum, frame) -> None:  # only a flag: the supervisor's loop stops at its next round
+        asked.append(signum)
+        replicas.stopping = True
+
+    def ready(seconds: float) -> None:
         where = replicas.url if replicas.proxy else ", ".join(f"{args.address}:{p}" for p in replicas.replica_ports)
-        print(f"{args.replicas} replica(s) ready in {seconds:.1f} s: open {where} (Ctrl-C stops them)", flush=True)
-        while all(p.poll() is None for p in replicas.processes.values()):
-            time.sleep(1)
-        print("a replica stopped; see its log in", args.work)
-        return 1
-    except KeyboardInterrupt:
-        return 0
+        logger.info("%d replica(s) ready in %.1f s: open %s (Ctrl-C stops them)", args.replicas, seconds, where)
+
+    signal.signal(signal.SIGINT, ask_to_stop)
+    signal.signal(signal.SIGTERM, ask_to_stop)
+    try:
+        replicas.start()
+        logger.info("pids in %s; logs in %s", replicas.state_file, replicas.work)
+        replicas.supervise(on_ready=ready)
     finally:
+        if asked:
+            logger.info("%s: stopping nginx and the replicas", signal.Signals(asked[0]).name)
         replicas.stop()
+    logger.info("stopped")
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.decoding import SamplingSettings, choose_token, entropy_bits, filtered_distribution
+from explorer.text import InputError
 from explorer.trace import DecodingStep
 
 
@@ -36,6 +37,7 @@ class DecodingSession:
     eos_ids: set[int]
     max_tokens: int = 128
     generated: list[int] = field(default_factory=list)  # mutated in place: the caller owns the list
+    vocab_size: int | None = None  # ids a link may carry are 0 .. vocab_size - 1 (None: not checked)
 
     @property
     def prompt(self) -> tuple[int, ...]:
@@ -84,6 +86,23 @@ class DecodingSession:
             steps=steps,
             settings=[self.settings_for(i) for i in range(len(steps))],
         )
+
+
+def parse_token_ids(raw: str, vocab_size: int | None, limit: int) -> list[int]:
+    """The generated ids a shared link carries ("1,2,3"), checked against the vocabulary and the
+    length limit before any model sees them; InputError (one sentence) otherwise."""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    top = f"{vocab_size - 1:,}" if vocab_size else "the vocabulary's last id"
+    problem = (
+        f"This link's generated tokens were not used: they must be whole numbers from 0 to {top}, separated by "
+        f"commas, at most {limit} of them. The page starts from the prompt instead."
+    )
+    if len(parts) > limit or any(not p.isascii() or not p.isdigit() or len(p) > 9 for p in parts):
+        raise InputError(problem)
+    ids = [int(p) for p in parts]
+    if vocab_size is not None and any(i >= vocab_size for i in ids):
+        raise InputError(problem)
+    return ids
 
 
 def history(decoding: Decoding) -> tuple[list[float], list[float]]:

@@ -40,3 +40,29 @@ def clean_user_text(raw: str | None, max_chars: int = MAX_INPUT_CHARS) -> CleanT
     if not text.strip():
         raise InputError("Please type some text: the input is empty.")
     return CleanText(text=text, notices=tuple(notices))
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
+# them also breaks GFM's bare-URL autolinks ("http\:\/\/…") and Streamlit's own ":red[…]",
+# ":material/…:" and "$…$" syntax, so the text shows literally.
+_MARKDOWN_ESCAPES = {ord(ch): "\\" + ch for ch in "\\`*_{}[]()<>#+-.!|:~$&=\"'/@%^;,?"}
+
+
+def plain(text: object) -> str:
+    """``text`` for a Markdown-rendering element (st.error, st.caption, st.markdown…), shown
+    literally: no link, image, HTML, emphasis or Streamlit directive can come out of it.
+    Newlines become Markdown line breaks. Every message that quotes input goes through here."""
+    escaped = str(text).translate(_MARKDOWN_ESCAPES)
+    return escaped.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+def code_span(text: object) -> str:
+    """``text`` as a Markdown code span (monospace, shown literally): the fence is one backtick
+    longer than the longest run of backticks inside, so the text cannot close it."""
+    text = str(text).replace("\n", " ")
+    runs = [len(part) for part in "".join("`" if ch == "`" else " " for ch in text).split()]
+    fence = "`" * (max(runs, default=0) + 1)
+    if not text.strip():
+        return "` `"
+    padded = text[0] in "` " or text[-1] in "` "  # CommonMark strips one space each side when both are there
+    return f"{fence} {text} {fence}" if padded else f"{fence}{text}{fence}"

@@ -36,12 +36,81 @@ def test_unknown_embedded_id():
 
 def test_local_folders_refused_unless_operator_allows(tmp_path, monkeypatch):
     monkeypatch.delenv(LOCAL_MODEL_ROOT_ENV, raising=False)
-    assert "Local folders are disabled" in message(str(tmp_path))
+    assert "Local folders are off" in message(str(tmp_path))
 
 
 def test_local_folder_outside_allowed_root(model_root, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere")
-    assert "outside the folder" in message(str(outside))
+    assert "nor a model folder the operator allowed" in message(str(outside))
+
+
+TRAVERSALS = [
+    "assets/../../../../etc/shadow", "../../../../etc/passwd", "/etc/shadow", "/etc", "/no/such/folder",
+    "~/.ssh/id_rsa", "~", "/proc/self/environ", "a/b/c", "./../x", "%2e%2e/etc",
+]
+
+
+@pytest.mark.parametrize("with_root", [False, True])
+def test_paths_outside_the_root_get_one_sentence_and_no_file_system_read(with_root, tmp_path, monkeypatch):
+    """A refusal cannot be an oracle: the same sentence whether the path exists or not, and no stat,
+    lstat or open of anything outside the root on the way (issue 26: /etc/shadow answered at once)."""
+    import os
+
+    root = tmp_path / "root"
+    root.mkdir()
+    if with_root:
+        monkeypatch.setenv(LOCAL_MODEL_ROOT_ENV, str(root))
+    else:
+        monkeypatch.delenv(LOCAL_MODEL_ROOT_ENV, raising=False)
+    touched = []
+    for name in ("stat", "lstat", "open", "listdir", "scandir"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda path, *a, _real=real, **k: (touched.append(str(path)), _real(path, *a, **k))[1])
+    sentences = {message(payload).replace(payload, "<id>") for payload in TRAVERSALS}
+    monkeypatch.undo()
+    assert len(sentences) == 1, sentences
+    # resolving the root itself reads its ancestors (the operator's setting, not the visitor's id)
+    ancestors = {str(parent) for parent in root.parents}
+    outside = [p for p in touched if not os.path.abspath(p).startswith((str(root), os.getcwd())) and p not in ancestors]
+    assert outside == []
+
+
+def test_symlinks_and_files_inside_the_root_are_refused_like_missing_paths(model_root, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    tiny_model("gpt2").save_pretrained(elsewhere / "model")
+    (model_root / "link").symlink_to(elsewhere / "model")  # a link inside the root to a folder outside it
+    (model_root / "file.json").write_text("{}")
+    refusals = {message(str(model_root / name)).replace(str(model_root / name), "<id>")
+                for name in ("link", "file.json", "missing")}
+    assert len(refusals) == 1 and "nor a model folder the operator allowed" in refusals.pop()
+
+
+@pytest.mark.parametrize("model_id", ["gpt2", "openai-community/gpt2", "Qwen/Qwen2-0.5B", "a.b_c-d/e.f"])
+def test_hub_ids_follow_the_hubs_grammar(model_id):
+    from explorer.models.loading import is_hub_id
+
+    assert is_hub_id(model_id)
+
+
+@pytest.mark.parametrize("model_id", ["a/b/c", "../x", "a//b", "-x", "x-", "a--b", "a..b", "x" * 97, "a b", "a/"])
+def test_other_strings_are_not_hub_ids(model_id):
+    from explorer.models.loading import is_hub_id
+
+    assert not is_hub_id(model_id)
+
+
+def test_a_wrong_family_embedded_id_is_refused_before_loading(monkeypatch):
+    import explorer.models.embedded as embedded
+
+    monkeypatch.setattr(embedded, "load_embedded", lambda *a: pytest.fail("loaded before the family was checked"))
+    assert "Decoder-only page" in message("embedded:SmolLM2-135M-Instruct", family="moe")
+    assert "Mixture of Experts page" in message("embedded:moe-tiny-austen", family="decoder")
+
+
+def test_the_unknown_embedded_id_sentence_names_every_embedded_model():
+    text = message("embedded:nope")
+    for name in ("distilbert-grammar-mlm", "marian-en-pt-tiny", "moe-tiny-austen", "dense-twin-austen", "whisper-tiny.en"):
+        assert f"embedded:{name}" in text
 
 
 def test_unsupported_architecture(model_root):

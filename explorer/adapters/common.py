@@ -102,6 +102,14 @@ def display_token(tokenizer, token_id: int) -> str:
     return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
 
 
+def vocabulary_size(loaded) -> int:
+    """Token ids that are both a row of the model's output and a token the tokenizer can spell
+    (a link's ids are checked against this before any forward)."""
+    outputs = loaded.model.get_output_embeddings()
+    rows = outputs.weight.shape[0] if outputs is not None else loaded.model.config.vocab_size
+    return int(min(rows, len(loaded.tokenizer)))
+
+
 def display_tokens(tokenizer, ids) -> tuple[str, ...]:
     return tuple(display_token(tokenizer, int(i)) for i in ids)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -202,6 +202,7 @@ def greedy_run(loaded, ids: np.ndarray, new_tokens: int, computes: str, paramete
 
 def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
     parameters = dense_parameters(loaded)
-    ids, _notes = tokenize(loaded, text)
-    return greedy_run(loaded, ids, new_tokens, "predicts the next token from the left context only, one step at a time",
-                      parameters)
+    ids, notes = tokenize(loaded, text)
+    run = greedy_run(loaded, ids, new_tokens, "predicts the next token from the left context only, one step at a time",
+                     parameters)
+    return replace(run, notes=notes)

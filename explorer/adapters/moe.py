@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -134,12 +135,12 @@ def parameters(loaded) -> tuple[int, int]:
 def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
     """An MoE decoder generates like a decoder; an encoder-decoder MoE (Switch) is timed routing its input."""
     params = parameters(loaded)
-    ids, _notes = tokenize(loaded, text)
+    ids, notes = tokenize(loaded, text)
     if is_encoder_decoder(loaded):
         start = time.perf_counter()
         trace_ids(loaded, ids)
         return FamilyRun(loaded.family, loaded.model_id, display_tokens(loaded.tokenizer, ids),
-                         "routes every token to its experts", "routes", time.perf_counter() - start, (), *params)
+                         "routes every token to its experts", "routes", time.perf_counter() - start, (), *params, notes)
     computes = (f"like a decoder, but each token's feed-forward work goes to {top_k(loaded.model.config)} of the "
                 "router's experts")
-    return decoder.greedy_run(loaded, ids, new_tokens, computes, params)
+    return replace(decoder.greedy_run(loaded, ids, new_tokens, computes, params), notes=notes)

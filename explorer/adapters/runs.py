@@ -20,6 +20,7 @@ class FamilyRun:
     step_seconds: tuple[float, ...]  # each autoregressive step (empty for encoder-only)
     total_parameters: int
     active_parameters: int
+    notes: tuple[str, ...] = ()  # e.g. that the text was cut to the model's limit
 
 
 def dense_parameters(loaded) -> tuple[int, int]:

@@ -240,6 +240,7 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
         tuple(steps),
         total,
         active,
+        () if loaded.arch.audio else encoded.trace.notes,
     )
 
 

@@ -8,6 +8,7 @@ from there afterwards (seconds instead of half a minute, and never re-converted)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -27,6 +28,13 @@ EMBEDDED_IDS = (
     "embedded:whisper-tiny.en",
     "embedded:tiny-random-moe",
 )
+# The family of each packaged id, known without loading it (a project model's comes from its config.json)
+PACKAGED_FAMILIES = {
+    "embedded:all-MiniLM-L6-v2": "encoder",
+    "embedded:SmolLM2-135M-Instruct": "decoder",
+    "embedded:whisper-tiny.en": "seq2seq",
+    "embedded:tiny-random-moe": "moe",
+}
 
 
 PROJECT_MODELS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
@@ -37,6 +45,23 @@ def project_model_dir(model_id: str) -> Path | None:
     name = model_id.removeprefix("embedded:")
     folder = PROJECT_MODELS / name
     return folder if name and "/" not in name and (folder / "config.json").exists() else None
+
+
+def all_embedded_ids() -> list[str]:
+    """The packaged ids and every model this project trained and shipped in assets/models."""
+    shipped = sorted(f"embedded:{p.name}" for p in PROJECT_MODELS.iterdir() if (p / "config.json").exists())
+    return list(EMBEDDED_IDS) + shipped
+
+
+def embedded_family(model_id: str) -> str | None:
+    """The family key of an embedded id without loading its weights; None for an unknown id."""
+    if model_id in PACKAGED_FAMILIES:
+        return PACKAGED_FAMILIES[model_id]
+    folder = project_model_dir(model_id)
+    if folder is None:
+        return None
+    arch = ARCHITECTURES.get(json.loads((folder / "config.json").read_text()).get("model_type"))
+    return arch.family if arch is not None else None
 
 
 def is_delta_folder(folder: Path) -> bool:
@@ -170,4 +195,4 @@ def load_embedded(model_id: str, device: str):
         if arch is None:
             raise ModelLoadError(f"'{model_id}' has an architecture the explorer does not support.")
         return finish_loading(model_id, arch, folder, device, note="Trained by this project (see its model card).")
-    raise ModelLoadError(f"'{model_id}' is not one of the embedded models ({', '.join(EMBEDDED_IDS)}).")
+    raise ModelLoadError(f"'{model_id}' is not one of the embedded models ({', '.join(all_embedded_ids())}).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 import transformers
 from transformers import AutoConfig
 
+from explorer.locks import BUILD_LOCK
 from explorer.models import embedded
 
 # Built models and the load error live in building.py (embedded.py builds through it too);
@@ -51,7 +53,7 @@ def _free_bytes(device: str) -> int:
 def parameter_count(config, arch: Architecture) -> int:
     """Parameters of the architecture, counted without allocating weights (meta device)."""
     auto = getattr(transformers, arch.auto_class)
-    with torch.device("meta"):
+    with BUILD_LOCK, torch.device("meta"):
         model = auto.from_config(config)
     return sum(p.numel() for p in model.parameters())
 
@@ -66,22 +68,45 @@ def _check_fits(config, arch: Architecture, model_id: str, device: str) -> None:
         )
 
 
+# A Hugging Face id: "name" or "owner/name", each part letters, digits, '-', '_' or '.', at most 96
+# characters, starting and ending with a letter or digit (huggingface_hub's validate_repo_id, stricter).
+HUB_ID = re.compile(r"(?:[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/)?[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?")
+
+
+def is_hub_id(model_id: str) -> bool:
+    return bool(HUB_ID.fullmatch(model_id)) and ".." not in model_id and "--" not in model_id
+
+
+def not_loadable(model_id: str) -> str:
+    """The one refusal for an id that is neither a Hub id nor an allowed folder: the same sentence
+    whether or not such a path exists, so the page tells nothing about the server's disk."""
+    return (
+        f"'{model_id}' is not a Hugging Face id (name or owner/name: letters, digits, '-', '_', '.') nor a "
+        "model folder the operator allowed."
+    )
+
+
 def _resolve_local(model_id: str) -> str:
-    """Refuse folders outside the operator's allowed root; return the id unchanged otherwise."""
-    looks_local = model_id.startswith(("/", ".", "~")) or os.path.isdir(model_id)
-    if not looks_local:
+    """The source to load from: a Hub id unchanged (checked against the Hub's grammar before
+    anything reads the disk or the network), or the real path of a folder inside the operator's
+    root. Anything else raises ``not_loadable``; paths are checked lexically against the root
+    before the file system is asked anything, so nothing outside the root is read."""
+    root_setting = os.environ.get(LOCAL_MODEL_ROOT_ENV)
+    if is_hub_id(model_id):
+        if os.path.lexists(model_id.split("/")[0]):  # transformers would read a folder of that name here instead
+            raise ModelLoadError(not_loadable(model_id))
         return model_id
-    root = os.environ.get(LOCAL_MODEL_ROOT_ENV)
-    if not root:
-        raise ModelLoadError(
-            f"Local folders are disabled; the operator can allow them by setting {LOCAL_MODEL_ROOT_ENV}."
-        )
-    path = Path(model_id).expanduser().resolve()
-    if not path.is_relative_to(Path(root).expanduser().resolve()):
-        raise ModelLoadError(f"'{model_id}' is outside the folder the operator allowed for local models.")
-    if not path.is_dir():
-        raise ModelLoadError(f"There is no folder at '{model_id}'.")
-    return str(path)
+    if not root_setting:
+        raise ModelLoadError(not_loadable(model_id) + f" (Local folders are off: the operator can allow some with "
+                             f"{LOCAL_MODEL_ROOT_ENV}.)")
+    root = Path(os.path.abspath(os.path.expanduser(root_setting)))
+    lexical = Path(os.path.normpath(root / os.path.expanduser(model_id)))  # absolute ids replace the root
+    if not lexical.is_relative_to(root):
+        raise ModelLoadError(not_loadable(model_id))
+    real = Path(os.path.realpath(lexical))  # symlinks inside the root may point out of it
+    if not real.is_relative_to(Path(os.path.realpath(root))) or not real.is_dir():
+        raise ModelLoadError(not_loadable(model_id))
+    return str(real)
 
 
 def explain_load_error(error: BaseException, model_id: str) -> str:
@@ -102,7 +127,20 @@ def explain_load_error(error: BaseException, model_id: str) -> str:
         return f"'{model_id}' has no safetensors weights; the explorer does not load pickle (.bin) files."
     if "header" in lowered or "deserializ" in lowered or "invalid" in lowered:
         return f"The weights of '{model_id}' could not be read (the file looks damaged)."
-    return f"'{model_id}' could not be loaded ({type(error).__name__}: {str(error).splitlines()[0][:200]})."
+    return unexplained_load_error(error, model_id)
+
+
+def unexplained_load_error(error: BaseException, model_id: str) -> str:
+    first_line = str(error).splitlines()[0][:200] if str(error) else "no details"
+    return f"'{model_id}' could not be loaded ({type(error).__name__}: {first_line})."
+
+
+def _check_embedded_family(model_id: str, family: str | None) -> None:
+    known = embedded.embedded_family(model_id)
+    if known is None:
+        raise ModelLoadError(f"'{model_id}' is not one of the embedded models ({', '.join(embedded.all_embedded_ids())}).")
+    if family is not None and known != family:
+        raise ModelLoadError(f"'{model_id}' belongs on the {FAMILY_TITLES[known]} page.")
 
 
 def load_model(model_id: str, device: str | None = None, family: str | None = None) -> LoadedModel:
@@ -116,22 +154,29 @@ def load_model(model_id: str, device: str | None = None, family: str | None = No
     started = time.perf_counter()
     try:
         if model_id.startswith("embedded:"):
-            loaded = embedded.load_embedded(model_id, device)
-            if family is not None and loaded.family != family:
-                raise ModelLoadError(f"'{model_id}' belongs on the {FAMILY_TITLES[loaded.family]} page.")
+            _check_embedded_family(model_id, family)  # before loading: a wrong page costs nothing
+            with BUILD_LOCK:  # transformers builds under process-global patches: one build at a time (locks.py)
+                loaded = embedded.load_embedded(model_id, device)
         else:
-            loaded = _load_pretrained(model_id, device, family)
-    except ModelLoadError:
+            source = _resolve_local(model_id)
+            with BUILD_LOCK:
+                loaded = _load_pretrained(model_id, source, device, family)
+    except ModelLoadError as error:  # a refusal the explorer made itself: routine, one line
+        log.info("model %s refused: %s", model_id, error)
         raise
     except Exception as error:  # every library failure becomes one sentence
-        log.warning("loading %s failed", model_id, exc_info=error)
-        raise ModelLoadError(explain_load_error(error, model_id)) from error
+        message = explain_load_error(error, model_id)
+        if message == unexplained_load_error(error, model_id):  # not a known case: a real failure, keep its traceback
+            log.error("loading %s failed", model_id, exc_info=error)
+        else:
+            log.info("model %s not loaded: %s (%s: %s)", model_id, message, type(error).__name__,
+                     str(error).splitlines()[0][:200] if str(error) else "")
+        raise ModelLoadError(message) from error
     loaded.load_seconds = time.perf_counter() - started
     return loaded
 
 
-def _load_pretrained(model_id: str, device: str, family: str | None) -> LoadedModel:
-    source = _resolve_local(model_id)
+def _load_pretrained(model_id: str, source: str, device: str, family: str | None) -> LoadedModel:
     config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     arch = architecture_for(config, model_id, family)
     _check_fits(config, arch, model_id, device)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from explorer.models.errors import ModelLoadError
-from explorer.text import InputError
+from explorer.text import InputError, plain
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,11 @@ CALLBACK_FAILURE = "_callback_failure"
 def explain_failure(error: Exception) -> tuple[str, str]:
     """Log ``error`` with its traceback on the server; return (kind, one sentence) for the visitor,
     kind being 'warning' (the input) or 'error' (a model or the app)."""
-    if isinstance(error, InputError):
-        log.info("input refused: %s", error, exc_info=error)
+    if isinstance(error, InputError):  # a routine refusal: one line, no traceback
+        log.info("input refused: %s", error)
         return "warning", str(error)
-    if isinstance(error, ModelLoadError):
-        log.warning("model failed to load: %s", error, exc_info=error)
+    if isinstance(error, ModelLoadError):  # logged where it was raised (models.loading), once
+        log.info("model not loaded: %s", error)
         return "error", str(error)
     log.error("unexpected failure while computing a view", exc_info=error)
     detail = str(error).splitlines()[0][:200] if str(error) else "no details"
@@ -38,7 +38,7 @@ def explain_failure(error: Exception) -> tuple[str, str]:
 
 
 def _show_failure(kind: str, message: str) -> None:
-    (st.warning if kind == "warning" else st.error)(message)
+    (st.warning if kind == "warning" else st.error)(plain(message))  # messages quote input: never Markdown
 
 
 def run_safely(action: Callable[[], None]) -> None:

@@ -10,6 +10,7 @@ from explorer.catalogue import load_catalogue
 from explorer.models.loading import default_device
 from explorer.plots import compare as compare_plots
 from explorer.registry import FAMILIES
+from explorer.text import code_span, plain
 from explorer.ui.picker import cached_model
 from explorer.ui.view import View
 
@@ -51,10 +52,12 @@ def _body(text: str) -> None:
     columns = st.columns(len(runs))
     for column, run, key in zip(columns, runs, FAMILIES):
         with column.container(border=True):
-            st.markdown(f"**{catalogue[key].title}**  \n`{run.model_id}`")
+            st.markdown(f"**{catalogue[key].title}**  \n{code_span(run.model_id)}")
             st.caption(run.computes)
-            st.markdown(f"{len(run.tokens)} tokens: " + " ".join(f"`{t}`" for t in run.tokens[:40]))
-            st.markdown(f"Output: {run.output!r}" if run.output else "")
+            st.markdown(f"{len(run.tokens)} tokens: " + " ".join(code_span(t) for t in run.tokens[:40]))
+            st.markdown(f"Output: {plain(repr(run.output))}" if run.output else "")
+            for note in run.notes:  # e.g. the text was cut to what this model reads
+                st.caption(plain(note))
     rows = [
         {
             "family": catalogue[k].title,

@@ -10,9 +10,15 @@ from explorer.adapters.common import display_token
 from explorer.decoding import depth_readout, softmax
 from explorer.plots import decoding as decoding_plots
 from explorer.plots import encoder as encoder_plots
+from explorer.text import code_span, plain
 from explorer.ui.view import View, cached, notes
 
-VIEW = View.of_family("encoder", text_key="encoder_text")
+VIEW = View.of_family(
+    "encoder",
+    text_key="encoder_text",
+    keep=("encoder_sim_layer", "encoder_attn_layer", "encoder_attn_head", "encoder_pair_a", "encoder_pair_b",
+          "encoder_mask_positions"),
+)
 
 EXAMPLES = [
     "She sat on the bank of the river.",
@@ -53,7 +59,7 @@ def render() -> None:
 def _body(loaded, text: str) -> None:
     trace = cached_trace(loaded, text)
     notes(trace.notes)
-    st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in trace.tokens))
+    st.markdown("**Tokens:** " + " ".join(code_span(t) for t in trace.tokens))
     _trajectories(loaded, text, trace)
     _pair(trace)
     _similarity_and_attention(trace)
@@ -189,7 +195,7 @@ def _mask_predictions(loaded, trace) -> None:
     mask = getattr(loaded.tokenizer, "mask_token", None) or "[MASK]"
     if not encoder.can_fill_masks(loaded):
         st.info(
-            f"{loaded.model_id} has no trained masked-language head, so it cannot fill in {mask}. "
+            f"{plain(loaded.model_id)} has no trained masked-language head, so it cannot fill in {mask}. "
             "Its representations and attention above are real; pick a model with a head to see predictions."
         )
         return

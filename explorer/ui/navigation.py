@@ -6,13 +6,11 @@ transformers and plotly (seconds of imports), and the home page needs none of th
 
 from __future__ import annotations
 
-import importlib
-
 import streamlit as st
 
 from explorer.registry import FAMILIES
 from explorer.ui import home
-from explorer.ui.pages import EXPERIMENTS_MODULE, experiments_page, family_page, lazy_render
+from explorer.ui.pages import EXPERIMENTS_MODULE, experiments_page, family_page, import_page, lazy_render
 
 OTHER_PAGES = {  # url path -> (module, title, icon)
     "compare": ("explorer.ui.compare_page", "Compare", ":material/view_column:"),
@@ -40,4 +38,4 @@ def all_pages() -> list:
 def views_by_url() -> dict:
     """The View of every page that declares one, by its address (the presenter tour's 'page').
     Imports every page module: called when the tour moves, not on every run."""
-    return {url: importlib.import_module(module).VIEW for url, module in page_modules().items()}
+    return {url: import_page(module).VIEW for url, module in page_modules().items()}

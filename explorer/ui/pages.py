@@ -4,12 +4,43 @@ the module whose ``render`` draws it)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import streamlit as st
 
+from explorer.locks import BUILD_LOCK
 from explorer.registry import FAMILIES
 from explorer.ui.memory import freeze_long_lived_objects
+
+# Libraries that other libraries import on first use, from whichever thread needs them first (plotly
+# and streamlit import pandas, pyarrow and narwhals when a figure or table is first built; the PCA and
+# the speech page import parts of scipy). Their imports are circular inside, and two threads importing
+# them at once give one of them a half-made module ("partially initialized module 'pandas' has no
+# attribute 'Series'"): so the first page import brings them in, under the same lock.
+WARM_IMPORTS = (
+    "pandas",
+    "pyarrow",
+    "narwhals",
+    "plotly.graph_objects",
+    "plotly.io",
+    "scipy.sparse.linalg",
+    "scipy.signal",
+)
+
+
+def import_page(module_name: str):
+    """A page module, imported on first use under the build lock (with the libraries above)."""
+    module = sys.modules.get(module_name)
+    if module is not None and not getattr(module.__spec__, "_initializing", False):
+        return module
+    with BUILD_LOCK:  # two first imports at once can see each other's half-made modules (explorer/locks.py)
+        for name in WARM_IMPORTS:
+            if name not in sys.modules and importlib.util.find_spec(name.split(".")[0]) is not None:
+                importlib.import_module(name)
+        module = importlib.import_module(module_name)
+        freeze_long_lived_objects()  # the modules just imported stay for the process's life
+    return module
 
 
 def lazy_render(module_name: str):
@@ -17,11 +48,7 @@ def lazy_render(module_name: str):
     transformers and plotly (seconds), which the home page does not need."""
 
     def render() -> None:
-        first = module_name not in sys.modules
-        module = importlib.import_module(module_name)
-        if first:
-            freeze_long_lived_objects()  # the modules just imported stay for the process's life
-        module.render()
+        import_page(module_name).render()
 
     render.__name__ = f"render_{module_name.rsplit('.', 1)[-1]}"
     return render
@@ -36,8 +63,9 @@ EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it buil
 
 
 def experiments_page() -> st.Page:
-    return st.Page(lazy_render(EXPERIMENTS_MODULE), title="Experiments", icon=":material/science:",
-                   url_path="experiments")
+    return st.Page(
+        lazy_render(EXPERIMENTS_MODULE), title="Experiments", icon=":material/science:", url_path="experiments"
+    )
 
 
 def experiments_button(family_key: str) -> None:
@@ -48,5 +76,5 @@ def experiments_button(family_key: str) -> None:
         icon=":material/science:",
         help="Switch heads off, patch activations, change the routing, or measure published findings",
     ):
-        importlib.import_module(EXPERIMENTS_MODULE).open_experiments(family_key)
+        import_page(EXPERIMENTS_MODULE).open_experiments(family_key)
         st.switch_page(experiments_page())

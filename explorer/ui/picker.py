@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import logging
 
 import streamlit as st
 
 from explorer.catalogue import FamilyEntry, load_catalogue
 from explorer.models.loading import LoadedModel, ModelLoadError, available_devices, default_device, load_model
+from explorer.text import plain
 from explorer.ui.links import publish_to_url, restore_from_url
 from explorer.ui.memory import freeze_long_lived_objects
 
@@ -94,11 +94,11 @@ def load_for_page(family_key: str) -> LoadedModel | None:
         ):
             loaded = cached_model(model_id, device, family_key)
     except ModelLoadError as error:
-        log.warning("model %s could not load on %s", model_id, device, exc_info=error)
-        st.error(str(error), icon="⚠️")
+        log.info("model %s not loaded on %s: %s", model_id, device, error)  # the cause was logged by loading
+        st.error(plain(error), icon="⚠️")
         previous = st.session_state.get(last_ok)
         if previous and previous != (model_id, device):
-            st.info(f"Still showing the previous model, {previous[0]}.")
+            st.info(plain(f"Still showing the previous model, {previous[0]}."))
             return cached_model(previous[0], previous[1], family_key)
         return None
     st.session_state[last_ok] = (model_id, device)
@@ -110,7 +110,7 @@ def describe_model(family: FamilyEntry, loaded: LoadedModel) -> None:
     entry = family.find(loaded.model_id)
     params = sum(p.numel() for p in loaded.model.parameters())
     lines = [
-        f"**{html.escape(loaded.model_id)}** · {loaded.arch.display} · {params / 1e6:.1f} M parameters · "
+        f"**{plain(loaded.model_id)}** · {loaded.arch.display} · {params / 1e6:.1f} M parameters · "
         f"{loaded.device.upper()}"
     ]
     if entry is not None and entry.trained_by:
@@ -119,4 +119,4 @@ def describe_model(family: FamilyEntry, loaded: LoadedModel) -> None:
         lines.append(f"Measured: {entry.metrics}")
     st.sidebar.caption("  \n".join(lines))
     if loaded.note:
-        st.sidebar.warning(loaded.note)
+        st.sidebar.warning(plain(loaded.note))

@@ -23,9 +23,11 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+REPLICA_COOKIE = "explorer_replica"  # set by explorer.replicas' nginx (COOKIE there)
 
 
 @dataclass
@@ -35,11 +37,16 @@ class PageRun:
     figure_bytes: int  # the Plotly figure specs among them
     figures: int
     errors: list[str] = field(default_factory=list)
-    replica: str = ""  # behind explorer.replicas' proxy: the replica that answered (host:port)
+    replica: str = ""  # behind explorer.replicas' proxy: the replica that answered (r1, r2…, from its cookie)
+    headers: dict[str, str] = field(default_factory=dict)  # the websocket handshake's response headers
 
 
 def run_page(
-    port: int, page: str, query: dict[str, str] | None = None, timeout: float = 300.0, cookie: str | None = None,
+    port: int,
+    page: str,
+    query: dict[str, str] | None = None,
+    timeout: float = 300.0,
+    cookie: str | None = None,
     hold: float = 0.0,
 ) -> PageRun:
     """Open a fresh session on ``page`` (its URL path, '' for home) and wait for the run to finish.
@@ -47,43 +54,63 @@ def run_page(
     seconds the session stays connected after its run, as an open tab does."""
     # Here, not at the top: only the benchmarks and browser tests open sessions; the app never loads a client.
     from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.sync.client import connect
 
     request = BackMsg()
     request.rerun_script.query_string = urllib.parse.urlencode(query or {})
     request.rerun_script.page_name = page
-    received = figure_bytes = figures = 0
-    errors: list[str] = []
     headers = {"Cookie": cookie} if cookie else None
-    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
-                 open_timeout=timeout, close_timeout=5, additional_headers=headers) as ws:
-        replica = ws.response.headers.get("X-Explorer-Replica", "")
+    with connect(
+        f"ws://127.0.0.1:{port}/_stcore/stream",
+        subprotocols=["streamlit"],
+        max_size=None,
+        open_timeout=timeout,
+        close_timeout=5,
+        additional_headers=headers,
+    ) as ws:
+        run = PageRun(
+            0.0, 0, 0, 0, [], replica_in(ws.response.headers.get_all("Set-Cookie")), dict(ws.response.headers)
+        )
         start = time.perf_counter()
         ws.send(request.SerializeToString())
-        while True:
-            raw = ws.recv(timeout=timeout)
-            received += len(raw)
-            message = ForwardMsg()
-            message.ParseFromString(raw)
-            kind = message.WhichOneof("type")
-            if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
-                element = message.delta.new_element
-                element_kind = element.WhichOneof("type")
-                if element_kind == "plotly_chart":
-                    figures += 1
-                    figure_bytes += len(element.plotly_chart.spec)
-                elif element_kind == "exception":
-                    errors.append(element.exception.message[:200])
-                elif element_kind == "alert" and element.alert.format == element.alert.ERROR:
-                    errors.append(element.alert.body[:200])
-            elif kind == "script_finished":
-                status = message.script_finished
-                if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
-                    continue  # the page asked for a rerun: the interaction ends with the next run
-                run = PageRun(time.perf_counter() - start, received, figure_bytes, figures, errors, replica)
-                time.sleep(hold)
-                return run
+        _read_until_finished(ws, run, timeout)
+        run.seconds = time.perf_counter() - start
+        time.sleep(hold)
+        return run
+
+
+def _read_until_finished(ws, run: PageRun, timeout: float) -> None:
+    """Count what the server sends into ``run`` until the script run ends (not one ended for a rerun)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    while True:
+        raw = ws.recv(timeout=timeout)
+        run.bytes_received += len(raw)
+        message = ForwardMsg()
+        message.ParseFromString(raw)
+        kind = message.WhichOneof("type")
+        if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+            element = message.delta.new_element
+            element_kind = element.WhichOneof("type")
+            if element_kind == "plotly_chart":
+                run.figures += 1
+                run.figure_bytes += len(element.plotly_chart.spec)
+            elif element_kind == "exception":
+                run.errors.append(element.exception.message[:200])
+            elif element_kind == "alert" and element.alert.format == element.alert.ERROR:
+                run.errors.append(element.alert.body[:200])
+        elif kind == "script_finished" and message.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            return  # (a run that ended early for a rerun: the interaction ends with the next run)
+
+
+def replica_in(set_cookies: list[str]) -> str:
+    """The replica (r1, r2, ...) that nginx's Set-Cookie headers name; '' when none does."""
+    for header in set_cookies:
+        cookie = SimpleCookie()
+        cookie.load(header)
+        if REPLICA_COOKIE in cookie:
+            return cookie[REPLICA_COOKIE].value
+    return ""
 
 
 def free_port() -> int:

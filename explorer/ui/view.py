@@ -27,7 +27,7 @@ from explorer.plots.architecture import architecture_figure
 from explorer.plots.common import classroom_style, standalone_html
 from explorer.plots.decoding import depth_lens
 from explorer.registry import FAMILIES, Family
-from explorer.text import CleanText, InputError, clean_user_text
+from explorer.text import CleanText, InputError, clean_user_text, plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
 from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url
@@ -58,12 +58,15 @@ class View:
     family: Family | None = None
     text_key: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    # Settings drawn below the text: kept when a run does not draw them (an empty or too-short text stops
+    # the page before them, and Streamlit forgets the state of a widget that a run does not draw)
+    keep: tuple[str, ...] = ()
 
     @classmethod
-    def of_family(cls, key: str, text_key: str, **keys: str) -> View:
+    def of_family(cls, key: str, text_key: str, keep: tuple[str, ...] = (), **keys: str) -> View:
         family = FAMILIES[key]
         declared = {"text": text_key, "model": picker.custom_model_key(key), **keys}
-        return cls(f"{family.title} view", family, text_key, declared)
+        return cls(f"{family.title} view", family, text_key, declared, keep)
 
     # -- declared state --------------------------------------------------------------------
     def declares(self, state_key: str) -> bool:
@@ -83,6 +86,9 @@ class View:
         """A fresh figure list for the export, and the sentence of a control that failed just before."""
         show_callback_failure()
         st.session_state[FIGURES] = []
+        for key in (*self.keys.values(), *self.keep):
+            if key in st.session_state:  # re-set: a widget this run does not draw keeps its value (Streamlit's way)
+                st.session_state[key] = st.session_state[key]
 
     def page(self, headline: str, intro: str, body: Callable[[LoadedModel], None]) -> None:
         """The family page skeleton: title, the model from the sidebar, the body and the model's
@@ -138,7 +144,7 @@ class View:
         try:
             cleaned = clean_user_text(raw)
         except InputError as error:
-            st.warning(str(error))
+            st.warning(plain(error))
             return None
         notes(cleaned.notices)
         return cleaned
@@ -172,7 +178,7 @@ class View:
 
     def architecture(self, loaded: LoadedModel) -> None:
         """The loaded model's own structure as a diagram (in an expander: tall for deep models)."""
-        with st.expander(f"Architecture of {loaded.model_id}, drawn from the loaded model", expanded=False):
+        with st.expander(f"Architecture of {plain(loaded.model_id)}, drawn from the loaded model", expanded=False):
             graph = _architecture(loaded)
             params = sum(d["params"] for _n, d in graph.nodes(data=True)) / 1e6
             self.figure(
@@ -217,7 +223,7 @@ def _use_example(key: str, text: str) -> None:
 
 def notes(items) -> None:
     for item in items:
-        st.info(item)
+        st.info(plain(item))
 
 
 @cached(max_entries=8)
