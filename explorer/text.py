@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -48,11 +49,18 @@ def clean_user_text(raw: str | None, max_chars: int = MAX_INPUT_CHARS) -> CleanT
 _MARKDOWN_ESCAPES = {ord(ch): "\\" + ch for ch in "\\`*_{}[]()<>#+-.!|:~$&=\"'/@%^;,?"}
 
 
+# GFM links bare URLs and e-mail addresses after escapes are resolved ("https\:\/\/x" still becomes a
+# link), so those patterns are broken with an invisible WORD JOINER (U+2060) instead.
+_AUTOLINKS = re.compile(r"(?i)(https?|ftp|mailto|xmpp|www)(?=[:.])|(?<=\w)(?=@)")
+
+
 def plain(text: object) -> str:
     """``text`` for a Markdown-rendering element (st.error, st.caption, st.markdown…), shown
-    literally: no link, image, HTML, emphasis or Streamlit directive can come out of it.
-    Newlines become Markdown line breaks. Every message that quotes input goes through here."""
-    escaped = str(text).translate(_MARKDOWN_ESCAPES)
+    literally: no link, image, HTML, emphasis or Streamlit directive can come out of it (bare
+    URLs and addresses get an invisible word joiner so they are not linked). Newlines become
+    Markdown line breaks. Every message that quotes input goes through here."""
+    unlinked = _AUTOLINKS.sub(lambda m: (m.group(1) or "") + "\u2060", str(text))
+    escaped = unlinked.translate(_MARKDOWN_ESCAPES)
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
 
 

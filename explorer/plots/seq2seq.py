@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -51,14 +53,73 @@ def cross_attention_heatmap(decoder_tokens, source_tokens, cross: np.ndarray, la
     return fig
 
 
-def encoder_vs_decoder_time(encoder_seconds: float, step_seconds: list[float]) -> go.Figure:
-    """The one encoder pass against every decoder step (measured wall-clock)."""
-    require(encoder_seconds >= 0 and all(s >= 0 for s in step_seconds), "times must be non-negative")
-    labels = ["encoder (once)"] + [f"decoder step {i + 1}" for i in range(len(step_seconds))]
-    values = [encoder_seconds * 1000] + [s * 1000 for s in step_seconds]
-    colours = ["#0072B2"] + ["#E69F00"] * len(step_seconds)
-    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colours, hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"))
-    base_layout(fig, f"Measured time: one encoder pass vs {len(step_seconds)} decoder steps "
-                     f"(total decoding {sum(step_seconds) * 1000:.0f} ms)", height=320)
+@dataclass(frozen=True)
+class TimingSummary:
+    """What the timing figure draws and its caption states, in milliseconds.
+
+    encoder_runs  every timed encoder pass over this source (the median is drawn)
+    step_runs     every decoder step of this output, each timed once when it was first computed
+    """
+
+    encoder_runs: tuple[float, ...]
+    step_runs: tuple[float, ...]
+
+    @property
+    def encoder_ms(self) -> float:
+        return float(np.median(self.encoder_runs))
+
+    @property
+    def step_ms(self) -> float:
+        return float(np.median(self.step_runs))
+
+    @property
+    def decoder_ms(self) -> float:
+        return float(sum(self.step_runs))
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_runs)
+
+
+def timing_summary(encoder_seconds, step_seconds) -> TimingSummary:
+    require(len(encoder_seconds) > 0 and len(step_seconds) > 0, "need at least one encoder pass and one step")
+    require(all(s >= 0 for s in (*encoder_seconds, *step_seconds)), "times must be non-negative")
+    return TimingSummary(tuple(float(s) * 1000 for s in encoder_seconds), tuple(float(s) * 1000 for s in step_seconds))
+
+
+def timing_sentence(summary: TimingSummary) -> str:
+    """The caption beside ``encoder_vs_decoder_time``: every number in it is one the figure draws,
+    and its claim (the decoder's cost grows with the output, the encoder's does not) holds whatever
+    the timings are."""
+    ratio = summary.decoder_ms / summary.encoder_ms if summary.encoder_ms > 0 else float("inf")
+    return (
+        f"Measured on this machine. The encoder runs once per source: one pass took {summary.encoder_ms:.1f} ms "
+        f"(median of {len(summary.encoder_runs)} passes). The decoder runs once per output token: its "
+        f"{summary.steps} steps for this output took {summary.decoder_ms:.0f} ms in all "
+        f"({ratio:.1f}× the encoder pass), {summary.step_ms:.1f} ms per step (median). So the cost that grows "
+        "with the output's length is the decoder's. Each step is timed once, when first computed; a single step "
+        "can take longer than the encoder pass (here every step re-reads the whole output so far)."
+    )
+
+
+def encoder_vs_decoder_time(encoder_seconds, step_seconds) -> go.Figure:
+    """The encoder pass (``encoder_seconds``: one time, or every timed run; the median is drawn, whiskers
+    from the fastest to the slowest) against every decoder step of this output, with the median step as a
+    dashed line. ``timing_sentence(timing_summary(...))`` of the same arguments states what it draws."""
+    summary = timing_summary(np.atleast_1d(encoder_seconds), step_seconds)
+    labels = ["encoder (once)"] + [f"decoder step {i + 1}" for i in range(summary.steps)]
+    values = [summary.encoder_ms, *summary.step_runs]
+    colours = ["#0072B2"] + ["#E69F00"] * summary.steps
+    low, high = min(summary.encoder_runs), max(summary.encoder_runs)
+    whiskers = dict(type="data", symmetric=False, array=[high - summary.encoder_ms] + [0] * summary.steps,
+                    arrayminus=[summary.encoder_ms - low] + [0] * summary.steps, color="#444",
+                    width=0, thickness=2)  # no caps: the steps' zero-length whiskers stay invisible
+    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colours, error_y=whiskers,
+                           hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"))
+    fig.add_hline(y=summary.step_ms, line_dash="dash", line_color="#E69F00",
+                  annotation_text=f"median step {summary.step_ms:.1f} ms", annotation_position="top right")
+    base_layout(fig, f"Measured time: one encoder pass ({summary.encoder_ms:.1f} ms, median of "
+                     f"{len(summary.encoder_runs)}) vs {summary.steps} decoder steps "
+                     f"({summary.decoder_ms:.0f} ms in all)", height=340)
     fig.update_layout(yaxis_title="milliseconds")
     return fig

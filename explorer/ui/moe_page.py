@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from explorer import routing
 from explorer.adapters import moe
-from explorer.catalogue import training_logs
+from explorer.catalogue import load_catalogue, training_logs
+from explorer.experiments import cards
 from explorer.models.accounting import account, explain_moe, gallery
 from explorer.plots import moe as moe_plots
 from explorer.plots import training as training_plots
 from explorer.ui.view import View, cached, notes
 
-VIEW = View.of_family("moe", text_key="moe_text")
+VIEW = View.of_family("moe", text_key="moe_text", keep=("moe_layer", "moe_token"))
 
 EXAMPLES = [
     "The cat sat on the mat and the dog slept by the door.",
@@ -58,23 +60,37 @@ def _body(loaded, text: str) -> None:
         f"of {getattr(config, 'num_hidden_layers', None) or getattr(config, 'num_layers', '?')}. "
         + moe.gate_rule(config)
     )
-    _routes(stack, router)
+    _routes(loaded, stack, router)
     _statistics(loaded, stack, router)
     _training_curves(loaded)
     _cost(loaded)
 
 
-def _routes(stack, router) -> None:
+def weights_sentence(loaded) -> str:
+    """What the routes on screen can show, from how the loaded model's weights came about: its load note
+    marks random weights (the picker shows that note as a warning), the catalogue says who trained it."""
+    if "random weights" in loaded.note.lower():
+        return (
+            "This model has random weights (never trained): its routes are arbitrary, but the mechanism "
+            "is the real one."
+        )
+    entry = load_catalogue()["moe"].find(loaded.model_id)
+    if entry is not None and entry.trained_by:
+        return f"Trained by {entry.trained_by}: the routes are what its router learned."
+    return "These are the weights published under this model id: the routes are what its router does with them."
+
+
+def _routes(loaded, stack, router) -> None:
     VIEW.figure(
         moe_plots.route_map(stack.tokens, router),
         key="moe_routes",
         caption=(
-            "Every token's route: which experts process it in each MoE layer (cell text), coloured by the first choice."
+            "Every token's route: which experts process it in each MoE layer (cell text), coloured by the first "
+            "choice. " + weights_sentence(loaded)
         ),
         how_to_read=(
             "Read a column top to bottom to follow one token through the network. Hover a cell for the gate "
-            "weights: the token's output from that layer is the gate-weighted sum of the chosen experts' outputs. "
-            "With random weights (the embedded stand-in) the routes are arbitrary but the mechanism is the real one."
+            "weights: the token's output from that layer is the gate-weighted sum of the chosen experts' outputs."
         ),
     )
     c1, c2 = st.columns(2)
@@ -214,11 +230,25 @@ def _training_curves(loaded) -> None:
     st.table(rows)
 
 
+def neighbour_sharing(router) -> tuple[np.ndarray, float, float]:
+    """(per MoE layer, mean over layers, chance): the replication card's 'same first expert for
+    consecutive tokens' on this text, computed by the card's own functions."""
+    if router.chosen.shape[1] < 2:
+        return np.zeros(0), float("nan"), cards.chance_same_first(router.num_experts)
+    per_layer = cards.consecutive_same_first(router.chosen)  # [M]
+    return per_layer, float(per_layer.mean()), cards.chance_same_first(router.num_experts)
+
+
 def _statistics(loaded, stack, router) -> None:
     st.subheader("Patterns in the routes")
     _balance(loaded, router)
+    _pattern_metrics(stack, router)
+    _flows(router)
+
+
+def _pattern_metrics(stack, router) -> None:
     same_id, repeated = routing.token_id_consistency(router, stack.token_ids)
-    observed, chance = routing.consecutive_sharing(router)
+    per_layer, shared, chance = neighbour_sharing(router)
     m2, m3 = st.columns(2)
     m2.metric(
         "Same token id → same first expert",
@@ -227,11 +257,28 @@ def _statistics(loaded, stack, router) -> None:
     )
     m3.metric(
         "Neighbouring tokens share their first expert",
-        f"{observed:.0%}",
-        delta=f"{observed - chance:+.0%} vs chance",
+        "n/a" if per_layer.size == 0 else f"{shared:.1%}",
+        delta=None if per_layer.size == 0 else f"{(shared - chance) * 100:+.1f} points vs chance ({chance:.1%})",
         delta_color="off",
-        help=f"Chance level for these expert frequencies: {chance:.0%}.",
+        help=(
+            "The share of consecutive token pairs (t, t+1) whose first-choice expert is the same, per MoE layer "
+            f"({', '.join(f'{v:.1%}' for v in per_layer)}), averaged over the layers. Chance is 1/N = "
+            f"1/{router.num_experts} = {chance:.1%}: what two independent, uniformly random first choices would give. "
+            "The replication card 'Mixtral: same first expert' on the Experiments page computes this same "
+            "statistic with the same function, averaged over its everyday-sentences prompt set, so its value "
+            "differs from this text's by the text, not by the definition. Mixtral's paper (Jiang et al. 2024, "
+            "section 5) reports it per layer."
+        ),
     )
+    st.caption(
+        f"Neighbour sharing: of the consecutive token pairs, the share whose first-choice experts are the same, per "
+        f"MoE layer, averaged over the layers; chance = 1/{router.num_experts}, two independent uniform choices. "
+        "Same definition and function as the Experiments page's card 'Mixtral: same first expert', which averages "
+        "it over its own prompt set."
+    )
+
+
+def _flows(router) -> None:
     c1, c2 = st.columns(2)
     with c1:
         if len(router.layer_indices) >= 2:

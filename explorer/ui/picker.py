@@ -89,7 +89,7 @@ def load_for_page(family_key: str) -> LoadedModel | None:
     last_ok = f"{family_key}_last_loaded"
     try:
         with st.spinner(
-            f"Loading {model_id} on {device.upper()}… (the first load of an embedded model converts it "
+            f"Loading {plain(model_id)} on {device.upper()}… (the first load of an embedded model converts it "
             "once; later loads take seconds)"
         ):
             loaded = cached_model(model_id, device, family_key)
