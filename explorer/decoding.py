@@ -123,3 +123,28 @@ def choose_token(logits: np.ndarray, settings: SamplingSettings, step_index: int
     cumulative = np.cumsum(probs[candidates])  # [K] float64
     u = np.random.default_rng([settings.seed, step_index]).random() * cumulative[-1]
     return int(candidates[min(int(np.searchsorted(cumulative, u, side="right")), len(candidates) - 1)])
+
+
+def drawn_distribution(logits: np.ndarray, settings: SamplingSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The distribution ``choose_token`` actually draws from at one step's logits [V].
+
+    Returns (probs [V] float64, kept [V] bool). Sampling: ``filtered_distribution``'s (after
+    temperature, top-k and top-p; zero outside ``kept``, summing to 1). Greedy: all the mass on
+    the one token greedy takes (the most likely kept token); ``kept`` is then what suppression
+    left, since greedy ignores temperature, top-k and top-p."""
+    probs, kept = filtered_distribution(logits, settings)
+    if not settings.greedy:
+        return probs, kept
+    certain = np.zeros_like(probs)
+    certain[int(np.argmax(np.where(kept, logits, -np.inf)))] = 1.0
+    return certain, kept
+
+
+def rules_text(settings: SamplingSettings) -> str:
+    """The decoding rules in a few words, for figure titles: 'temperature T=0.3, top-k=0 (off),
+    top-p=0.9' or 'greedy (always the most likely token)'."""
+    if settings.greedy:
+        return "greedy (always the most likely token)"
+    top_k = f"top-k={settings.top_k}" if settings.top_k else "top-k=0 (off)"
+    top_p = f"top-p={settings.top_p:g}" if settings.top_p < 1 else "top-p=1 (off)"
+    return f"temperature T={settings.temperature:g}, {top_k}, {top_p}"

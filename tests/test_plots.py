@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from explorer.decoding import SamplingSettings, choose_token, drawn_distribution, rules_text, softmax
 from explorer.plots import decoding, encoder, moe, seq2seq
 from explorer.plots.common import VALIDATE_ENV, pca_2d, unique_labels
 from explorer.trace import ForwardTrace, RouterTrace
@@ -85,6 +86,77 @@ def test_next_token_bars_adds_a_chosen_token_outside_the_top():
     probs /= probs.sum()
     fig = decoding.next_token_bars(probs, np.ones(40, bool), 39, {}, top=5)
     assert len(fig.data[0].x) == 6
+
+
+def bar_values(fig: go.Figure) -> dict[str, dict[int, float]]:
+    """What sampling_bars draws, read back from the figure: {'raw' | 'drawn': {token id: bar length}}."""
+    values: dict[str, dict[int, float]] = {"raw": {}, "drawn": {}}
+    for trace in fig.data:
+        side = "raw" if trace.offset < 0 else "drawn"
+        for x, custom in zip(trace.x, trace.customdata, strict=True):
+            values[side][int(custom[1])] = float(x)
+    return values
+
+
+def sampling_figure(logits: np.ndarray, rules: SamplingSettings, step_index: int = 0, top: int = 15) -> go.Figure:
+    raw, (drawn, kept) = softmax(logits), drawn_distribution(logits, rules)
+    marked = choose_token(logits, rules, step_index)
+    ids = decoding.shown_tokens(raw, drawn, top=top, marked=marked)
+    return decoding.sampling_bars(raw, drawn, kept, ids, {int(i): f"t{i}" for i in ids}, rules_text(rules),
+                                  rules.greedy, marked=marked, marked_is_next=True)
+
+
+SYNTHETIC = (np.random.default_rng(3).standard_normal(500) * 2.5).astype(np.float32)  # [V]
+
+
+def test_sampling_bars_sharpen_and_flatten_with_temperature():
+    tops = []
+    for t in (0.1, 1.0, 2.0):
+        drawn = bar_values(sampling_figure(SYNTHETIC, SamplingSettings(greedy=False, temperature=t)))["drawn"]
+        tops.append(drawn[int(SYNTHETIC.argmax())])
+    assert tops[0] > tops[1] > tops[2]
+    raw = bar_values(sampling_figure(SYNTHETIC, SamplingSettings(greedy=False, temperature=2.0)))["raw"]
+    assert raw[int(SYNTHETIC.argmax())] == pytest.approx(float(softmax(SYNTHETIC).max()))  # grey stays at T=1
+
+
+def test_sampling_bars_show_removed_tokens_hatched_at_zero():
+    rules = SamplingSettings(greedy=False, top_k=3)
+    fig = sampling_figure(SYNTHETIC, rules)
+    values = bar_values(fig)
+    kept = set(np.argsort(-SYNTHETIC)[:3].tolist())
+    assert len(values["raw"]) == 15 and set(values["raw"]) == set(values["drawn"])
+    assert all(values["drawn"][i] == 0 for i in values["drawn"] if i not in kept)
+    assert sum(values["drawn"][i] for i in kept) == pytest.approx(1.0)
+    hatched = [t for t in fig.data if t.marker.pattern.shape == "/"]
+    assert len(hatched) == 1 and {int(c[1]) for c in hatched[0].customdata} == set(values["raw"]) - kept
+    assert "top-k=3" in fig.layout.title.text and "hatched" in fig.layout.title.text
+
+
+def test_sampling_bars_mark_the_next_token_in_orange():
+    rules = SamplingSettings(greedy=False, temperature=1.5, seed=4)
+    marked = choose_token(SYNTHETIC, rules, 2)
+    fig = sampling_figure(SYNTHETIC, rules, step_index=2)
+    orange = [t for t in fig.data if t.marker.color == decoding.CHOSEN_ORANGE]
+    assert len(orange) == 1 and [int(c[1]) for c in orange[0].customdata] == [marked]
+    assert orange[0].name == f"next: t{marked} (what Step will choose)"
+    assert any(f"next ▶ t{marked}" in tick for tick in fig.layout.yaxis.ticktext)
+
+
+def test_sampling_bars_say_greedy_puts_everything_on_the_top_token():
+    fig = sampling_figure(SYNTHETIC, SamplingSettings(greedy=True, temperature=0.2))
+    drawn = bar_values(fig)["drawn"]
+    top = int(SYNTHETIC.argmax())
+    assert drawn[top] == 1.0 and sum(drawn.values()) == 1.0
+    assert "Greedy" in fig.layout.title.text and f"t{top}" in fig.layout.title.text
+    assert fig.layout.title.text.startswith("Next-token distribution")  # what test_browser waits for on /decoder
+
+
+def test_shown_tokens_take_the_top_of_both_distributions():
+    raw = np.array([0.4, 0.3, 0.2, 0.05, 0.03, 0.02])
+    drawn = np.array([0.0, 0.0, 0.0, 0.6, 0.3, 0.1])  # the raw top suppressed
+    assert decoding.shown_tokens(raw, drawn, top=4).tolist() == [0, 1, 3, 4]
+    assert decoding.shown_tokens(raw, drawn, top=2, marked=5).tolist() == [0, 3, 5]
+    assert decoding.shown_tokens(raw, raw, top=3).tolist() == [0, 1, 2]
 
 
 def test_context_attention_and_history():
@@ -262,6 +334,8 @@ def _dict_figures():
     yield "similarity", lambda: encoder.cosine_similarity_matrix(trace, 1)
     yield "attention", lambda: encoder.layer_attention(trace, 1, None)
     yield "bars", lambda: decoding.next_token_bars(probs, probs > 0.05, 3, {i: f"t{i}" for i in range(12)}, top=5)
+    yield "sampling bars", lambda: sampling_figure(SYNTHETIC, SamplingSettings(greedy=False, top_k=4, seed=1))
+    yield "greedy bars", lambda: sampling_figure(SYNTHETIC, SamplingSettings())
     yield "lens", lambda: decoding.depth_lens(["a", "b", "c", "d"], np.array([0.1, 0.2, 0.3, 0.9]), "d",
                                               np.array([0.0, 0.1, 0.2, 0.9]), "lens")
 
@@ -274,3 +348,20 @@ def test_unvalidated_figures_serialise_exactly_as_validated_ones(monkeypatch, na
     checked = json.loads(pio.to_json(build(), validate=False))
     monkeypatch.setenv(VALIDATE_ENV, "0")
     assert json.loads(pio.to_json(build(), validate=False)) == checked, name
+
+
+def test_timing_figure_draws_the_medians_its_sentence_states():
+    """A single decoder step slower than the encoder pass (340 ms beside 270 ms) contradicts nothing:
+    the figure draws the medians the sentence states, and the claim is about growth with output length."""
+    encoder_runs, steps = [0.27, 0.9, 0.25, 0.26, 0.31], [0.34, 0.05, 0.06, 0.04]
+    summary = seq2seq.timing_summary(encoder_runs, steps)
+    fig = seq2seq.encoder_vs_decoder_time(encoder_runs, steps)
+    assert list(fig.data[0].y) == pytest.approx([270, 340, 50, 60, 40])  # the encoder bar is the median of 5
+    assert fig.data[0].error_y.arrayminus[0] == pytest.approx(20) and fig.data[0].error_y.array[0] == pytest.approx(630)
+    assert fig.layout.shapes[0].y0 == pytest.approx(55)  # the dashed median step
+    sentence = seq2seq.timing_sentence(summary)
+    for stated in ("270.0 ms (median of 5 passes)", "4 steps", "490 ms in all", "(1.8× the encoder pass)",
+                   "55.0 ms per step (median)", "the cost that grows with the output's length is the decoder's"):
+        assert stated in sentence, stated
+    with pytest.raises(ValueError):
+        seq2seq.timing_summary([], steps)

@@ -36,6 +36,105 @@ def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, 
     return fig.update_layout(margin=dict(r=60))  # room for a near-certain bar's label beyond the axis's end at 1
 
 
+RAW_GREY, DRAWN_BLUE, CHOSEN_ORANGE = "#BBBBBB", "#0072B2", "#E69F00"
+
+
+def shown_tokens(raw: np.ndarray, drawn: np.ndarray, top: int = 15, marked: int | None = None) -> np.ndarray:
+    """Token ids [~top] for the raw-vs-drawn bars: the union of the top of both distributions
+    (taken rank by rank until ``top`` are in), plus ``marked``, ordered by raw probability so the
+    bars keep their places while the rules change."""
+    raw_order = np.argsort(-raw, kind="stable")[:top]
+    drawn_order = np.argsort(-drawn, kind="stable")[:top]
+    drawn_order = drawn_order[drawn[drawn_order] > 0]  # tokens Step can draw at all
+    ids: list[int] = []
+    for rank in range(top):
+        for ranking in (raw_order, drawn_order):
+            if rank < len(ranking) and int(ranking[rank]) not in ids and len(ids) < top:
+                ids.append(int(ranking[rank]))
+    if marked is not None and int(marked) not in ids:
+        ids.append(int(marked))
+    return np.array(sorted(ids, key=lambda i: (-float(raw[i]), i)), dtype=np.int64)
+
+
+def _percent(p: float) -> str:
+    return f"{p:.1%}" if p >= 0.0005 or p == 0 else "<0.1%"
+
+
+def sampling_bars(raw: np.ndarray, drawn: np.ndarray, kept: np.ndarray, ids: np.ndarray, labels: dict[int, str],
+                  rules: str, greedy: bool, marked: int | None = None, marked_is_next: bool = False,
+                  removed_by: str = "top-k / top-p") -> go.Figure:
+    """The next-token distribution before and after the decoding rules, token by token.
+
+    raw [V]: the model's probabilities (softmax of the logits, temperature 1); drawn [V]: the
+    distribution Step draws from (explorer.decoding.drawn_distribution: after temperature, top-k
+    and top-p, or all on the top token when greedy); kept [V]: tokens the rules leave in play.
+    ids: the tokens shown (``shown_tokens``), top to bottom. ``marked`` is drawn in orange: the
+    token chosen at this step, or (``marked_is_next``) the one Step will choose. ``rules`` names
+    them in the title (explorer.decoding.rules_text), ``removed_by`` what can remove a token."""
+    require(raw.shape == drawn.shape == kept.shape and raw.ndim == 1, "raw, drawn and kept must all be [V]")
+    ids = np.asarray(ids, dtype=np.int64)
+    require(ids.ndim == 1 and len(ids) > 0, "ids must be a non-empty [N]")
+    y = np.arange(len(ids))
+    names = [safe_label(labels.get(int(i), f"#{i}")) for i in ids]
+    is_marked = np.array([int(i) == marked for i in ids])
+    removed = ~kept[ids]
+    marked_name = names[int(np.flatnonzero(is_marked)[0])] if is_marked.any() else None
+    marked_role = "next" if marked_is_next else "chosen"
+    status = ["removed by the decoding rules: Step cannot draw it" if r else "in play" for r in removed]
+    hover = ("token %{customdata[0]} (id %{customdata[1]})<br>raw p = %{customdata[2]:.4f}"
+             "<br>Step draws it with p = %{customdata[3]:.4f}<br>%{customdata[4]}<extra></extra>")
+    custom = [[n, str(int(i)), float(raw[i]), float(drawn[i]), s] for n, i, s in zip(names, ids, status, strict=True)]
+
+    def bars(mask, values, name, colour, offset, pattern="", text_colour="#555555", texts=None, legend=True):
+        chosen = np.flatnonzero(mask)
+        return dict(type="bar", orientation="h", y=y[chosen], x=values[chosen], name=name, showlegend=legend,
+                    offset=offset, width=0.4, marker=dict(color=colour, pattern=dict(shape=pattern)),
+                    text=[texts[k] if texts is not None else _percent(float(values[k])) for k in chosen],
+                    textposition="outside", cliponaxis=False, textfont=dict(color=text_colour, size=11),
+                    customdata=[custom[k] for k in chosen], hovertemplate=hover)
+
+    raw_shown, drawn_shown = raw[ids].astype(np.float64), drawn[ids].astype(np.float64)
+    drawn_texts = ["0 (removed)" if r else ("" if greedy and d == 0 else _percent(float(d)))
+                   for r, d in zip(removed, drawn_shown, strict=True)]
+    drawn_name = ("what Step draws from: greedy puts it all on the top token" if greedy
+                  else f"what Step draws from: after {rules}")
+    traces = [
+        bars(~removed, raw_shown, "raw: the model's probability (temperature 1, nothing removed)", RAW_GREY, -0.42),
+        bars(removed, raw_shown, f"removed by {removed_by}: Step draws it with probability 0", RAW_GREY,
+             -0.42, pattern="/"),
+        bars(~is_marked & ~removed, drawn_shown, drawn_name, DRAWN_BLUE, 0.02, text_colour=DRAWN_BLUE,
+             texts=drawn_texts),
+        bars(~is_marked & removed, drawn_shown, "", DRAWN_BLUE, 0.02, texts=drawn_texts, legend=False),
+        bars(is_marked, drawn_shown,
+             f"{marked_role}: {marked_name}" + (" (what Step will choose)" if marked_is_next else ""),
+             CHOSEN_ORANGE, 0.02, text_colour="#B07800", texts=drawn_texts),
+    ]
+    traces = [t for t in traces if len(t["y"])]
+    ticks = [f'<span style="color:#B07800"><b>{marked_role} ▶ {n}</b></span>' if m else n
+             for n, m in zip(names, is_marked, strict=True)]
+    top_value = float(max(raw_shown.max(), drawn_shown.max()))
+    if greedy:
+        lines = [f"Greedy: Step always takes the most likely token, so all it draws from (100%) is on "
+                 f"{names[int(np.argmax(drawn_shown))]}",
+                 "Temperature, top-k and top-p do nothing until greedy is turned off"]
+    else:
+        lines = [f"Blue: probability after {rules}" + ("; hatched: removed, never drawn" if removed.any() else ""),
+                 f"The {len(ids)} tokens shown hold {_percent(float(drawn_shown.sum()))} of what Step draws from "
+                 f"({_percent(float(raw_shown.sum()))} of the raw probability)"]
+    fig = dict_figure(
+        traces,
+        dict(barmode="overlay",
+             xaxis=dict(title=dict(text="probability (grey: raw, temperature 1 · blue: what Step draws from)"),
+                        range=[0, min(1.0, top_value * 1.2 + 0.03)], tickformat=".0%"),
+             yaxis=dict(autorange="reversed", tickmode="array", tickvals=y.tolist(),
+                        ticktext=[f"{t}  " for t in ticks]),
+             legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top", traceorder="normal")),
+    )
+    title = "Next-token distribution: the model's probabilities (grey) and what Step draws from (blue)"
+    base_layout(fig, title + "".join(f"<br><sup>{line}</sup>" for line in lines), height=max(380, 38 * len(ids) + 250))
+    return fig.update_layout(margin=dict(r=70, t=100, b=60))  # room for a near-certain bar's label beyond 100%
+
+
 def context_attention(tokens, last_attention: np.ndarray, layer: int) -> go.Figure:
     """How the newest position spreads its attention over the context at one block,
     averaged over heads; last_attention is [L, H, T]."""

@@ -8,14 +8,19 @@ import numpy as np
 import streamlit as st
 
 from explorer.adapters import decoder
-from explorer.adapters.common import display_token
+from explorer.adapters.common import display_token, vocabulary_size
 from explorer.decoding import depth_readout
 from explorer.plots import decoding as decoding_plots
 from explorer.session import DecodingSession, history
 from explorer.ui import stepper
 from explorer.ui.view import View, cached, notes
 
-VIEW = View.of_family("decoder", text_key="decoder_prompt", tokens="decoder_generated")
+VIEW = View.of_family(
+    "decoder",
+    text_key="decoder_prompt",
+    keep=(*stepper.kept_keys("decoder"), "decoder_chat", "decoder_layer"),
+    tokens="decoder_generated",
+)
 
 EXAMPLES = [
     "The capital of France is",
@@ -57,6 +62,7 @@ def _body(loaded, text: str) -> None:
         settings_for=lambda i: settings,
         eos_ids=decoder.eos_ids(loaded),
         max_tokens=max(0, min(128, decoder.context_limit(loaded) - len(prompt_ids))),
+        vocab_size=vocabulary_size(loaded),
     )
     labels = stepper.token_labels(loaded.tokenizer)
     result = stepper.run_stepper(
@@ -69,13 +75,20 @@ def _body(loaded, text: str) -> None:
         result,
         labels,
         caption=lambda k, s: (
-            f"Step {k}: the model's probabilities for the next token after {len(s.context_ids)} "
-            f"tokens of context (forward took {s.seconds * 1000:.0f} ms)."
+            f"Step {k}: the next-token distribution after {len(s.context_ids)} tokens of context, raw (grey) "
+            f"and as Step draws from it under the decoding rules set now (blue); the forward took "
+            f"{s.seconds * 1000:.0f} ms."
         ),
         how_to_read=(
-            "Bars are the model's raw probabilities (temperature 1). Blue tokens are still allowed by the "
-            "decoding rules, grey hatched ones were removed by top-k or top-p, and the orange bar is the token "
-            "that was chosen. Greedy decoding always takes the longest bar."
+            "Each token has two bars. **Grey** is the model's raw probability: the softmax of its logits at "
+            "temperature 1, before any decoding rule. **Blue** is what Step actually draws from: the logits "
+            "divided by the temperature, then only the top-k tokens kept, then only the smallest set whose "
+            "probabilities add up to top-p, renormalised to sum to 1. A temperature below 1 sharpens it (the top "
+            "token takes more), above 1 flattens it; grey hatched tokens were removed by top-k or top-p and are "
+            "never drawn (blue 0). With greedy on there is nothing to draw: Step always takes the most likely "
+            "token, so the blue bar is 100% on it. **Orange** marks the token chosen at this step; on the last "
+            "step, the one Step will append next (the draw is fixed by the seed and the step number, so what you "
+            "see is what you get). Change the rules under *Decoding rules* and watch the blue bars move."
         ),
         help=(
             "Step k shows the distribution the k-th generated token was chosen from; the last one is the next "

@@ -16,9 +16,10 @@ import numpy as np
 import streamlit as st
 
 from explorer.adapters.common import display_token
-from explorer.decoding import SamplingSettings
+from explorer.decoding import SamplingSettings, choose_token, drawn_distribution, rules_text
 from explorer.plots import decoding as decoding_plots
-from explorer.session import Decoding, DecodingSession, kept_mask
+from explorer.session import Decoding, DecodingSession, parse_token_ids
+from explorer.text import InputError, plain
 from explorer.trace import DecodingStep
 from explorer.ui.boundary import guarded
 from explorer.ui.links import take_once
@@ -35,6 +36,11 @@ def token_labels(tokenizer) -> Callable[[list[int]], dict]:
     return lambda ids: {i: display_token(tokenizer, i) for i in ids}
 
 
+def kept_keys(prefix: str) -> tuple[str, ...]:
+    """The decoding rules and the inspected step: settings a page keeps through an invalid input."""
+    return tuple(f"{prefix}_{name}" for name in ("greedy", "temperature", "top_k", "top_p", "seed", "inspect"))
+
+
 def sampling_controls(prefix: str) -> SamplingSettings:
     with st.expander("Decoding rules (greedy, temperature, top-k, top-p, seed)", expanded=False):
         greedy = st.toggle("Greedy (always take the most likely token)", value=True, key=f"{prefix}_greedy")
@@ -47,7 +53,10 @@ def sampling_controls(prefix: str) -> SamplingSettings:
             0.05,
             key=f"{prefix}_temperature",
             disabled=greedy,
-            help="Divides the logits: below 1 sharpens the distribution, above 1 flattens it.",
+            help=(
+                "Divides the logits: below 1 sharpens the distribution, above 1 flattens it. The blue bars of "
+                "the next-token chart below show the result."
+            ),
         )
         top_k = c2.number_input("Top-k (0 = off)", 0, 1000, 0, key=f"{prefix}_top_k", disabled=greedy)
         top_p = c3.slider(
@@ -79,7 +88,7 @@ def run_stepper(
     reset (or come from a shared link) and ``auto_tokens`` are generated so the page opens with
     something to look at."""
     param = view.param_of(f"{prefix}_generated")
-    session.generated = _generated_for(prefix, param, signature, auto_tokens)
+    session.generated = _generated_for(prefix, param, signature, auto_tokens, session)
     pending = st.session_state.pop(f"{prefix}_pending", 0)
     if pending:
         with st.spinner(f"Generating {pending} tokens…"):
@@ -94,11 +103,13 @@ def run_stepper(
     return result
 
 
-def _generated_for(prefix: str, param: str, signature: tuple, auto_tokens: int) -> list[int]:
+def _generated_for(
+    prefix: str, param: str, signature: tuple, auto_tokens: int, session: DecodingSession
+) -> list[int]:
     """The page's token list; a new signature starts a new one (from a shared link, or empty
     with ``auto_tokens`` pending)."""
     gen_key, sig_key = f"{prefix}_generated", f"{prefix}_signature"
-    shared = _shared_tokens(prefix, param)
+    shared = _shared_tokens(prefix, param, session)
     if st.session_state.get(sig_key) != signature:
         st.session_state[sig_key] = signature
         st.session_state[gen_key] = shared if shared is not None else []
@@ -154,15 +165,17 @@ def _force_controls(prefix: str, session: DecodingSession, current: DecodingStep
     )
 
 
-def _shared_tokens(prefix: str, param: str) -> list[int] | None:
-    """Generated token ids carried by a shared link (?tokens=1,2,3), read once per session."""
+def _shared_tokens(prefix: str, param: str, session: DecodingSession) -> list[int] | None:
+    """Generated token ids carried by a shared link (?tokens=1,2,3), read once per session and
+    checked against the model's vocabulary and length limit (a sentence, not an error, if wrong)."""
     raw = take_once(param, f"{prefix}_tokens")
     if raw is None:
         return None
     try:
-        return [int(t) for t in raw.split(",") if t.strip()][:SHARED_TOKENS_LIMIT]
-    except ValueError:
-        log.info("ignored a shared link's unreadable tokens %r", raw[:80], exc_info=True)
+        return parse_token_ids(raw, session.vocab_size, min(SHARED_TOKENS_LIMIT, session.max_tokens))
+    except InputError as refusal:
+        log.info("a shared link's tokens refused: %r", raw[:80])
+        st.warning(plain(refusal))
         return None
 
 
@@ -175,22 +188,64 @@ def inspect_step(
     how_to_read: str,
     help: str | None = None,
 ) -> tuple[int, DecodingStep]:
-    """The 'Inspect step' slider and the bars of that step's distribution (chosen token in
-    orange, tokens the rules removed hatched). Returns (step number from 1, the step)."""
-    n, last = len(result.generated), len(result.steps)  # last == n once decoding has finished
-    inspect = st.slider("Inspect step", 1, last, last, key=f"{prefix}_inspect", help=help) if last > 1 else 1
+    """The 'Inspect step' slider and the bars of that step's distribution, raw and as Step draws
+    from it (the chosen token, or at the frontier the one Step will choose, in orange; tokens the
+    rules removed hatched). Returns (step number from 1, the step)."""
+    last = len(result.steps)  # len(result.generated) once decoding has finished
+    inspect = st.slider("Inspect step", 1, last, key=_follow_frontier(prefix, last), help=help) if last > 1 else 1
     step = result.steps[inspect - 1]
-    chosen = result.generated[inspect - 1] if inspect <= n else None
-    top = [int(i) for i in np.argsort(-step.probs)[:15]]
+    if inspect > len(result.generated):
+        note = " Orange: the token Step will append next under these rules (the same seed and step give the same draw)."
+    else:
+        note = " Orange: the token that was chosen here."
     view.figure(
-        decoding_plots.next_token_bars(
-            step.probs,
-            kept_mask(step, result.settings[inspect - 1]),
-            chosen,
-            labels_fn(top + ([chosen] if chosen is not None else [])),
-        ),
+        bars_figure(result, inspect, labels_fn),
         key=f"{prefix}_bars",
-        caption=caption(inspect, step),
+        caption=caption(inspect, step) + note,
         how_to_read=how_to_read,
     )
     return inspect, step
+
+
+def _follow_frontier(prefix: str, last: int) -> str:
+    """The Inspect slider's key, its value set so that it stays on the last step as Step, Play,
+    Back or Force move that step (the bars then show the token Step will choose next); a step the
+    student picked away from the end stays picked (clamped to the steps there are)."""
+    key, seen = f"{prefix}_inspect", f"{prefix}_inspect_last"
+    current, previous = st.session_state.get(key), st.session_state.get(seen)
+    st.session_state[seen] = last
+    if current is None or current == previous or current > last:
+        st.session_state[key] = last
+    return key
+
+
+def marked_token(result: Decoding, inspect: int) -> tuple[int, bool]:
+    """The token the bars of step ``inspect`` (from 1) mark, and whether it is still to come: the
+    generated token on earlier steps; at the frontier the token Step will append, since
+    choose_token with the rules, step index and seed DecodingSession.advance uses is
+    deterministic."""
+    index = inspect - 1
+    if index < len(result.generated):
+        return int(result.generated[index]), False
+    return choose_token(result.steps[index].logits, result.settings[index], index), True
+
+
+def bars_figure(result: Decoding, inspect: int, labels_fn, top: int = 15):
+    """The raw-vs-drawn bars of step ``inspect`` (from 1) under the rules in force there."""
+    index = inspect - 1
+    step, rules = result.steps[index], result.settings[index]
+    marked, is_next = marked_token(result, inspect)
+    drawn, kept = drawn_distribution(step.logits, rules)
+    ids = decoding_plots.shown_tokens(step.probs, drawn, top=top, marked=marked)
+    return decoding_plots.sampling_bars(
+        step.probs,
+        drawn,
+        kept,
+        ids,
+        labels_fn([int(i) for i in ids]),
+        rules_text(rules),
+        rules.greedy,
+        marked=marked,
+        marked_is_next=is_next,
+        removed_by="top-k / top-p / suppression" if rules.suppressed_ids else "top-k / top-p",
+    )
