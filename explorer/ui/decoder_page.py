@@ -54,8 +54,9 @@ def render() -> None:
 
 
 def _body(loaded, text: str) -> None:
-    prompt_ids = _prompt_ids(loaded, text)
-    settings = stepper.sampling_controls("decoder")
+    with VIEW.side():
+        prompt_ids = _prompt_ids(loaded, text)
+        settings = stepper.sampling_controls("decoder")
     session = DecodingSession(
         prompt_ids,
         step_fn=lambda ctx: cached_step(loaded, ctx),
@@ -65,11 +66,23 @@ def _body(loaded, text: str) -> None:
         vocab_size=vocabulary_size(loaded),
     )
     labels = stepper.token_labels(loaded.tokenizer)
-    result = stepper.run_stepper(
-        VIEW, "decoder", (loaded.model_id, loaded.device, tuple(prompt_ids.tolist())), session, labels, auto_tokens=8
-    )
-    _text_so_far(loaded, prompt_ids, result.generated)
-    inspect, step = stepper.inspect_step(
+    with VIEW.side():
+        result = stepper.run_stepper(
+            VIEW,
+            "decoder",
+            (loaded.model_id, loaded.device, tuple(prompt_ids.tolist())),
+            session,
+            labels,
+            auto_tokens=8,
+        )
+        _text_so_far(loaded, prompt_ids, result.generated)
+    with VIEW.main():
+        inspect, step = _bars(loaded, result, labels)
+    _after_bars(loaded, result, inspect, step)
+
+
+def _bars(loaded, result, labels):
+    return stepper.inspect_step(
         VIEW,
         "decoder",
         result,
@@ -95,6 +108,9 @@ def _body(loaded, text: str) -> None:
             "token to come."
         ),
     )
+
+
+def _after_bars(loaded, result, inspect, step) -> None:
     _attention_and_lens(loaded, inspect, step)
     _history(loaded, result)
 
@@ -134,7 +150,8 @@ def _text_so_far(loaded, prompt_ids, generated: list[int]) -> None:
     new_text = loaded.tokenizer.decode(generated, skip_special_tokens=False)
     st.markdown("**Text so far** (prompt, then the generated tokens in orange)")
     st.html(
-        "<div style='font-size:1.15rem;line-height:1.6;padding:0.6rem;border:1px solid #ddd;border-radius:6px;"
+        "<div class='explorer-output' style='font-size:1.15rem;line-height:1.6;padding:0.6rem;"
+        "border:1px solid #ddd;border-radius:6px;"
         f"white-space:pre-wrap'>{html.escape(prompt_text)}<span style='color:#b35900;font-weight:600'>"
         f"{html.escape(new_text)}</span></div>"
     )

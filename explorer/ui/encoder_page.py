@@ -16,8 +16,15 @@ from explorer.ui.view import View, cached, notes
 VIEW = View.of_family(
     "encoder",
     text_key="encoder_text",
-    keep=("encoder_sim_layer", "encoder_attn_layer", "encoder_attn_head", "encoder_pair_a", "encoder_pair_b",
-          "encoder_mask_positions"),
+    keep=(
+        "encoder_dims",
+        "encoder_sim_layer",
+        "encoder_attn_layer",
+        "encoder_attn_head",
+        "encoder_pair_a",
+        "encoder_pair_b",
+        "encoder_mask_positions",
+    ),
 )
 
 EXAMPLES = [
@@ -58,9 +65,15 @@ def render() -> None:
 
 def _body(loaded, text: str) -> None:
     trace = cached_trace(loaded, text)
-    notes(trace.notes)
-    st.markdown("**Tokens:** " + " ".join(code_span(t) for t in trace.tokens))
-    _trajectories(loaded, text, trace)
+    with VIEW.side():
+        notes(trace.notes)
+        st.markdown("**Tokens:** " + " ".join(code_span(t) for t in trace.tokens))
+        dims = (
+            st.segmented_control("Projection", [2, 3], default=2, key="encoder_dims", format_func=lambda d: f"{d}-D")
+            or 2
+        )
+    with VIEW.main():
+        _trajectories(loaded, text, trace, int(dims))
     _pair(trace)
     _similarity_and_attention(trace)
     with st.expander("All heads at a glance, and bidirectional versus causal attention"):
@@ -77,12 +90,9 @@ def _body(loaded, text: str) -> None:
     _mask_predictions(loaded, trace)
 
 
-def _trajectories(loaded, text: str, trace) -> None:
-    dims = (
-        st.segmented_control("Projection", [2, 3], default=2, key="encoder_dims", format_func=lambda d: f"{d}-D") or 2
-    )
+def _trajectories(loaded, text: str, trace, dims: int) -> None:
     VIEW.figure(
-        cached_trajectories(loaded, text, int(dims), trace),
+        cached_trajectories(loaded, text, dims, trace),
         key="encoder_trajectories",
         caption=(
             f"{len(trace.tokens)} tokens × {trace.num_layers + 1} depths "

@@ -49,17 +49,21 @@ def render() -> None:
 def _body(loaded, text: str) -> None:
     result = cached_trace(loaded, text)
     stack = result.encoder if hasattr(result, "encoder") else result
-    notes(stack.notes)
     router = stack.router
-    if hasattr(result, "encoder"):
-        st.caption("Switch Transformers is an encoder-decoder: the routes below are the encoder's, over your text.")
-    config = loaded.model.config
-    st.markdown(
-        f"**{router.num_experts} experts** per MoE layer, **top-{router.top_k}** routing, "
-        f"**{len(router.layer_indices)} MoE layers** (blocks {', '.join(str(b + 1) for b in router.layer_indices)}) "
-        f"of {getattr(config, 'num_hidden_layers', None) or getattr(config, 'num_layers', '?')}. "
-        + moe.gate_rule(config)
-    )
+    with VIEW.side():
+        notes(stack.notes)
+        if hasattr(result, "encoder"):
+            st.caption("Switch Transformers is an encoder-decoder: the routes are the encoder's, over your text.")
+        config = loaded.model.config
+        st.markdown(
+            f"**{router.num_experts} experts** per MoE layer, **top-{router.top_k}** routing, "
+            f"**{len(router.layer_indices)} MoE layers** "
+            f"(blocks {', '.join(str(b + 1) for b in router.layer_indices)}) "
+            f"of {getattr(config, 'num_hidden_layers', None) or getattr(config, 'num_layers', '?')}. "
+            + moe.gate_rule(config)
+        )
+    with VIEW.main():
+        _route_map(loaded, stack, router)
     _routes(loaded, stack, router)
     _statistics(loaded, stack, router)
     _training_curves(loaded)
@@ -80,7 +84,7 @@ def weights_sentence(loaded) -> str:
     return "These are the weights published under this model id: the routes are what its router does with them."
 
 
-def _routes(loaded, stack, router) -> None:
+def _route_map(loaded, stack, router) -> None:
     VIEW.figure(
         moe_plots.route_map(stack.tokens, router),
         key="moe_routes",
@@ -93,6 +97,9 @@ def _routes(loaded, stack, router) -> None:
             "weights: the token's output from that layer is the gate-weighted sum of the chosen experts' outputs."
         ),
     )
+
+
+def _routes(loaded, stack, router) -> None:
     c1, c2 = st.columns(2)
     with c1:
         VIEW.figure(

@@ -70,7 +70,7 @@ def experiments_page() -> st.Page:
 
 def experiments_button(family_key: str) -> None:
     """One click from a family page to the experiments on its model."""
-    if st.button(
+    if st.sidebar.button(
         "Experiments on this model",
         key="open_experiments",
         icon=":material/science:",

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 VIEW = View.of_family(
     "seq2seq",
     text_key="s2s_text",
-    keep=(*stepper.kept_keys("s2s"), "s2s_input_kind", "s2s_cross_layer"),
+    keep=(*stepper.kept_keys("s2s"), "s2s_input_kind", "s2s_cross_layer", "s2s_source_kind", "s2s_tts_text"),
     s2s_tokens="s2s_generated",
 )
 
@@ -197,11 +197,13 @@ def _source(loaded):
 
 
 def _body(loaded) -> None:
-    source = _source(loaded)
+    with VIEW.panels():
+        source = _source(loaded)
     if source is None:
         return
     encoder, source_key, source_positions, encode_again = source
-    settings = stepper.sampling_controls("s2s")
+    with VIEW.side():
+        settings = stepper.sampling_controls("s2s")
 
     def settings_for(index: int) -> SamplingSettings:
         suppressed = seq2seq.suppressed_ids(loaded, first_step=index == 0)
@@ -215,13 +217,15 @@ def _body(loaded) -> None:
         vocab_size=vocabulary_size(loaded),
     )
     labels = stepper.token_labels(loaded.tokenizer)
-    result = stepper.run_stepper(
-        VIEW, "s2s", (loaded.model_id, loaded.device, source_key), session, labels, auto_tokens=64
-    )
-    output = loaded.tokenizer.decode(result.generated, skip_special_tokens=True)
-    st.markdown("**Output so far**")
-    st.code(output or "(nothing yet)", language=None, wrap_lines=True)
-    _cross_attention(loaded, encoder, source_key, source_positions, result)
+    with VIEW.side():
+        result = stepper.run_stepper(
+            VIEW, "s2s", (loaded.model_id, loaded.device, source_key), session, labels, auto_tokens=64
+        )
+        output = loaded.tokenizer.decode(result.generated, skip_special_tokens=True)
+        st.markdown("**Output so far**")
+        st.code(output or "(nothing yet)", language=None, wrap_lines=True)
+    with VIEW.main():
+        _cross_attention(loaded, encoder, source_key, source_positions, result)
     _timing(loaded, encoder, source_key, encode_again, [s.seconds for s in result.steps[: len(result.generated)]])
     stepper.inspect_step(
         VIEW,

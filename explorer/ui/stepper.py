@@ -133,7 +133,8 @@ def _buttons(prefix: str, session: DecodingSession) -> None:
         ("◀ Back", "back", "Remove the last generated token", empty, session.back, ()),
         ("Reset ⟲", "reset", "Remove every generated token", empty, session.reset, ()),
     ]
-    for column, (label, name, help, disabled, action, args) in zip(st.columns(len(buttons)), buttons):
+    columns = st.columns(2) + st.columns(2)  # two rows of two: the labels fit a narrow panel at projector size
+    for column, (label, name, help, disabled, action, args) in zip(columns, buttons):
         column.button(
             label,
             key=f"{prefix}_{name}",

@@ -12,6 +12,7 @@ Figures live in ``st.session_state`` (this object is shared by every session and
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from explorer.decoding import DepthReadout
 from explorer.models.building import LoadedModel
 from explorer.models.structure import architecture_graph
 from explorer.plots.architecture import architecture_figure
-from explorer.plots.common import classroom_style, standalone_html
+from explorer.plots.common import classroom_style, fit_title, standalone_html
 from explorer.plots.decoding import depth_lens
 from explorer.registry import FAMILIES, Family
 from explorer.text import CleanText, InputError, clean_user_text, plain
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 FIGURES = "_view_figures"  # session key: (caption, figure) of this run, for the export
+PANELS = "_view_panels"  # session key: this run's (side, main) containers of a two-panel page
 
 
 def _model_key(loaded: LoadedModel) -> tuple[str, str]:
@@ -86,6 +88,7 @@ class View:
         """A fresh figure list for the export, and the sentence of a control that failed just before."""
         show_callback_failure()
         st.session_state[FIGURES] = []
+        st.session_state[PANELS] = None
         for key in (*self.keys.values(), *self.keep):
             if key in st.session_state:  # re-set: a widget this run does not draw keeps its value (Streamlit's way)
                 st.session_state[key] = st.session_state[key]
@@ -93,8 +96,7 @@ class View:
     def page(self, headline: str, intro: str, body: Callable[[LoadedModel], None]) -> None:
         """The family page skeleton: title, the model from the sidebar, the body and the model's
         architecture each behind the error boundary, then the export."""
-        st.title(headline)
-        st.markdown(intro)
+        self.heading(headline, intro)
         self.start()
         loaded = picker.load_for_page(self.family.key)
         if loaded is None:
@@ -110,7 +112,8 @@ class View:
         """A family page whose body reads the page's text area (opening on the first example)."""
 
         def with_text(loaded: LoadedModel) -> None:
-            cleaned = self.text_input(label, examples[0], examples)
+            with self.panels():
+                cleaned = self.text_input(label, examples[0], examples)
             if cleaned is not None:
                 body(loaded, cleaned.text)
 
@@ -118,14 +121,46 @@ class View:
 
     safely = staticmethod(run_safely)
 
+    @staticmethod
+    def heading(headline: str, intro: str) -> None:
+        """The title, then the intro folded away: on a 1280x720 projector the page's first figure
+        must show without scrolling, and a paragraph above it pushed it below the fold."""
+        st.title(headline)
+        with st.expander("About this page", icon=":material/info:"):
+            st.markdown(intro)
+
+    # -- two panels: the input and its controls beside the page's main figure ------------------
+    @staticmethod
+    @contextlib.contextmanager
+    def panels():
+        """Open the page's two panels (input and controls left, main figure right, both above the
+        fold on a projector); what runs inside draws in the left one. Later, ``side()`` and
+        ``main()`` draw into them; everything else goes full width below."""
+        side, main = st.columns([4, 8] if st.session_state.get("classroom_on") else [5, 7], gap="medium")
+        st.session_state[PANELS] = (side, main)
+        with side:
+            yield
+
+    @staticmethod
+    def side():
+        """Draw into the left panel (the input's controls); inline when the page has no panels."""
+        panels = st.session_state.get(PANELS)
+        return panels[0] if panels else contextlib.nullcontext()
+
+    @staticmethod
+    def main():
+        """Draw into the right panel (the page's main figure); inline when the page has no panels."""
+        panels = st.session_state.get(PANELS)
+        return panels[1] if panels else contextlib.nullcontext()
+
     # -- inputs ----------------------------------------------------------------------------
-    def text_input(self, label: str, default: str, examples: list[str], height: int = 90) -> CleanText | None:
+    def text_input(self, label: str, default: str, examples: list[str], height: int = 76) -> CleanText | None:
         """The page's text area with clickable examples; returns cleaned text, or None after showing why not."""
         key = self.text_key
         restore_from_url("text", key)
         if key not in st.session_state:
             st.session_state[key] = default
-        cols = st.columns(min(len(examples), 4))
+        cols = st.columns(2 if st.session_state.get(PANELS) else min(len(examples), 4))  # a panel is narrow
         for i, example in enumerate(examples):
             cols[i % len(cols)].button(
                 example if len(example) < 48 else example[:45] + "…",
@@ -135,7 +170,8 @@ class View:
                 help=f"Use this example: {example}",
                 width="stretch",
             )
-        raw = st.text_area(label, key=key, height=height, max_chars=20_000)
+        classroom_height = height + 34 if st.session_state.get("classroom_on") else height  # 24 px text: 2 lines
+        raw = st.text_area(label, key=key, height=classroom_height, max_chars=20_000)
         if not publish_to_url(text=raw):
             st.caption(
                 f"This text is longer than a link can carry ({URL_VALUE_LIMIT:,} characters): a copied link "
@@ -152,9 +188,10 @@ class View:
     # -- figures and export ----------------------------------------------------------------
     def figure(self, fig, key: str, caption: str, how_to_read: str | None = None) -> None:
         """A Plotly figure with its caption (and a 'How to read this' expander), kept for the export."""
-        if st.session_state.get("classroom_on"):
-            fig = classroom_style(fig)
-        st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+        classroom = bool(st.session_state.get("classroom_on"))
+        fig = classroom_style(fig) if classroom else fit_title(fig, chars=70, line_px=17)  # a fresh figure each run
+        # Streamlit's theme would redraw every text grey (#808495, 3.7:1) at its own size: not in Classroom mode
+        st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch", theme=None if classroom else "streamlit")
         st.session_state.setdefault(FIGURES, []).append((caption, fig))
         st.caption(caption)
         if how_to_read:
