@@ -18,7 +18,7 @@ from explorer.ui.view import View, cached, notes
 VIEW = View.of_family(
     "decoder",
     text_key="decoder_prompt",
-    keep=(*stepper.kept_keys("decoder"), "decoder_chat", "decoder_layer"),
+    settings={**stepper.link_settings("decoder"), "decoder_chat": "bool", "decoder_layer": "int 1 1000"},
     tokens="decoder_generated",
 )
 
@@ -160,6 +160,7 @@ def _text_so_far(loaded, prompt_ids, generated: list[int]) -> None:
 def _attention_and_lens(loaded, inspect: int, step) -> None:
     context_tokens = [display_token(loaded.tokenizer, i) for i in step.context_ids]
     blocks = step.last_attention.shape[0]  # [L, H, T]
+    VIEW.within("decoder_layer", 1, blocks)
     layer = st.slider("Block", 1, blocks, blocks, key="decoder_layer") - 1
     VIEW.figure(
         decoding_plots.context_attention(context_tokens, step.last_attention, layer),

@@ -16,10 +16,8 @@ from explorer.ui.view import View, cached, notes
 VIEW = View.of_family(
     "encoder",
     text_key="encoder_text",
+    settings={"encoder_dims": "choice 2|3", "encoder_sim_layer": "int 0 1000", "encoder_attn_layer": "int 1 1000"},
     keep=(
-        "encoder_dims",
-        "encoder_sim_layer",
-        "encoder_attn_layer",
         "encoder_attn_head",
         "encoder_pair_a",
         "encoder_pair_b",
@@ -133,6 +131,7 @@ def _pair(trace) -> None:
 def _similarity_and_attention(trace) -> None:
     c1, c2 = st.columns(2)
     with c1:
+        VIEW.within("encoder_sim_layer", 0, trace.num_layers)
         layer = st.slider(
             "Depth for similarity",
             0,
@@ -151,6 +150,7 @@ def _similarity_and_attention(trace) -> None:
             ),
         )
     with c2:
+        VIEW.within("encoder_attn_layer", 1, trace.num_layers)
         a_layer = st.slider("Block", 1, trace.num_layers, 1, key="encoder_attn_layer") - 1
         heads = ["average"] + list(range(trace.num_heads))
         head = st.selectbox(

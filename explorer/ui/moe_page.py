@@ -14,7 +14,7 @@ from explorer.plots import moe as moe_plots
 from explorer.plots import training as training_plots
 from explorer.ui.view import View, cached, notes
 
-VIEW = View.of_family("moe", text_key="moe_text", keep=("moe_layer", "moe_token"))
+VIEW = View.of_family("moe", text_key="moe_text", keep=("moe_token",), settings={"moe_layer": "int 0 1000"})
 
 EXAMPLES = [
     "The cat sat on the mat and the dog slept by the door.",
@@ -118,6 +118,7 @@ def _routes(loaded, stack, router) -> None:
         position = st.selectbox(
             "Token", list(range(len(stack.tokens))), key="moe_token", format_func=lambda i: f"{i}: {stack.tokens[i]}"
         )
+        VIEW.within("moe_layer", 0, len(router.layer_indices) - 1)
         layer = (
             st.slider("MoE layer", 0, len(router.layer_indices) - 1, 0, key="moe_layer")
             if len(router.layer_indices) > 1

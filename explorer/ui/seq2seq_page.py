@@ -27,7 +27,12 @@ log = logging.getLogger(__name__)
 VIEW = View.of_family(
     "seq2seq",
     text_key="s2s_text",
-    keep=(*stepper.kept_keys("s2s"), "s2s_input_kind", "s2s_cross_layer", "s2s_source_kind", "s2s_tts_text"),
+    keep=("s2s_input_kind", "s2s_tts_text"),  # the input kind follows the model, which the link carries
+    settings={
+        **stepper.link_settings("s2s"),
+        "s2s_cross_layer": "block 1 1000",
+        "s2s_source_kind": "choice Example clip|Type text (eSpeak NG)|Upload a file|Microphone",
+    },
     s2s_tokens="s2s_generated",
 )
 
@@ -244,6 +249,7 @@ def _cross_attention(loaded, encoder, source_key: str, source_positions, result)
     ids = np.concatenate([result.start_ids, np.asarray(result.generated, dtype=np.int64)])
     trace = cached_trace(loaded, encoder, source_key, tuple(int(i) for i in ids))
     layers = trace.cross_attentions.shape[0]
+    VIEW.within("s2s_cross_layer", 1, layers)
     choice = st.select_slider(
         "Cross-attention block", ["mean"] + list(range(1, layers + 1)), value="mean", key="s2s_cross_layer"
     )

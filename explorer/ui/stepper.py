@@ -36,6 +36,19 @@ def token_labels(tokenizer) -> Callable[[list[int]], dict]:
     return lambda ids: {i: display_token(tokenizer, i) for i in ids}
 
 
+def link_settings(prefix: str) -> dict[str, str]:
+    """The decoding rules and the inspected step, as a link carries them (explorer/linkvalues.py specs:
+    the widgets' own ranges; the inspected step is clamped to the steps there are when drawn)."""
+    return {
+        f"{prefix}_greedy": "bool",
+        f"{prefix}_temperature": "float 0.1 2.0",
+        f"{prefix}_top_k": "int 0 1000",
+        f"{prefix}_top_p": "float 0.05 1.0",
+        f"{prefix}_seed": f"int 0 {2**31 - 1}",
+        f"{prefix}_inspect": f"int 1 {SHARED_TOKENS_LIMIT + 1}",
+    }
+
+
 def kept_keys(prefix: str) -> tuple[str, ...]:
     """The decoding rules and the inspected step: settings a page keeps through an invalid input."""
     return tuple(f"{prefix}_{name}" for name in ("greedy", "temperature", "top_k", "top_p", "seed", "inspect"))
@@ -103,9 +116,7 @@ def run_stepper(
     return result
 
 
-def _generated_for(
-    prefix: str, param: str, signature: tuple, auto_tokens: int, session: DecodingSession
-) -> list[int]:
+def _generated_for(prefix: str, param: str, signature: tuple, auto_tokens: int, session: DecodingSession) -> list[int]:
     """The page's token list; a new signature starts a new one (from a shared link, or empty
     with ``auto_tokens`` pending)."""
     gen_key, sig_key = f"{prefix}_generated", f"{prefix}_signature"

@@ -22,6 +22,7 @@ import streamlit as st
 
 from explorer.adapters.common import display_token
 from explorer.decoding import DepthReadout
+from explorer.linkvalues import format_value, parse_value
 from explorer.models.building import LoadedModel
 from explorer.models.structure import architecture_graph
 from explorer.plots.architecture import architecture_figure
@@ -31,7 +32,7 @@ from explorer.registry import FAMILIES, Family
 from explorer.text import CleanText, InputError, clean_user_text, plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
-from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url
+from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url, take_once
 from explorer.ui.pages import experiments_button
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,20 @@ class View:
     # Settings drawn below the text: kept when a run does not draw them (an empty or too-short text stops
     # the page before them, and Streamlit forgets the state of a widget that a run does not draw)
     keep: tuple[str, ...] = ()
+    # Settings a link carries, by state key: how the URL value is read (explorer/linkvalues.py). The View
+    # restores them once per session and writes them back each run; the declared keys without one (text,
+    # model, generated tokens) are read by their own code.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of_family(cls, key: str, text_key: str, keep: tuple[str, ...] = (), **keys: str) -> View:
+    def of_family(
+        cls, key: str, text_key: str, keep: tuple[str, ...] = (), settings: dict | None = None, **keys: str
+    ) -> View:
         family = FAMILIES[key]
         declared = {"text": text_key, "model": picker.custom_model_key(key), **keys}
-        return cls(f"{family.title} view", family, text_key, declared, keep)
+        settings = dict(settings or {})
+        declared |= {state_key.split("_", 1)[1]: state_key for state_key in settings}
+        return cls(f"{family.title} view", family, text_key, declared, tuple(keep) + tuple(settings), settings)
 
     # -- declared state --------------------------------------------------------------------
     def declares(self, state_key: str) -> bool:
@@ -83,12 +92,40 @@ class View:
             raise KeyError(f"{self.name} declares no state key {state_key!r} (it has {sorted(self.keys.values())})")
         preset(state_key, value)
 
+    def _restore_settings(self) -> None:
+        """Once per session: the settings a shared link carries, each checked (a bad one is ignored)."""
+        for param, key in self.keys.items():
+            spec = self.settings.get(key)
+            raw = take_once(param, key) if spec else None
+            if raw is None:
+                continue
+            try:
+                st.session_state[key] = parse_value(spec, raw)
+            except ValueError as refusal:
+                log.info("a link's %s=%r ignored: %s", param, raw[:40], refusal)
+
+    def publish_settings(self) -> None:
+        """The settings in the URL, so that a copied link restores this exact view."""
+        for param, key in self.keys.items():
+            spec = self.settings.get(key)
+            if spec and key in st.session_state and st.session_state[key] is not None:
+                publish_to_url(**{param: format_value(spec, st.session_state[key])})
+
+    @staticmethod
+    def within(key: str, low, high) -> None:
+        """Clamp a setting to a widget's range before the widget is drawn (a link or the previous
+        text may have left it beyond a range that depends on the model or the text)."""
+        value = st.session_state.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            st.session_state[key] = type(value)(min(max(value, low), high))
+
     # -- the page --------------------------------------------------------------------------
     def start(self) -> None:
         """A fresh figure list for the export, and the sentence of a control that failed just before."""
         show_callback_failure()
         st.session_state[FIGURES] = []
         st.session_state[PANELS] = None
+        self._restore_settings()
         for key in (*self.keys.values(), *self.keep):
             if key in st.session_state:  # re-set: a widget this run does not draw keeps its value (Streamlit's way)
                 st.session_state[key] = st.session_state[key]
@@ -232,6 +269,7 @@ class View:
 
     def export(self) -> None:
         """A download of every figure of this view as one offline HTML file (built on click)."""
+        self.publish_settings()
         figures = list(st.session_state.get(FIGURES, []))
         title = self.name
 
