@@ -29,7 +29,7 @@ def all_pages() -> list:
     pages += [family_page(key) for key in FAMILIES]
     pages.append(experiments_page())
     pages += [
-        st.Page(lazy_render(module), title=title, icon=icon, url_path=url)
+        st.Page(lazy_render(module, title), title=title, icon=icon, url_path=url)
         for url, (module, title, icon) in OTHER_PAGES.items()
     ]
     return pages

@@ -43,12 +43,26 @@ def import_page(module_name: str):
     return module
 
 
-def lazy_render(module_name: str):
+def lazy_render(module_name: str, title: str = "", lead: str = ""):
     """A page's render that imports its module on the first run: page modules bring torch,
-    transformers and plotly (seconds), which the home page does not need."""
+    transformers and plotly (seconds), which the home page does not need. Until they are in, the
+    page shows its title, its lead and a spinner at once, instead of a blank main area."""
 
     def render() -> None:
-        import_page(module_name).render()
+        module = sys.modules.get(module_name)
+        if module is not None and not getattr(module.__spec__, "_initializing", False):
+            module.render()
+            return
+        waiting = st.empty()
+        with waiting.container():
+            if title:
+                st.title(title)
+            if lead:
+                st.caption(lead)
+            with st.spinner("Loading the model libraries for this page's first visit (a few seconds, once)…"):
+                module = import_page(module_name)
+        waiting.empty()
+        module.render()
 
     render.__name__ = f"render_{module_name.rsplit('.', 1)[-1]}"
     return render
@@ -56,7 +70,12 @@ def lazy_render(module_name: str):
 
 def family_page(key: str) -> st.Page:
     family = FAMILIES[key]
-    return st.Page(lazy_render(family.page), title=family.title, icon=family.icon, url_path=family.url_path)
+    return st.Page(
+        lazy_render(family.page, family.title, f"{family.title}: {family.blurb}"),
+        title=family.title,
+        icon=family.icon,
+        url_path=family.url_path,
+    )
 
 
 EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it builds on the View, which links here
@@ -64,7 +83,10 @@ EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it buil
 
 def experiments_page() -> st.Page:
     return st.Page(
-        lazy_render(EXPERIMENTS_MODULE), title="Experiments", icon=":material/science:", url_path="experiments"
+        lazy_render(EXPERIMENTS_MODULE, "Experiments", "Change the model, or test a published claim on it."),
+        title="Experiments",
+        icon=":material/science:",
+        url_path="experiments",
     )
 
 

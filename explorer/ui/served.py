@@ -39,6 +39,7 @@ class PageRun:
     errors: list[str] = field(default_factory=list)
     replica: str = ""  # behind explorer.replicas' proxy: the replica that answered (r1, r2…, from its cookie)
     headers: dict[str, str] = field(default_factory=dict)  # the websocket handshake's response headers
+    first_paint: float | None = None  # seconds until the page's title reached the client
 
 
 def run_page(
@@ -73,13 +74,13 @@ def run_page(
         )
         start = time.perf_counter()
         ws.send(request.SerializeToString())
-        _read_until_finished(ws, run, timeout)
+        _read_until_finished(ws, run, timeout, start)
         run.seconds = time.perf_counter() - start
         time.sleep(hold)
         return run
 
 
-def _read_until_finished(ws, run: PageRun, timeout: float) -> None:
+def _read_until_finished(ws, run: PageRun, timeout: float, start: float) -> None:
     """Count what the server sends into ``run`` until the script run ends (not one ended for a rerun)."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -92,6 +93,8 @@ def _read_until_finished(ws, run: PageRun, timeout: float) -> None:
         if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
             element = message.delta.new_element
             element_kind = element.WhichOneof("type")
+            if run.first_paint is None and element_kind == "heading":
+                run.first_paint = time.perf_counter() - start
             if element_kind == "plotly_chart":
                 run.figures += 1
                 run.figure_bytes += len(element.plotly_chart.spec)
