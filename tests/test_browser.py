@@ -169,7 +169,7 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
         assert sizes and max(sizes) >= 18
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        button = page.get_by_role("button", name="Download this view as HTML (works offline)")
+        button = page.get_by_role("button", name="Download this view as a handout (HTML, works offline)")
         button.scroll_into_view_if_needed()
         _wait_idle(page)
         exported = tmp_path / "view.html"
@@ -188,6 +188,9 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
         view.goto(exported.as_uri())
         view.wait_for_selector(".js-plotly-plot", timeout=60_000)
         assert view.locator(".js-plotly-plot").count() >= 3
+        handout = view.content()
+        for part in ("What the model read", "embedded:moe-tiny-austen", "Input", "How to read this", "Figure 1"):
+            assert part in handout, part
         offline.close()
         assert_no_error_elements(page)
     finally:

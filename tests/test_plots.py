@@ -290,14 +290,19 @@ def test_classroom_style_enlarges_without_touching_data():
     assert fig.layout.font.size != 20  # the original figure is not modified
 
 
-def test_standalone_html_embeds_plotly_once():
-    from explorer.plots.common import standalone_html
+def test_handout_embeds_plotly_once_and_shows_input_as_text():
+    from explorer.handout import Handout, HandoutFigure, handout_html
 
-    figures = [("first <b>", decoding.step_history([1.0], [0.5], ["x"])), ("second", moe.expert_load(make_router()))]
-    page = standalone_html(figures, "View <script>")
+    figures = (HandoutFigure("first <b>", decoding.step_history([1.0], [0.5], ["x"]), "Read **this** <i>way</i>."),
+               HandoutFigure("second", moe.expert_load(make_router())))
+    page = handout_html(Handout("View <script>", "An **intro** <img src=x>.", "embedded:m", "trained by us",
+                                "typed [a](http://x.y) <b>text</b>", (("temperature", "0.7"),), figures, "?a=1"))
     assert page.count("Plotly.newPlot") == 2
     assert len(page) > 1_000_000  # plotly.js itself is inside
     assert "first &lt;b&gt;" in page and "View &lt;script&gt;" in page
+    assert "<strong>intro</strong>" in page and "&lt;img src=x&gt;" in page  # the lead's Markdown, never its HTML
+    assert "typed [a](http://x.y) &lt;b&gt;text&lt;/b&gt;" in page  # the input verbatim
+    assert "How to read this" in page and "<strong>this</strong>" in page and "temperature" in page
     assert '<script src="http' not in page  # nothing to fetch: works offline
 
 

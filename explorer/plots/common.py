@@ -20,8 +20,24 @@ pio.templates.default = "plotly_white"
 
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-QUALITATIVE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
-               "#999999", "#882255", "#44AA99", "#117733", "#332288", "#DDCC77", "#AA4499", "#88CCEE"]
+QUALITATIVE = [
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+    "#999999",
+    "#882255",
+    "#44AA99",
+    "#117733",
+    "#332288",
+    "#DDCC77",
+    "#AA4499",
+    "#88CCEE",
+]
 
 
 # Set to "1" (tests/conftest.py does) to have Plotly check every property of dict_figure's figures.
@@ -43,8 +59,16 @@ def dict_figure(data: list[dict], layout: dict | None = None) -> go.Figure:
 
 
 # numpy kind and item size -> plotly.js typed-array code (64-bit integers have none)
-_TYPED = {("f", 8): "f8", ("f", 4): "f4", ("i", 4): "i4", ("i", 2): "i2", ("i", 1): "i1",
-          ("u", 4): "u4", ("u", 2): "u2", ("u", 1): "u1"}
+_TYPED = {
+    ("f", 8): "f8",
+    ("f", 4): "f4",
+    ("i", 4): "i4",
+    ("i", 2): "i2",
+    ("i", 1): "i1",
+    ("u", 4): "u4",
+    ("u", 2): "u2",
+    ("u", 1): "u1",
+}
 
 
 def typed_array(values: np.ndarray) -> dict | np.ndarray:
@@ -97,8 +121,9 @@ def unique_labels(tokens) -> list[str]:
 
 
 def base_layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.0, xanchor="left"), height=height, font=FONT,
-                      margin=dict(l=60, r=20, t=60, b=50))
+    fig.update_layout(
+        title=dict(text=title, x=0.0, xanchor="left"), height=height, font=FONT, margin=dict(l=60, r=20, t=60, b=50)
+    )
     return fig
 
 
@@ -163,8 +188,9 @@ def legible(color: str | None, background: str = "#ffffff") -> str:
 def _as_rgb(color: str) -> str:
     color = color.strip()
     if color.startswith("#"):
-        return plotly.colors.label_rgb(plotly.colors.hex_to_rgb(color if len(color) == 7 else
-                                                                "#" + "".join(c * 2 for c in color[1:4])))
+        return plotly.colors.label_rgb(
+            plotly.colors.hex_to_rgb(color if len(color) == 7 else "#" + "".join(c * 2 for c in color[1:4]))
+        )
     if color.startswith("rgba"):
         return "rgb(" + ",".join(color[5:-1].split(",")[:3]) + ")"
     if color.startswith("rgb"):
@@ -172,8 +198,17 @@ def _as_rgb(color: str) -> str:
     return plotly.colors.label_rgb(plotly.colors.hex_to_rgb(_CSS_NAMES.get(color.lower(), "#000000")))
 
 
-_CSS_NAMES = {"black": "#000000", "white": "#ffffff", "grey": "#808080", "gray": "#808080", "red": "#ff0000",
-              "orange": "#ffa500", "blue": "#0000ff", "green": "#008000", "darkorange": "#ff8c00"}
+_CSS_NAMES = {
+    "black": "#000000",
+    "white": "#ffffff",
+    "grey": "#808080",
+    "gray": "#808080",
+    "red": "#ff0000",
+    "orange": "#ffa500",
+    "blue": "#0000ff",
+    "green": "#008000",
+    "darkorange": "#ff8c00",
+}
 
 
 def _bigger(font, color: bool = True) -> dict:
@@ -253,12 +288,22 @@ def classroom_style(fig: go.Figure) -> go.Figure:
     CLASSROOM_TEXT_PX and CLASSROOM_CONTRAST against white (coloured annotations keep their hue,
     darkened); the app draws it with Plotly's own theme, not Streamlit's grey one."""
     fig = go.Figure(fig)
-    fig.update_layout(font=dict(size=20, color="#000000"), title_font=dict(size=24, color="#000000"),
-                      template="simple_white", paper_bgcolor="#ffffff", plot_bgcolor="#ffffff",
-                      hoverlabel=dict(font_size=CLASSROOM_TEXT_PX), legend=dict(font=dict(size=CLASSROOM_TEXT_PX)),
-                      margin=dict(l=90, r=30, t=80, b=80))
-    axis = dict(tickfont=dict(size=CLASSROOM_TEXT_PX, color="#000000"), title_font=dict(size=20, color="#000000"),
-                showgrid=True, gridcolor="#DDDDDD")
+    fig.update_layout(
+        font=dict(size=20, color="#000000"),
+        title_font=dict(size=24, color="#000000"),
+        template="simple_white",
+        paper_bgcolor="#ffffff",
+        plot_bgcolor="#ffffff",
+        hoverlabel=dict(font_size=CLASSROOM_TEXT_PX),
+        legend=dict(font=dict(size=CLASSROOM_TEXT_PX)),
+        margin=dict(l=90, r=30, t=80, b=80),
+    )
+    axis = dict(
+        tickfont=dict(size=CLASSROOM_TEXT_PX, color="#000000"),
+        title_font=dict(size=20, color="#000000"),
+        showgrid=True,
+        gridcolor="#DDDDDD",
+    )
     fig.update_xaxes(**axis)
     fig.update_yaxes(**axis)
     for annotation in fig.layout.annotations:
@@ -303,8 +348,11 @@ def _trace_for_classroom(trace) -> None:
         trace.colorbar.tickfont = dict(size=CLASSROOM_TEXT_PX, color="#000000")
         trace.colorbar.title.font = dict(size=CLASSROOM_TEXT_PX, color="#000000")
     if "textfont" in trace and trace.textfont is not None:
-        trace.textfont.size = max(CLASSROOM_TEXT_PX, trace.textfont.size or 0) if not isinstance(
-            trace.textfont.size, tuple) else CLASSROOM_TEXT_PX
+        trace.textfont.size = (
+            max(CLASSROOM_TEXT_PX, trace.textfont.size or 0)
+            if not isinstance(trace.textfont.size, tuple)
+            else CLASSROOM_TEXT_PX
+        )
         if trace.type == "bar":  # labels drawn beside the bar, on white, so their colour can be checked
             trace.textposition = "outside" if trace.text is not None else trace.textposition
             trace.textfont.color = "#000000"
@@ -315,15 +363,3 @@ def _trace_for_classroom(trace) -> None:
         trace.textfont = dict(size=CLASSROOM_TEXT_PX, color="#000000")
     if trace.type == "heatmap" and (trace.text is not None or trace.texttemplate) and _columns(trace) > 8:
         trace.texttemplate = ""  # 18 px labels do not fit that many cells: the colours and the hover say it
-
-
-def standalone_html(figures: list[tuple[str, go.Figure]], title: str) -> str:
-    """One HTML file with every figure of a view; plotly.js is embedded once, so the file
-    opens offline."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-             f"<body style='font-family:sans-serif;max-width:1200px;margin:auto'><h1>{html.escape(title)}</h1>"]
-    for index, (caption, fig) in enumerate(figures):
-        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=index == 0))
-        parts.append(f"<p style='color:#555'>{html.escape(caption)}</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from explorer.adapters.common import display_token
+from explorer.catalogue import load_catalogue
 from explorer.decoding import DepthReadout
+from explorer.handout import Handout, HandoutFigure, handout_html
 from explorer.linkvalues import format_value, parse_value
 from explorer.models.building import LoadedModel
 from explorer.models.structure import architecture_graph
 from explorer.plots.architecture import architecture_figure
-from explorer.plots.common import classroom_style, fit_title, standalone_html
+from explorer.plots.common import classroom_style, fit_title
 from explorer.plots.decoding import depth_lens
 from explorer.registry import FAMILIES, Family
 from explorer.text import CleanText, InputError, clean_user_text, plain
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 FIGURES = "_view_figures"  # session key: (caption, figure) of this run, for the export
 PANELS = "_view_panels"  # session key: this run's (side, main) containers of a two-panel page
+HEADING = "_view_heading"  # session key: this run's (headline, intro), for the handout
 
 
 def _model_key(loaded: LoadedModel) -> tuple[str, str]:
@@ -125,6 +128,7 @@ class View:
         show_callback_failure()
         st.session_state[FIGURES] = []
         st.session_state[PANELS] = None
+        st.session_state[HEADING] = (self.name, "")
         self._restore_settings()
         for key in (*self.keys.values(), *self.keep):
             if key in st.session_state:  # re-set: a widget this run does not draw keeps its value (Streamlit's way)
@@ -162,6 +166,7 @@ class View:
     def heading(headline: str, intro: str) -> None:
         """The title, then the intro folded away: on a 1280x720 projector the page's first figure
         must show without scrolling, and a paragraph above it pushed it below the fold."""
+        st.session_state[HEADING] = (headline, intro)
         st.title(headline)
         with st.expander("About this page", icon=":material/info:"):
             st.markdown(intro)
@@ -229,7 +234,7 @@ class View:
         fig = classroom_style(fig) if classroom else fit_title(fig, chars=70, line_px=17)  # a fresh figure each run
         # Streamlit's theme would redraw every text grey (#808495, 3.7:1) at its own size: not in Classroom mode
         st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch", theme=None if classroom else "streamlit")
-        st.session_state.setdefault(FIGURES, []).append((caption, fig))
+        st.session_state.setdefault(FIGURES, []).append(HandoutFigure(caption, fig, how_to_read))
         st.caption(caption)
         if how_to_read:
             with st.expander("How to read this"):
@@ -267,22 +272,53 @@ class View:
                 ),
             )
 
+    def handout(self) -> Handout:
+        """This run's view as a handout: the page's lead, input, model, settings and figures."""
+        headline, intro = st.session_state.get(HEADING, (self.name, ""))
+        model, card = "", ""
+        if self.family is not None and st.session_state.get(f"{self.family.key}_last_loaded"):
+            model = st.session_state[f"{self.family.key}_last_loaded"][0]
+            entry = load_catalogue()[self.family.key].find(model)
+            card = (
+                "; ".join(
+                    x for x in (entry.trained_by and f"trained by {entry.trained_by}", entry.source, entry.metrics) if x
+                )
+                if entry
+                else ""
+            )
+        settings = tuple(
+            (param.replace("_", " "), format_value(spec, st.session_state[key]))
+            for param, key in self.keys.items()
+            if (spec := self.settings.get(key)) and st.session_state.get(key) is not None
+        )
+        link = "?" + "&".join(f"{k}={v}" for k, v in st.query_params.items()) if st.query_params else None
+        return Handout(
+            headline,
+            intro,
+            model,
+            card,
+            st.session_state.get(self.text_key) if self.text_key else None,
+            settings,
+            tuple(st.session_state.get(FIGURES, [])),
+            link,
+        )
+
     def export(self) -> None:
         """A download of every figure of this view as one offline HTML file (built on click)."""
         self.publish_settings()
-        figures = list(st.session_state.get(FIGURES, []))
+        handout = self.handout()
         title = self.name
 
         def build() -> str:  # runs on click, outside the script: a failure becomes a page that says so
             try:
-                return standalone_html(figures, title)
+                return handout_html(handout)
             except Exception as error:
                 log.error("export of %s failed", title, exc_info=error)
                 return f"<p>The export of this view failed ({html.escape(type(error).__name__)}); please try again.</p>"
 
-        if figures:
+        if handout.figures:
             st.download_button(
-                "Download this view as HTML (works offline)",
+                "Download this view as a handout (HTML, works offline)",
                 data=build,
                 file_name=f"{title.lower().replace(' ', '-')}.html",
                 mime="text/html",
