@@ -47,6 +47,9 @@ def _injected(page) -> list[str]:
 def _settle(page) -> None:
     """The page has drawn its title and finished running (the spinner quoting the model id included)."""
     page.wait_for_selector("[data-testid='stMain'] h1", timeout=240_000)
+    page.wait_for_function(  # a first visit shows the page's title while its libraries load
+        "() => !document.body.innerText.includes('Loading the model libraries')", timeout=240_000
+    )
     page.wait_for_timeout(1000)
     _wait_idle(page)
     page.wait_for_timeout(1000)

@@ -150,3 +150,36 @@ def layer_attention(trace: ForwardTrace, layer: int, head: int | None) -> go.Fig
     attn = maps.mean(axis=0) if head is None else maps[head]
     which = "average of all heads" if head is None else f"head {head}"
     return attention_heatmap(trace.tokens, attn, f"Attention in block {layer + 1}, {which}")
+
+
+def same_word_by_depth(traces: dict[str, ForwardTrace], word: str) -> go.Figure:
+    """One word in several sentences (``traces``: sentence -> its trace, by one model): at every depth
+    (0 = embeddings), the cosine similarity of the word's vector in the first sentence with its vector
+    in each other sentence, one line each. Depth 0 is the embedding layer's output: the word's embedding
+    plus, in models that add one, its position's; so it is one vector (cosine 1) only where the word sits
+    at the same position."""
+    require(len(traces) >= 2, "two sentences or more")
+    vectors = {}
+    for sentence, trace in traces.items():
+        # the word as one token, spelt alone (BERT) or with its leading space (RoBERTa, GPT-2 style: '␣bank')
+        where = [i for i, t in enumerate(trace.tokens) if t in (word, "␣" + word)]
+        require(bool(where), f"'{word}' is not one token of {sentence!r}")
+        vectors[sentence] = trace.hidden_states[:, where[0]]  # [L+1, D]
+    (first, a), *others = vectors.items()
+    require(all(b.shape == a.shape for _s, b in others), "the traces come from different models")
+    data, lowest = [], 0.0
+    for n, (sentence, b) in enumerate(others):
+        cos = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+        lowest = min(lowest, float(cos.min()))
+        data.append(dict(type="scatter", x=np.arange(len(cos)), y=cos, mode="lines+markers", name=safe_label(sentence),
+                         line=dict(color=QUALITATIVE[n % len(QUALITATIVE)]),
+                         hovertemplate=f"{safe_label(sentence)}<br>depth %{{x}}: cosine %{{y:.3f}}<extra></extra>"))
+    fig = dict_figure(
+        data,
+        dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)"), dtick=1),
+             yaxis=dict(title=dict(text=f"cosine with '{safe_label(word)}' in the first sentence"),
+                        range=[lowest - 0.05, 1.05]),
+             legend=dict(orientation="h", yanchor="top", y=-0.25, x=0.0)),
+    )
+    return base_layout(fig, f"'{safe_label(word)}' in different sentences, against '{safe_label(word)}' in "
+                            f"“{safe_label(first)}”", height=380)

@@ -29,8 +29,15 @@ def render() -> None:
     )
     cleaned = VIEW.text_input(
         "Text",
-        "The quick brown fox jumps over the lazy dog.",
-        ["The quick brown fox jumps over the lazy dog.", "I like to read books about science."],
+        "I like to read books about science.",
+        ["I like to read books about science.", "The quick brown fox jumps over the lazy dog."],
+        example_notes={
+            "I like to read books about science.": "Every family's output is ordinary text here (the tour's step 9).",
+            "The quick brown fox jumps over the lazy dog.": (
+                "Where it fails: the translator garbles the fox sentence and the tiny MoE starts with an end token "
+                "(after a full stop it usually does)."
+            ),
+        },
     )
     if cleaned is None:
         return

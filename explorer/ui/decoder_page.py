@@ -25,9 +25,25 @@ VIEW = View.of_family(
 EXAMPLES = [
     "The capital of France is",
     "Once upon a time, a little robot",
+    "1, 2, 3, 4,",
     "def fibonacci(n):",
-    "The three primary colours are",
 ]
+# What each example shows, measured on the embedded default (tests/test_example_notes.py checks every claim).
+EXAMPLE_NOTES = {
+    "The capital of France is": "A fact: ' Paris' is the top next token, with about three quarters of the probability.",
+    "Once upon a time, a little robot": (
+        "A story with no single right answer, yet the model is sure of the next token (' named', over 80%); "
+        "turn Greedy off to sample other stories."
+    ),
+    "1, 2, 3, 4,": (
+        "A pattern: its first 8 tokens continue the count, ' 5, 6, 7'. Each number takes three tokens: a space, "
+        "the digit and the comma."
+    ),
+    "def fibonacci(n):": (
+        "Where it fails: press Step until the function is written (about 24 tokens): it returns "
+        "n * fibonacci(n - 1), a factorial, not the Fibonacci numbers."
+    ),
+}
 
 
 HEADLINE = "Decoder-only: writing one token at a time"
@@ -50,7 +66,7 @@ def cached_lens(loaded, context: tuple[int, ...]):
 
 
 def render() -> None:
-    VIEW.text_page(HEADLINE, INTRO, "Prompt", EXAMPLES, _body)
+    VIEW.text_page(HEADLINE, INTRO, "Prompt", EXAMPLES, _body, example_notes=EXAMPLE_NOTES)
 
 
 def _body(loaded, text: str) -> None:

@@ -27,10 +27,33 @@ VIEW = View.of_family(
 
 EXAMPLES = [
     "She sat on the bank of the river.",
-    "He deposited the cheque at the bank.",
+    "He went to the bank to deposit a cheque.",
     "The animal didn't cross the street because it was too tired.",
+    "The capital of [MASK] is Paris.",
     "Paris is the [MASK] of France.",
 ]
+# What each example shows, measured on the embedded default (tests/test_example_notes.py checks every claim).
+EXAMPLE_NOTES = {
+    "She sat on the bank of the river.": (
+        "'bank' by a river. It is token 5, as in the money sentence next to it, so both start from the same "
+        "vector; the figure of 'bank' in different sentences shows them drift apart block by block."
+    ),
+    "He went to the bank to deposit a cheque.": (
+        "'bank' that holds money, at the same position as the river 'bank': same start, other context. After "
+        "the last block its cosine with the river 'bank' is about 0.6, against about 0.94 for a stream's bank."
+    ),
+    "The animal didn't cross the street because it was too tired.": (
+        "What does 'it' point to? In the pair figure compare 'it' with 'animal', then with 'street': after every "
+        "block 'it' is closer to 'animal' (a similarity, not proof that the model resolves 'it')."
+    ),
+    "The capital of [MASK] is Paris.": (
+        "Fill the gap from both sides: the top answer is 'France', read from 'Paris' after the gap; with the "
+        "sentence cut after 'is' the top answer is 'India'."
+    ),
+    "Paris is the [MASK] of France.": (
+        "Where it fails: the top answer is 'name' (8%); 'capital' only comes second (also 8%)."
+    ),
+}
 
 
 HEADLINE = "Encoder-only: every token reads the whole sentence"
@@ -58,7 +81,7 @@ def cached_trajectories(loaded, text: str, dims: int, _trace):
 
 
 def render() -> None:
-    VIEW.text_page(HEADLINE, INTRO, "Text", EXAMPLES, _body)
+    VIEW.text_page(HEADLINE, INTRO, "Text", EXAMPLES, _body, example_notes=EXAMPLE_NOTES)
 
 
 def _body(loaded, text: str) -> None:
@@ -73,6 +96,7 @@ def _body(loaded, text: str) -> None:
     with VIEW.main():
         _trajectories(loaded, text, trace, int(dims))
     _pair(trace)
+    _same_word(loaded)
     _similarity_and_attention(trace)
     with st.expander("All heads at a glance, and bidirectional versus causal attention"):
         VIEW.figure(
@@ -124,6 +148,49 @@ def _pair(trace) -> None:
             "At depth 0 each vector is the token's embedding alone; as blocks mix in context, the vectors of "
             "related words can grow more alike (or apart). Vectors in deep layers of many models share a common "
             "direction, so similarities drift upwards for every pair: compare pairs, not absolute values."
+        ),
+    )
+
+
+def _same_word(
+    loaded,
+    word: str = "bank",
+    sentences: tuple[str, ...] = (
+        "She sat on the bank of the river.",
+        "He went to the bank to deposit a cheque.",
+        "They walked along the bank of the stream.",
+    ),
+) -> None:
+    """The river 'bank' against the money 'bank' (and a stream's 'bank'), depth by depth, whatever text is typed."""
+    traces = {sentence: cached_trace(loaded, sentence) for sentence in sentences}
+    spellings = (word, "␣" + word)  # alone (BERT) or with its leading space (RoBERTa)
+    positions = [next((i for i, t in enumerate(tr.tokens) if t in spellings), None) for tr in traces.values()]
+    if None in positions:
+        st.caption(f"This model's tokenizer has no single token for '{word}', so the '{word}' figure is not drawn.")
+        return
+    starts = [trace.hidden_states[0, p] for trace, p in zip(traces.values(), positions)]
+    if len(set(positions)) == 1:  # same word, same position: the same input, whatever embeddings the model has
+        depth0 = f"'{word}' is token {positions[0]} in every sentence, so depth 0 is one vector (cosine 1)."
+    elif all(np.array_equal(v, starts[0]) for v in starts):
+        depth0 = "This model adds no position embedding to its input, so depth 0 is one vector (cosine 1)."
+    else:
+        depth0 = (
+            f"'{word}' sits at positions {', '.join(map(str, positions))} and this model adds a position "
+            "embedding, so depth 0 already differs a little."
+        )
+    VIEW.figure(
+        encoder_plots.same_word_by_depth(traces, word),
+        key="encoder_bank",
+        caption=(
+            f"The same word in different sentences, computed by this model: the cosine similarity of the vector of "
+            f"'{word}' in the first sentence with its vector in each other sentence, at every depth. {depth0}"
+        ),
+        how_to_read=(
+            "Depth 0 is the embedding layer's output: the word's own embedding, plus the embedding of its "
+            "position in models that add one. Each block then mixes in the words around it, so the vectors can "
+            f"only drift apart through context. If the model tells the two senses of '{word}' apart, the "
+            "money line falls below the stream line. Vectors in deep layers share a common direction, so compare "
+            "the lines rather than reading absolute values."
         ),
     )
 

@@ -21,6 +21,21 @@ EXAMPLES = [
     "def add(a, b): return a + b",
     "Paris, London, Berlin and Rome are capital cities.",
 ]
+# What each example shows, measured on the embedded default (tests/test_example_notes.py checks every claim).
+EXAMPLE_NOTES = {
+    "The cat sat on the mat and the dog slept by the door.": (
+        "Everyday prose: the three 'the's mostly share their first expert (the 'Same token id' metric), and "
+        "neighbouring tokens share theirs about twice as often as chance."
+    ),
+    "def add(a, b): return a + b": (
+        "Where it fails: code, which this Austen-trained model never read. The prose pattern vanishes: neighbouring "
+        "tokens share their first expert less often than chance."
+    ),
+    "Paris, London, Berlin and Rome are capital cities.": (
+        "Words the model's vocabulary lacks are cut into pieces ('Paris' into 3, 'Berlin' into 4; 'London' is one "
+        "token): each piece gets its own route."
+    ),
+}
 
 
 # frozen trace with read-only arrays, shared by every session (no copies)
@@ -43,7 +58,7 @@ INTRO = (
 
 
 def render() -> None:
-    VIEW.text_page(HEADLINE, INTRO, "Text", EXAMPLES, _body)
+    VIEW.text_page(HEADLINE, INTRO, "Text", EXAMPLES, _body, example_notes=EXAMPLE_NOTES)
 
 
 def _body(loaded, text: str) -> None:

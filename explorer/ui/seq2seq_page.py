@@ -39,8 +39,8 @@ VIEW = View.of_family(
 TEXT_EXAMPLES = [  # the first opens the page; the translator gets it right, and gets "mat" wrong in the second
     "My sister lives in a small town near the sea.",
     "The cat sat on the mat.",
+    "The black cat sat on the chair.",
     "The old man walked slowly to the harbour.",
-    "I would like a cup of coffee, please.",
 ]
 # T5 reads its task from a prefix
 T5_EXAMPLES = [
@@ -48,6 +48,28 @@ T5_EXAMPLES = [
     "summarize: The encoder reads the whole input once. The decoder then writes the output one token at a time.",
     "The weather is nice today.",
 ]
+# What each example shows; the translator's are measured on the embedded default against its teacher's translation
+# (tests/test_example_notes.py). T5 is no embedded default: its notes describe the prompt, not a measured output.
+EXAMPLE_NOTES = {
+    "My sister lives in a small town near the sea.": (
+        "Right: the translation, 'Minha irmã vive em uma pequena cidade perto do mar.', is the teacher's word for word."
+    ),
+    "The cat sat on the mat.": (
+        "Where it fails: 'mat' becomes 'colar' (a necklace); the teacher writes 'O gato sentou-se no tapete.'"
+    ),
+    "The black cat sat on the chair.": (
+        "Word order: 'black cat' becomes 'gato preto' (the teacher's translation, word for word), and the "
+        "cross-attention band steps back from 'cat' to 'black'."
+    ),
+    "The old man walked slowly to the harbour.": (
+        "Right in other words: 'andou' (walked) where the teacher writes 'caminhou' (walked); the rest is the same."
+    ),
+    "translate English to German: The house is wonderful.": "T5 reads its task from the prefix: a translation.",
+    "summarize: The encoder reads the whole input once. The decoder then writes the output one token at a time.": (
+        "The same model, another prefix: a summary."
+    ),
+    "The weather is nice today.": "No task prefix: what T5 writes when it is not told what to do.",
+}
 TEXT, SPEECH = "Text → Portuguese (translator)", "Speech → English text (Whisper)"
 INPUT_KIND = "s2s_input_kind"
 
@@ -188,7 +210,7 @@ def _source(loaded):
             lambda: seq2seq.encode_audio(loaded, speech.samples),
         )
     examples = T5_EXAMPLES if loaded.model.config.model_type == "t5" else TEXT_EXAMPLES
-    cleaned = VIEW.text_input("Source text", examples[0], examples)
+    cleaned = VIEW.text_input("Source text", examples[0], examples, example_notes=EXAMPLE_NOTES)
     if cleaned is None:
         return None
     encoder = cached_encode_text(loaded, cleaned.text)

@@ -148,13 +148,20 @@ class View:
         self.export()
 
     def text_page(
-        self, headline: str, intro: str, label: str, examples: list[str], body: Callable[[LoadedModel, str], None]
+        self,
+        headline: str,
+        intro: str,
+        label: str,
+        examples: list[str],
+        body: Callable[[LoadedModel, str], None],
+        example_notes: dict[str, str] | None = None,
     ) -> None:
-        """A family page whose body reads the page's text area (opening on the first example)."""
+        """A family page whose body reads the page's text area (opening on the first example); ``example_notes``
+        say what each example shows (its button's help; "Where it fails…" marks it ⚠)."""
 
         def with_text(loaded: LoadedModel) -> None:
             with self.panels():
-                cleaned = self.text_input(label, examples[0], examples)
+                cleaned = self.text_input(label, examples[0], examples, example_notes=example_notes)
             if cleaned is not None:
                 body(loaded, cleaned.text)
 
@@ -196,7 +203,14 @@ class View:
         return panels[1] if panels else contextlib.nullcontext()
 
     # -- inputs ----------------------------------------------------------------------------
-    def text_input(self, label: str, default: str, examples: list[str], height: int = 76) -> CleanText | None:
+    def text_input(
+        self,
+        label: str,
+        default: str,
+        examples: list[str],
+        height: int = 76,
+        example_notes: dict[str, str] | None = None,
+    ) -> CleanText | None:
         """The page's text area with clickable examples; returns cleaned text, or None after showing why not."""
         key = self.text_key
         restore_from_url("text", key)
@@ -204,12 +218,13 @@ class View:
             st.session_state[key] = default
         cols = st.columns(2 if st.session_state.get(PANELS) else min(len(examples), 4))  # a panel is narrow
         for i, example in enumerate(examples):
+            fails = (example_notes or {}).get(example, "").lower().startswith("where it fails")
             cols[i % len(cols)].button(
-                example if len(example) < 48 else example[:45] + "…",
+                ("⚠ " if fails else "") + (example if len(example) < 48 else example[:45] + "…"),
                 key=f"{key}_example_{i}",
                 on_click=guarded(_use_example),
                 args=(key, example),
-                help=f"Use this example: {example}",
+                help=f"{(example_notes or {}).get(example, '')}\n\nUse this example: {example}".strip(),
                 width="stretch",
             )
         classroom_height = height + 34 if st.session_state.get("classroom_on") else height  # 24 px text: 2 lines
