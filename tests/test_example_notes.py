@@ -9,9 +9,7 @@ import pytest
 
 from explorer import routing
 from explorer.adapters import decoder, encoder, moe, seq2seq
-from explorer.catalogue import load_catalogue
 from explorer.decoding import softmax
-from explorer.models.loading import load_model
 from explorer.ui import decoder_page, encoder_page, moe_page, seq2seq_page
 
 # the examples the embedded default reads (T5's need a T5 model, which is not embedded)
@@ -22,19 +20,6 @@ PAGES = {
     "moe": (moe_page, moe_page.EXAMPLES),
 }
 OPENING_TOKENS = 8  # the decoder page opens with this many generated tokens
-
-
-@pytest.fixture(scope="module")
-def models():
-    catalogue = load_catalogue()
-    loaded = {}
-
-    def get(family: str):
-        if family not in loaded:
-            loaded[family] = load_model(catalogue[family].default, device="cpu")
-        return loaded[family]
-
-    return get
 
 
 @pytest.fixture(scope="module")

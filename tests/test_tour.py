@@ -16,9 +16,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.adapters import decoder, encoder, interventions, moe, seq2seq
 from explorer.adapters.common import tokenize
 from explorer.adapters.compare import run_family
-from explorer.catalogue import load_catalogue
 from explorer.decoding import depth_readout, softmax
-from explorer.models.loading import load_model
 from explorer.plots import encoder as encoder_plots
 from explorer.registry import FAMILIES
 from explorer.ui.presenter import tour
@@ -30,19 +28,6 @@ KNOWN = {
     "top_k", "first_token_share", "loss_rises", "flips", "no_end_token_first", "translation_starts", "opening_tokens",
 }
 STEPS = [s for s in tour() if s.get("expect")]
-
-
-@pytest.fixture(scope="module")
-def models():
-    catalogue = load_catalogue()
-    loaded = {}
-
-    def get(family: str):
-        if family not in loaded:
-            loaded[family] = load_model(catalogue[family].default, device="cpu")
-        return loaded[family]
-
-    return get
 
 
 def test_every_step_but_the_home_page_names_the_figure_it_narrates():
