@@ -319,8 +319,8 @@ def classroom_style(fig: go.Figure) -> go.Figure:
         _trace_for_classroom(trace)
     if fig.layout.coloraxis is not None and fig.layout.coloraxis.colorbar is not None:
         fig.layout.coloraxis.colorbar.tickfont = dict(size=CLASSROOM_TEXT_PX, color="#000000")
-    if fig.layout.height:
-        fig.update_layout(height=int(fig.layout.height * 1.25))
+    if fig.layout.height:  # larger text needs room, but a figure already taller than a projector stays as tall
+        fig.update_layout(height=max(fig.layout.height, min(int(fig.layout.height * 1.25), 640)))
     if fig.layout.showlegend is not False and len(fig.data) > 1:  # below the plot: a figure in a panel is narrow
         fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"))
     if any(t.type == "bar" and t.text is not None for t in fig.data):

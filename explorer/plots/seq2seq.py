@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.plots.common import base_layout, require, unique_labels
+from explorer.plots.common import base_layout, require, safe_label, unique_labels
 
 MAX_COLUMNS = 300  # audio frames are averaged into at most this many columns
 
@@ -42,13 +42,16 @@ def cross_attention_heatmap(decoder_tokens, source_tokens, cross: np.ndarray, la
     else:
         x = unique_labels(source)
     which = "mean over blocks" if layer is None else f"block {layer + 1}"
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=unique_labels(decoder_tokens), colorscale="Viridis", zmin=0,
+    # Row t is the decoder step that reads tokens 0..t and writes token t+1: label it by what it wrote
+    # (the last row's token is still to come), not by its input, or every row is one token off.
+    written = [f"{i + 1}:{safe_label(t)}" for i, t in enumerate(list(decoder_tokens)[1:])] + ["(next)"]
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=written, colorscale="Viridis", zmin=0,
                                colorbar=dict(title="weight"),
-                               hovertemplate="output %{y}<br>source %{x}<br>weight %{z:.3f}<extra></extra>"))
+                               hovertemplate="writing %{y}<br>source %{x}<br>weight %{z:.3f}<extra></extra>"))
     base_layout(fig, f"Cross-attention: what each output token reads from the source ({which}, head average)",
                 height=460)
     fig.update_layout(xaxis_title="audio time (s)" if source_kind == "audio" else "source token",
-                      yaxis_title="output token")
+                      yaxis_title="output token being written")
     fig.update_yaxes(autorange="reversed")
     return fig
 

@@ -287,10 +287,11 @@ def _cross_attention(loaded, encoder, source_key: str, source_positions, result)
         ),
         key="s2s_cross",
         caption=(
-            "Each row is an output token; each column a stretch of audio (Whisper's encoder turns 30 s into 1,500 "
+            "Each row is the step that writes one output token; each column a stretch of audio (Whisper's encoder turns 30 s into 1,500 "
             "positions of 20 ms; columns here pool several)."
             if encoder.source_kind == "audio"
-            else "Each row is an output token; each column a source token. For a translation this is the "
+            else "Each row is the decoder step that writes one output token (labelled by the token it wrote); each "
+            "column a source token. For a translation this is the "
             "alignment matrix: which source words the decoder read while writing each word of the translation."
         ),
         how_to_read=(
