@@ -287,7 +287,8 @@ def _cross_attention(loaded, encoder, source_key: str, source_positions, result)
         ),
         key="s2s_cross",
         caption=(
-            "Each row is the step that writes one output token; each column a stretch of audio (Whisper's encoder turns 30 s into 1,500 "
+            "Each row is the step that writes one output token; each column a stretch of audio (Whisper's encoder "
+            "turns 30 s into 1,500 "
             "positions of 20 ms; columns here pool several)."
             if encoder.source_kind == "audio"
             else "Each row is the decoder step that writes one output token (labelled by the token it wrote); each "
