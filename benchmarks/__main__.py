@@ -1,10 +1,13 @@
-"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme]
+"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme] [--replicas-only | --patching-only]
 
 Prints one markdown table: what the explorer costs over the bare models (capture overhead,
 step-by-step decoding against ``generate``), what a visitor waits for (cold start, model
 loads, each view's latency on a 64-token input, 20 sessions at once) and what it weighs
 (peak memory of the app with all four defaults loaded, bytes sent per view). Targets come
-from issue 6; a missed target says so in the table. Not part of the test suite.
+from issue 6; a missed target says so in the table. Activation patching beside another visitor
+(issue 26: the first patching run on the decoder default, another visitor's decoder view during it
+against alone) runs on a server of its own (``--patching-only``: those rows alone). Not part of
+the test suite.
 """
 
 from __future__ import annotations
@@ -267,6 +270,8 @@ def main(argv=None) -> int:
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--replicas-only", action="store_true",
                         help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)")
+    parser.add_argument("--patching-only", action="store_true",
+                        help="only activation patching beside another visitor (prints, never writes the README)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
@@ -283,8 +288,19 @@ def main(argv=None) -> int:
         replica_sections(table, {"encoder": encoder.tokenizer}, args.tokens)
         print(table.markdown())
         return 0
+    if args.patching_only:
+        from benchmarks.patching import patching_sections
+        from explorer.models.loading import load_model
+
+        decoder = load_model(defaults["decoder"], device="cpu", family="decoder")
+        patching_sections(table, decoder.tokenizer, args.tokens)
+        print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
+        return 0
     tokenizers = model_sections(table, defaults, args.repeats)
     server_sections(table, tokenizers, args.repeats, args.sessions, args.tokens)
+    from benchmarks.patching import patching_sections
+
+    patching_sections(table, tokenizers["decoder"], args.tokens)
     replica_sections(table, tokenizers, args.tokens)
     block = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `python -m benchmarks` "
              f"({(time.perf_counter() - began) / 60:.0f} min).\n\n{table.markdown()}")

@@ -116,3 +116,69 @@ def test_shared_link_restores_family_tool_and_text():
     assert fresh.session_state["exp_family"] == "encoder"
     assert fresh.session_state["exp_tool"] == "Switch heads off"
     assert fresh.session_state["exp_text"] == "Rain had fallen all night."
+
+
+def test_settings_survive_an_empty_or_too_short_text():
+    at = experiments("moe")
+    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.button(key="exp_suggest").click().run()
+    at.radio(key="exp_head_mode").set_value("mean").run()
+    healthy(at)
+    heads = list(at.multiselect(key="exp_heads").value)
+    assert len(heads) == 3 and figures(at) == 1
+    text = at.text_area(key="exp_text").value
+    for invalid in ("", "Hi"):  # empty, then 2 tokens (an intervention needs 3)
+        at.text_area(key="exp_text").set_value(invalid).run()
+        healthy(at)
+        assert at.warning and figures(at) == 0  # the page says why instead of a result
+        at.text_area(key="exp_text").set_value(text).run()
+        healthy(at)
+        assert at.multiselect(key="exp_heads").value == heads, invalid
+        assert at.radio(key="exp_head_mode").value == "mean"
+        assert figures(at) == 1
+    # the routing settings too, and the text across a tool without one
+    at.radio(key="exp_tool").set_value("Change the routing").run()
+    at.radio(key="exp_moe_action").set_value("Drop experts").run()
+    at.multiselect(key="exp_drop").set_value([1, 5]).run()
+    at.text_area(key="exp_text").set_value("").run()
+    at.text_area(key="exp_text").set_value(text).run()
+    healthy(at)
+    assert at.radio(key="exp_moe_action").value == "Drop experts"
+    assert at.multiselect(key="exp_drop").value == [1, 5]
+    at.radio(key="exp_tool").set_value("Activation patching").run()
+    pairs = at.radio(key="exp_pair").options
+    at.radio(key="exp_pair").set_value(pairs[-1]).run()
+    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    healthy(at)
+    assert at.text_area(key="exp_text").value == text
+    assert at.multiselect(key="exp_heads").value == heads
+    at.radio(key="exp_tool").set_value("Activation patching").run()
+    healthy(at)
+    assert at.radio(key="exp_pair").value == pairs[-1] and figures(at) == 1
+
+
+def test_the_hidden_source_span_survives_an_empty_text():
+    at = experiments("seq2seq")
+    if "exp_use_translator" in [b.key for b in at.button]:  # the family's default reads speech
+        at.button(key="exp_use_translator").click().run()
+    at.session_state["exp_text"] = "The cat sat on the mat."
+    at.run()
+    at.select_slider(key="exp_span").set_range(1, 2).run()
+    at.text_area(key="exp_text").set_value("").run()
+    assert at.warning and not at.get("select_slider")
+    at.text_area(key="exp_text").set_value("The cat sat on the mat.").run()
+    healthy(at)
+    assert tuple(at.select_slider(key="exp_span").value) == (1, 2)
+
+
+def test_a_refused_routing_is_a_sentence_saying_what_is_possible():
+    at = experiments("moe")
+    at.radio(key="exp_moe_action").set_value("Drop experts").run()
+    at.multiselect(key="exp_drop").set_value(list(range(7))).run()  # 7 of 8 experts with top-2 routing
+    healthy(at)
+    refusal = "Top-2 routing needs at least 2 experts left: at most 6 of the 8 can be dropped."
+    assert refusal in [w.value for w in at.warning]
+    assert figures(at) == 0
+    at.multiselect(key="exp_drop").set_value(list(range(6))).run()
+    healthy(at)
+    assert refusal not in [w.value for w in at.warning] and figures(at) == 1

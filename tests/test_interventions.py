@@ -1,6 +1,10 @@
 """Intervention arithmetic on tiny random models, each against a hand computation."""
 
+import contextlib
 import copy
+import functools
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from explorer.adapters import moe
 from explorer.adapters.common import hook_count
 from explorer.experiments import cards
 from explorer.models.accounting import account
+from explorer.text import InputError
 from tiny_models import tiny_loaded
 
 IDS = np.array([5, 17, 42, 8, 63, 21, 9, 30], dtype=np.int64)
@@ -109,7 +114,7 @@ def test_patching_the_whole_clean_stream_restores_the_clean_output(name, monkeyp
     result = iv.activation_patching(loaded, IDS, corrupted, clean_answer=11, corrupted_answer=12)
     assert hook_count(loaded.model) == 0
     assert result.patched.shape == (3, len(IDS))
-    monkeypatch.setattr(iv, "PATCH_BATCH_FLOATS", 3 * len(IDS) * 99)  # batches of 3 copies: the same heatmap
+    monkeypatch.setattr(iv, "PATCH_BATCH_FLOATS", 3 * 99)  # 3 copies' logits at the read position per forward
     assert np.abs(iv.activation_patching(loaded, IDS, corrupted, 11, 12).patched - result.patched).max() < TOL
     restored = result.restored
     # the prompts differ only at position 3: its embedding alone restores everything, the others nothing
@@ -247,6 +252,159 @@ def test_refusals():
         iv.route_override(tiny_loaded("mixtral"), IDS, top_k=4, drop=[0])
 
 
+def refusal(run) -> str:
+    """The sentence of an InterventionRefused (an InputError: the page shows it as a warning)."""
+    with pytest.raises(iv.InterventionRefused) as caught:
+        run()
+    assert isinstance(caught.value, InputError)
+    return str(caught.value)
+
+
+def test_every_refusal_is_one_sentence_saying_what_is_possible():
+    mixtral, llama = tiny_loaded("mixtral"), tiny_loaded("llama")  # the tiny Mixtral: 4 experts, top-2
+    assert refusal(lambda: iv.route_override(mixtral, IDS, drop=[0, 1, 2])) == (
+        "Top-2 routing needs at least 2 experts left: at most 2 of the 4 can be dropped."
+    )
+    assert refusal(lambda: iv.route_override(mixtral, IDS, top_k=4, drop=[3])) == (
+        "Top-4 routing needs at least 4 experts left: none of the 4 can be dropped."
+    )
+    assert "k can be 1 to 4" in refusal(lambda: iv.route_override(mixtral, IDS, top_k=5))
+    assert "numbered 0 to 3" in refusal(lambda: iv.route_override(mixtral, IDS, drop=[4]))
+    assert refusal(lambda: iv.route_override(mixtral, IDS, drop=[1], force=[(None, 2, 1)])).startswith(
+        "Expert 1 is dropped, so no token can be forced to it"
+    )
+    assert "outside the text" in refusal(lambda: iv.route_override(mixtral, IDS, force=[(None, 8, 0)]))
+    assert "MoE layer 2 does not exist" in refusal(lambda: iv.route_override(mixtral, IDS, force=[(2, 0, 0)]))
+    assert refusal(lambda: iv.head_ablation(llama, IDS, [])) == "Choose at least one head to switch off."
+    assert refusal(lambda: iv.head_ablation(llama, IDS, [(1, 4)])).startswith("L1H4 does not exist")
+    corrupted = IDS.copy()
+    corrupted[3] = 77
+    assert "nothing to patch" in refusal(lambda: iv.activation_patching(llama, IDS, IDS.copy(), 11, 12))
+    assert "equally long" in refusal(lambda: iv.activation_patching(llama, IDS, IDS[:-1], 11, 12))
+    assert "same token" in refusal(lambda: iv.activation_patching(llama, IDS, corrupted, 11, 11))
+    assert "outside the prompts" in refusal(lambda: iv.activation_patching(llama, IDS, corrupted, 11, 12, position=8))
+    assert "Leave at least one source token visible" in refusal(
+        lambda: iv.cross_attention_removal(tiny_loaded("bart"), IDS, IDS[:4], (0, len(IDS)))
+    )
+    for model in (mixtral, llama):
+        assert hook_count(model.model) == 0
+
+
+PATCHABLE = ["llama", "qwen2", "gpt2", "gpt_neox", "mixtral", "qwen2_moe", "olmoe",
+             "bert", "roberta", "distilbert", "deberta-v2", "electra"]
+
+
+def one_at_a_time(loaded, clean, corrupted, position, answers) -> np.ndarray:
+    """[L+1, T] the metric after each single patch, one unbatched forward per (depth, position)."""
+    out = np.zeros((len(iv.blocks(loaded.model)) + 1, len(clean)))
+    for depth in range(out.shape[0]):
+        for pos in range(len(clean)):
+            row = iv.patched_logits(loaded, clean, corrupted, depth, [pos])[position]
+            out[depth, pos] = row[answers[0]] - row[answers[1]]
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, grow", [(name, True) for name in PATCHABLE] + [("llama", False), ("gpt2", False), ("bert", False)]
+)
+def test_batched_patching_equals_patching_one_position_at_a_time(name, grow, monkeypatch):
+    loaded = tiny_loaded(name)
+    monkeypatch.setitem(iv._GROWS, type(loaded.model), grow)  # copies joining at their depth, or all from the start
+    monkeypatch.setattr(iv, "PATCH_FORWARD_COST", 70)  # several forwards, each under the lock on its own
+    corrupted = IDS.copy()
+    corrupted[[3, 5]] = [77, 40]
+    position = 7 if loaded.family != "encoder" else 5
+    result = iv.activation_patching(loaded, IDS, corrupted, 11, 12, position=position)
+    expected = one_at_a_time(loaded, IDS, corrupted, position, (11, 12))
+    assert np.abs(result.patched - expected).max() < TOL
+    assert hook_count(loaded.model) == 0
+    if loaded.family == "decoder":  # positions before the first change are the same in both runs: not run
+        assert np.all(result.patched[:, :3] == result.corrupted_metric)  # (an MoE groups tokens by expert:
+        # its equal rows may differ in the last bit, and are run)
+
+
+def test_patching_on_the_default_decoder_equals_one_patch_at_a_time():
+    from explorer.experiments import measure
+    from explorer.models.loading import load_model
+
+    loaded = load_model("embedded:SmolLM2-135M-Instruct", device="cpu", family="decoder")
+    setup = measure.patching_setup(loaded, measure.patchable_pairs(loaded)[0])
+    result = iv.activation_patching(
+        loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
+    )
+    assert result.patched.shape == (31, len(setup.clean))
+    for depth, pos in [(0, 3), (15, 3), (29, len(setup.clean) - 1), (30, 4)]:
+        row = iv.patched_logits(loaded, setup.clean, setup.corrupted, depth, [pos])[setup.position]
+        alone = row[setup.clean_answer] - row[setup.corrupted_answer]
+        assert abs(result.patched[depth, pos] - alone) < TOL, (depth, pos)
+    assert hook_count(loaded.model) == 0
+
+
+def test_the_lock_is_held_for_one_forward_with_its_hooks_inside(monkeypatch):
+    """Every intervention takes the model's lock once per forward, finds no hook on the model when it
+    takes it and leaves none when it gives it back."""
+    holds: list[int] = []
+    forwards = {"n": 0}
+    real_exclusive = iv.exclusive
+
+    @contextlib.contextmanager
+    def watched(ld):
+        with real_exclusive(ld):
+            assert hook_count(ld.model) == 0
+            before = forwards["n"]
+            yield
+            assert hook_count(ld.model) == 0
+            holds.append(forwards["n"] - before)
+
+    monkeypatch.setattr(iv, "exclusive", watched)
+    monkeypatch.setattr(iv, "PATCH_FORWARD_COST", 70)
+    for name in ("llama", "mixtral"):
+        loaded = tiny_loaded(name)
+        count_forwards(loaded, forwards, monkeypatch)
+        corrupted = IDS.copy()
+        corrupted[3] = 77
+        holds.clear()
+        iv.activation_patching(loaded, IDS, corrupted, 11, 12)
+        assert len(holds) > 3 and holds == [1] * len(holds)
+        holds.clear()
+        iv.head_ablation(loaded, IDS, [(0, 1)])
+        iv.sink_removal(loaded, IDS)
+        assert holds == [1, 1, 1, 1]
+    holds.clear()
+    iv.route_override(loaded, IDS, drop=[0])
+    assert holds == [1, 1]
+
+
+def count_forwards(loaded, counter: dict, monkeypatch, started: threading.Event | None = None) -> None:
+    real = loaded.model.forward
+
+    @functools.wraps(real)
+    def counted(*args, **kwargs):
+        counter["n"] += 1
+        if started is not None:
+            started.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "forward", counted)
+
+
+def test_another_visitor_gets_the_model_between_the_forwards_of_a_patching_job(monkeypatch):
+    loaded = tiny_loaded("gpt2")
+    monkeypatch.setattr(iv, "PATCH_FORWARD_COST", 1)  # one patch per forward: about 20 forwards
+    forwards, started, done = {"n": 0}, threading.Event(), {}
+    count_forwards(loaded, forwards, monkeypatch, started)
+    corrupted = IDS.copy()
+    corrupted[3] = 77
+    job = threading.Thread(target=lambda: done.update(result=iv.activation_patching(loaded, IDS, corrupted, 11, 12)))
+    job.start()
+    assert started.wait(60)
+    with loaded.lock:  # waits for the forward under way, not for the job
+        got_in_after = forwards["n"]
+        assert hook_count(loaded.model) == 0
+    job.join(120)
+    assert "result" in done and got_in_after < forwards["n"]
+
+
 def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
     from explorer.experiments import measure
 
@@ -313,3 +471,37 @@ def test_prediction_depth_reads_every_family_on_the_same_sentences(model_id):
     card = measure.prediction_depth_card(loaded, texts=("The old man walked slowly to the harbour at night.",))
     assert 0.0 <= card.measured <= 1.0 and card.prompt_set == "everyday-sentences"
     assert card.method.startswith(measure.DEPTH_METHODS[loaded.family])
+
+
+def test_a_long_job_steps_aside_while_another_visitor_uses_the_model(monkeypatch):
+    loaded = tiny_loaded("llama")
+    monkeypatch.setattr(iv, "GIVE_WAY_S", 0.2)
+    began = time.perf_counter()
+    iv._give_way(loaded)
+    assert time.perf_counter() - began < 0.1  # nobody else: no wait at all
+    holding, release = threading.Event(), threading.Event()
+
+    def visitor():
+        with loaded.lock:
+            holding.set()
+            release.wait(10)
+
+    other = threading.Thread(target=visitor)
+    other.start()
+    assert holding.wait(10)
+    threading.Timer(0.3, release.set).start()
+    began = time.perf_counter()
+    iv._give_way(loaded)  # until the visitor lets go, then GIVE_WAY_S of a free model
+    assert time.perf_counter() - began >= 0.3 + 0.2 - 0.05
+    other.join()
+    monkeypatch.setattr(iv, "GIVE_WAY_MOST_S", 0.2)  # a model never free: the job still goes on
+    release.clear()
+    other = threading.Thread(target=visitor)
+    holding.clear()
+    other.start()
+    assert holding.wait(10)
+    began = time.perf_counter()
+    iv._give_way(loaded)
+    assert time.perf_counter() - began < 2
+    release.set()
+    other.join()

@@ -3,7 +3,7 @@ finding on it against chance (replication cards). Every family page links here w
 
 from __future__ import annotations
 
-import html
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from explorer.experiments import measure
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
 from explorer.registry import FAMILIES
+from explorer.text import plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely
 from explorer.ui.links import publish_to_url, restore_from_url
@@ -57,6 +58,10 @@ EXAMPLES = [
     "Paris is the capital of France, and Rome is the capital of Italy.",
 ]
 MAX_TOKENS = 96  # interventions run the model twice or more per view: keep the text short
+# The last value of every setting. Streamlit drops a widget's state after a run that does not draw it
+# (an empty or too-short text stops a tool before its controls; another tool draws others): the page
+# puts the value back from here when the widget is drawn again.
+SAVED = "_exp_saved_settings"
 
 HEADLINE = "Experiments: change the model, or test a published claim on it"
 INTRO = (
@@ -183,8 +188,35 @@ def translation(loaded, source: tuple, span: tuple | None):
 # --- shared pieces ---------------------------------------------------------------------------------
 
 
+def _restore(key: str, valid: Callable[[object], bool] = lambda value: True) -> None:
+    """Before drawing setting ``key``'s widget: its last value, if Streamlit dropped it since and it
+    is still ``valid`` (one of the widget's options)."""
+    saved = st.session_state.setdefault(SAVED, {})
+    if key not in st.session_state and key in saved and valid(saved[key]):
+        st.session_state[key] = saved[key]
+
+
+def _keep(key: str, value) -> None:
+    """After drawing setting ``key``'s widget: remember its value for the runs that do not draw it."""
+    st.session_state.setdefault(SAVED, {})[key] = value
+
+
+def _refused(check: Callable[[], object]) -> bool:
+    """Run an intervention's check of its settings; when it refuses them, show its sentence (what is
+    possible) as a warning instead of a result, and say so."""
+    try:
+        check()
+    except interventions.InterventionRefused as refusal:
+        st.warning(str(refusal))
+        return True
+    return False
+
+
 def _text_ids(loaded) -> np.ndarray | None:
+    key = VIEW.text_key
+    _restore(key, lambda value: isinstance(value, str))
     cleaned = VIEW.text_input("Text the model reads", EXAMPLES[0], EXAMPLES, height=70)
+    _keep(key, st.session_state.get(key))
     if cleaned is None:
         return None
     ids, notes = tokenize(loaded, cleaned.text, limit=MAX_TOKENS, keep_end=loaded.family == "encoder")
@@ -266,7 +298,10 @@ def cards_body(loaded) -> None:
     )
     detailed = [c for c in cards if c.by_layer is not None]
     if detailed:
-        name = st.selectbox("Card to see layer by layer", [c.name for c in detailed], key="exp_card")
+        names = [c.name for c in detailed]
+        _restore("exp_card", lambda value: value in names)
+        name = st.selectbox("Card to see layer by layer", names, key="exp_card")
+        _keep("exp_card", name)
         card = next(c for c in detailed if c.name == name)
         VIEW.figure(plots.card_detail(card), key="exp_card_detail", caption=f"{card.quantity}. {card.method}.")
     if loaded.family != "seq2seq":
@@ -277,7 +312,8 @@ def _taxonomy(loaded) -> None:
     with st.spinner("Labelling every head…"):
         tax = head_taxonomy(loaded)
     VIEW.figure(
-        plots.taxonomy_map(tax), key="exp_taxonomy",
+        plots.taxonomy_map(tax),
+        key="exp_taxonomy",
         caption="Each head labelled from its attention on 24 repeated random tokens (seed 0) after removing the "
         "attention to the first token and renormalising: induction (score ≥ 0.4), else previous-token (≥ 0.4 of "
         "its attention on the token before), else positional (≥ 0.4 on one other fixed offset), else broad "
@@ -331,17 +367,21 @@ def heads_body(loaded) -> None:
     heads = interventions.num_heads(loaded.model.config)
     options = [f"L{layer}H{h}" for layer in range(layers) for h in range(heads)]
     key = VIEW.keys["heads"]
+    _restore(key, lambda value: isinstance(value, list))
     st.session_state[key] = [h for h in st.session_state.get(key, []) if h in options]
     cols = st.columns([3, 1, 1])
     chosen = cols[0].multiselect(
         f"Heads to switch off ({layers} layers × {heads} heads; L0 = first block)", options, key=key
     )
+    _keep(key, list(chosen))
+    _restore("exp_head_mode", lambda value: value in ("zero", "mean"))
     mode = cols[1].radio(
         "Replace the head's output by",
         ["zero", "mean"],
         key="exp_head_mode",
         help="zero: the head contributes nothing; mean: its output averaged over this text's positions",
     )
+    _keep("exp_head_mode", mode)
     if loaded.family != "encoder":
         cols[2].button(
             "Suggest: the 3 strongest induction heads",
@@ -353,6 +393,8 @@ def heads_body(loaded) -> None:
         st.info("Pick one or more heads above (or ask for the induction heads, then use a text that repeats itself).")
         return
     pairs = tuple((int(n[1:].split("H")[0]), int(n.split("H")[1])) for n in chosen)
+    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode)):
+        return
     show_result(loaded, head_ablation(loaded, tuple(ids.tolist()), pairs, mode), "exp_heads_fig", HOW_INTERVENTION)
 
 
@@ -368,7 +410,7 @@ def sink_body(loaded) -> None:
         return
     first = display_token(loaded.tokenizer, int(ids[0]))
     st.markdown(
-        f"Every attention row's weight on the first token (**{html.escape(first)}**) is removed and the rest "
+        f"Every attention row's weight on the first token (**{plain(first)}**) is removed and the rest "
         "renormalised, in every layer and head at once (a custom attention mask). Many models park attention there "
         "when no other token is relevant (an *attention sink*, Xiao et al. 2023): without it they must put that "
         "weight somewhere else."
@@ -386,19 +428,27 @@ def patching_body(loaded) -> None:
         )
         return
     key = VIEW.keys["pair"]
-    if st.session_state.get(key) not in [p.name for p in pairs]:
+    names = [p.name for p in pairs]
+    restore_from_url("pair", key)
+    _restore(key, lambda value: value in names)
+    if st.session_state.get(key) not in names:
         st.session_state[key] = pairs[0].name
-    name = st.radio("Prompt pair (those this tokenizer can patch)", [p.name for p in pairs], key=key, horizontal=True)
+    name = st.radio("Prompt pair (those this tokenizer can patch)", names, key=key, horizontal=True)
+    _keep(key, name)
+    publish_to_url(pair=name)
     pair = next(p for p in pairs if p.name == name)
     mask = loaded.tokenizer.mask_token or "[MASK]"
-    clean, corrupted = (html.escape(text.format(mask=mask)) for text in (pair.clean, pair.corrupted))
-    answers = [html.escape(a.strip()) for a in (pair.clean_answer, pair.corrupted_answer)]
+    clean, corrupted = (plain(text.format(mask=mask)) for text in (pair.clean, pair.corrupted))
+    answers = [plain(a.strip()) for a in (pair.clean_answer, pair.corrupted_answer)]
     st.markdown(f"Clean: **{clean}** → *{answers[0]}*  \nCorrupted: **{corrupted}** → *{answers[1]}*")
     try:
-        with st.spinner("Patching every depth and position, one at a time…"):
+        with st.spinner("Patching every depth and position, one patch per copy of the prompt…"):
             setup, result = patching(loaded, pair.name)
-    except ValueError as error:
-        st.warning(f"This pair cannot be patched on this model: {error}.")
+    except interventions.InterventionRefused as refusal:
+        st.warning(str(refusal))
+        return
+    except ValueError as error:  # the pair does not tokenise as patching needs (measure.patching_setup)
+        st.warning(plain(f"This pair cannot be patched on this model: {error}."))
         return
     tokens = list(display_tokens(loaded.tokenizer, setup.corrupted))
     VIEW.figure(
@@ -421,19 +471,25 @@ def routing_body(loaded) -> None:
         return
     actions = ["Top-k sweep", "Drop experts", "Force an expert", "Route by token id only"]
     key = VIEW.keys["moe"]
+    _restore(key, lambda value: value in actions)
     if st.session_state.get(key) not in actions:
         st.session_state[key] = actions[0]
     action = st.radio("Change", actions, key=key, horizontal=True)
+    _keep(key, action)
     config = loaded.model.config
-    experts = int(getattr(config, "num_local_experts", None) or config.num_experts)
+    experts = interventions.num_experts(config)
     if action == actions[0]:
         _top_k_sweep(loaded, ids)
     elif action == actions[1]:
+        _restore("exp_drop", lambda value: isinstance(value, list) and all(e in range(experts) for e in value))
         dropped = st.multiselect(
             "Experts no token may use", list(range(experts)), key="exp_drop", format_func=lambda e: f"expert {e}"
         )
+        _keep("exp_drop", list(dropped))
         if not dropped:
             st.info("Pick experts to drop: their tokens go to each router's next choice.")
+            return
+        if _refused(lambda: interventions.check_routing(config, len(ids), drop=dropped)):
             return
         show_result(
             loaded,
@@ -474,16 +530,22 @@ def _top_k_sweep(loaded, ids) -> None:
 def _force_expert(loaded, ids, experts: int) -> None:
     tokens = display_tokens(loaded.tokenizer, ids)
     cols = st.columns(2)
+    _restore("exp_force_pos", lambda value: value in range(len(ids)))
     position = cols[0].selectbox(
         "Token", list(range(len(ids))), key="exp_force_pos", format_func=lambda i: f"{i}: {tokens[i]}"
     )
+    _keep("exp_force_pos", position)
+    _restore("exp_force_expert", lambda value: value in range(experts))
     expert = cols[1].selectbox(
         "Its first choice in every MoE layer",
         list(range(experts)),
         key="exp_force_expert",
         format_func=lambda e: f"expert {e}",
     )
+    _keep("exp_force_expert", expert)
     force = ((None, int(position), int(expert)),)
+    if _refused(lambda: interventions.check_routing(loaded.model.config, len(ids), force=force)):
+        return
     show_result(loaded, routing(loaded, tuple(ids.tolist()), None, (), force, False), "exp_force_fig", HOW_INTERVENTION)
 
 
@@ -498,6 +560,13 @@ def cross_body(loaded) -> None:
     if ids is None:
         return
     tokens = list(display_tokens(loaded.tokenizer, ids))
+
+    def fits(value) -> bool:  # a span of this text's tokens
+        return isinstance(value, (tuple, list)) and len(value) == 2 and 0 <= value[0] <= value[1] < len(ids)
+
+    _restore("exp_span", fits)
+    if "exp_span" in st.session_state and not fits(st.session_state["exp_span"]):
+        del st.session_state["exp_span"]  # a span of a longer text: the slider starts again from its default
     span = st.select_slider(
         "Source tokens the decoder may not look at",
         options=list(range(len(ids))),
@@ -505,16 +574,17 @@ def cross_body(loaded) -> None:
         key="exp_span",
         format_func=lambda i: f"{i}: {tokens[i]}",
     )
+    _keep("exp_span", tuple(span))
     start, stop = span[0], span[1] + 1
     if stop - start >= len(ids):
-        st.warning("Leave at least one source token visible.")
+        st.warning(f"Leave at least one source token visible: at most {len(ids) - 1} of the {len(ids)} can be hidden.")
         return
     base, modified, scored = translation(loaded, tuple(ids.tolist()), (start, stop))
     decode = loaded.tokenizer.decode
     st.markdown(
-        f"Unmodified output: **{html.escape(decode(base, skip_special_tokens=True))}**  \n"
-        f"Without cross-attention to *{html.escape(' '.join(tokens[start:stop]))}*: "
-        f"**{html.escape(decode(modified, skip_special_tokens=True))}**"
+        f"Unmodified output: **{plain(decode(base, skip_special_tokens=True))}**  \n"
+        f"Without cross-attention to *{plain(' '.join(tokens[start:stop]))}*: "
+        f"**{plain(decode(modified, skip_special_tokens=True))}**"
     )
     show_result(
         loaded,
