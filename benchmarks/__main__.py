@@ -123,6 +123,7 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
         home = run_page(server.port, "")
         table.add("Cold start: until the first page (home) is served", f"{time.perf_counter() - server.started:.1f} s")
         payloads = {"Home page": home.bytes_received}
+        _first_paints(table, server.port)
         compare = run_page(server.port, "compare")
         _check("compare", compare)
         table.add("Compare page, first visit (loads all four default models, runs each once)", f"{compare.seconds:.1f} s")
@@ -167,6 +168,22 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
                   memory(server.peak_rss_bytes()), "< 2 GB", verdict(server.peak_rss_bytes(), 2e9))
     finally:
         server.stop()
+
+
+FIRST_PAINT_PAGES = ("decoder", "encoder", "encoder-decoder", "moe", "experiments", "gallery")
+
+
+def _first_paints(table: Table, port: int) -> None:
+    """Each page's first visit on a server that has not imported its libraries yet: when its title
+    arrives (the page shows it, its lead and a spinner before the imports) and when the run ends."""
+    from explorer.ui.served import run_page
+
+    for page in FIRST_PAINT_PAGES:
+        run = run_page(port, page)
+        _check(f"first paint {page}", run)
+        paint = run.first_paint if run.first_paint is not None else run.seconds
+        table.add(f"First visit to /{page}: title on screen (page done after {run.seconds:.1f} s)",
+                  f"{paint:.2f} s", "≤ 0.5 s", verdict(paint, 0.5))
 
 
 def _check(label: str, run) -> None:
