@@ -9,7 +9,7 @@ import pytest
 from test_browser import ARTIFACTS, _wait_idle, assert_no_error_elements, browser, server  # noqa: F401 (fixtures)
 
 SIZES = [(1280, 720), (1920, 1080)]
-PAGES = ["encoder", "decoder", "encoder-decoder", "moe"]
+PAGES = ["encoder", "decoder", "encoder-decoder", "moe", "experiments"]
 MEASURE = """() => {
   const lum = c => { const m = c.match(/\\d+(\\.\\d+)?/g).map(Number);
     const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
@@ -21,7 +21,7 @@ MEASURE = """() => {
   const sizes = texts.map(t => parseFloat(getComputedStyle(t).fontSize));
   const contrast = texts.map(t => [t.textContent.slice(0, 30), 1.05 / (lum(getComputedStyle(t).fill) + 0.05)]);
   const cut = [...document.querySelectorAll('[data-testid="stSidebarNavLink"] span, [data-testid="stSidebar"] label p, '
-    + 'button p, [data-testid="stWidgetLabel"] p')]
+    + 'button p, [data-testid="stWidgetLabel"] p, [data-testid="stMetricLabel"] p')]
     .filter(e => !/^[a-z_]+$/.test(e.textContent.trim()) && e.scrollWidth > e.clientWidth + 1)
     .map(e => e.textContent.slice(0, 40));
   const area = document.querySelector('textarea');
@@ -43,7 +43,7 @@ def _open(browser, url: str, width: int, height: int):  # noqa: F811
 @pytest.mark.parametrize("width,height", SIZES)
 @pytest.mark.parametrize("name", PAGES)
 def test_a_projector_sees_the_main_figure_in_classroom_mode(server, browser, name, width, height):  # noqa: F811
-    context, page = _open(browser, f"{server.url}/{name}?classroom=1", width, height)
+    context, page = _open(browser, f"{server.url}/{name}?classroom=1", width, height)  # experiments: sink removal
     try:
         measured = page.evaluate(MEASURE)
         page.screenshot(path=str(ARTIFACTS / f"classroom-{name}-{width}x{height}.png"))

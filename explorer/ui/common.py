@@ -18,7 +18,8 @@ LAYOUT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding: 2.5rem 2rem 2rem 2rem !important; max-width: none !important; }
 h1 { font-size: 2rem !important; padding-top: 0 !important; padding-bottom: 0.2rem !important; }
 [data-testid="stSidebarNavLink"] span, [data-testid="stSidebar"] label p, [data-testid="stSidebar"] button p,
-[data-testid="stWidgetLabel"] p, button[kind="secondary"] p, [data-testid="stPageLink"] p
+[data-testid="stWidgetLabel"] p, button[kind="secondary"] p, [data-testid="stPageLink"] p,
+[data-testid="stMetricLabel"] p
   { white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
 </style>"""
 # Classroom mode: text read from the back of a room (typed text and model outputs at least 24 px,

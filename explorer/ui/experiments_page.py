@@ -74,15 +74,17 @@ INTRO = (
 
 
 def render() -> None:
-    st.title(HEADLINE)
-    st.markdown(INTRO)
+    VIEW.heading(HEADLINE, INTRO)
     VIEW.start()
-    family = _family_choice()
+    with VIEW.panels():  # the choices and the text beside the tool's figure (above the fold on a projector)
+        family = _family_choice()
     loaded = picker.load_for_page(family)
     if loaded is None:
         return
-    tool = _tool_choice(family)
-    run_safely(lambda: TOOL_BODIES[tool](loaded))
+    with VIEW.side():
+        tool = _tool_choice(family)
+    with VIEW.main():
+        run_safely(lambda: TOOL_BODIES[tool](loaded))
     VIEW.export()
 
 
@@ -215,7 +217,8 @@ def _refused(check: Callable[[], object]) -> bool:
 def _text_ids(loaded) -> np.ndarray | None:
     key = VIEW.text_key
     _restore(key, lambda value: isinstance(value, str))
-    cleaned = VIEW.text_input("Text the model reads", EXAMPLES[0], EXAMPLES, height=70)
+    with VIEW.side():
+        cleaned = VIEW.text_input("Text the model reads", EXAMPLES[0], EXAMPLES, height=70)
     _keep(key, st.session_state.get(key))
     if cleaned is None:
         return None

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 FIGURES = "_view_figures"  # session key: (caption, figure) of this run, for the export
 PANELS = "_view_panels"  # session key: this run's (side, main) containers of a two-panel page
-HEADING = "_view_heading"  # session key: this run's (headline, intro), for the handout
+HEADING = "_view_heading"  # session key: each View's (headline, intro), for the handout
 
 
 def _model_key(loaded: LoadedModel) -> tuple[str, str]:
@@ -128,7 +128,6 @@ class View:
         show_callback_failure()
         st.session_state[FIGURES] = []
         st.session_state[PANELS] = None
-        st.session_state[HEADING] = (self.name, "")
         self._restore_settings()
         for key in (*self.keys.values(), *self.keep):
             if key in st.session_state:  # re-set: a widget this run does not draw keeps its value (Streamlit's way)
@@ -169,11 +168,10 @@ class View:
 
     safely = staticmethod(run_safely)
 
-    @staticmethod
-    def heading(headline: str, intro: str) -> None:
+    def heading(self, headline: str, intro: str) -> None:
         """The title, then the intro folded away: on a 1280x720 projector the page's first figure
         must show without scrolling, and a paragraph above it pushed it below the fold."""
-        st.session_state[HEADING] = (headline, intro)
+        st.session_state.setdefault(HEADING, {})[self.name] = (headline, intro)
         st.title(headline)
         with st.expander("About this page", icon=":material/info:"):
             st.markdown(intro)
@@ -289,7 +287,7 @@ class View:
 
     def handout(self) -> Handout:
         """This run's view as a handout: the page's lead, input, model, settings and figures."""
-        headline, intro = st.session_state.get(HEADING, (self.name, ""))
+        headline, intro = st.session_state.get(HEADING, {}).get(self.name, (self.name, ""))
         model, card = "", ""
         if self.family is not None and st.session_state.get(f"{self.family.key}_last_loaded"):
             model = st.session_state[f"{self.family.key}_last_loaded"][0]
