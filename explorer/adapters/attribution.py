@@ -89,6 +89,7 @@ import torch
 
 from explorer.adapters import decoder, encoder, moe, seq2seq
 from explorer.adapters.common import MAX_TRACE_TOKENS, display_tokens
+from explorer.registry import FAMILIES
 from explorer.text import InputError
 
 METHODS = ("gradient_x_input", "integrated_gradients", "occlusion", "attention_rollout")
@@ -382,9 +383,17 @@ def _check_ids(loaded, ids) -> np.ndarray:
 def _kind(loaded) -> str:
     if loaded.arch.audio:
         raise InputError("Attribution over a speech source is not offered: it needs text tokens to score.")
-    if loaded.family == "seq2seq" or getattr(loaded.model.config, "is_encoder_decoder", False):
+    if moe.is_encoder_decoder(loaded):  # the model's own structure, not its family's name
         return "seq2seq"
-    return "encoder" if loaded.family == "encoder" else "decoder"
+    return "encoder" if FAMILIES[loaded.family].encoder_only else "decoder"
+
+
+def _has_router(loaded) -> bool:
+    try:
+        moe.router_class(loaded.model)
+    except ValueError:
+        return False
+    return True
 
 
 def _default_target(kind: str, target) -> Target:
@@ -397,8 +406,8 @@ def _default_target(kind: str, target) -> Target:
 def _check_kind(loaded, kind: str, target: Target) -> None:
     allowed = {"decoder": ("next", "router"), "encoder": ("masked",), "seq2seq": ("output",)}[kind]
     if target.kind not in allowed:
-        raise InputError(f"A {loaded.family} model explains {' or '.join(allowed)} targets, not {target.kind!r}.")
-    if target.kind == "router" and loaded.family != "moe":
+        raise InputError(f"A {loaded.arch.display} model explains {' or '.join(allowed)} targets, not {target.kind!r}.")
+    if target.kind == "router" and not _has_router(loaded):
         raise InputError("Only a mixture-of-experts decoder has a router to explain.")
     if kind == "encoder" and not loaded.has_mlm_head:
         raise InputError(f"{loaded.model_id} has no trained masked-language head: there is no prediction to explain.")
