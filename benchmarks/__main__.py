@@ -1,4 +1,4 @@
-"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme] [--replicas-only | --patching-only]
+"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme] [--replicas-only | --patching-only | --step-only]
 
 Prints one markdown table: what the explorer costs over the bare models (capture overhead,
 step-by-step decoding against ``generate``), what a visitor waits for (cold start, model
@@ -100,7 +100,24 @@ def model_sections(table: Table, defaults: dict[str, str], repeats: int) -> dict
     table.add(f"Decoding {row['tokens']} new tokens, explorer steps vs `generate` ({row['model']})",
               f"×{row['ratio']:.2f} ({row['explorer_tps']:.1f} vs {row['generate_tps']:.1f} tokens/s, {same})",
               "≥ ×0.8", verdict(row["ratio"], 0.8, higher_is_better=True))
+    step_click_section(table, loaded["decoder"])
     return {family: m.tokenizer for family, m in loaded.items()}
+
+
+def step_click_section(table: Table, loaded, clicks: int = 10) -> None:
+    """A Step click's server time against one forward of the same context (issue 21: at most twice the
+    forward plus 0.2 s)."""
+    from benchmarks import model_costs
+    from explorer.ui.served import step_click_seconds
+
+    print("Step clicks…", file=sys.stderr, flush=True)
+    seconds, contexts = step_click_seconds(clicks)
+    forward = model_costs.step_forward_seconds(loaded, int(statistics.median(contexts)))
+    click, target = statistics.median(seconds), 2 * forward + 0.2
+    table.add(f"Step click on the decoder page, server time (AppTest, default prompt, {clicks} clicks at "
+              f"{min(contexts)}–{max(contexts)} tokens of context), median",
+              f"{click:.2f} s (p95 {percentile(seconds, 95):.2f} s; one forward {forward * 1000:.0f} ms)",
+              f"≤ 2 × forward + 0.2 s = {target:.2f} s", verdict(click, target))
 
 
 VIEWS = [  # (label, page url path, family whose tokenizer sizes the text, [MASK]s, latency target in s)
@@ -287,6 +304,8 @@ def main(argv=None) -> int:
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--replicas-only", action="store_true",
                         help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)")
+    parser.add_argument("--step-only", action="store_true",
+                        help="only the Step click on the decoder page (prints, never writes the README)")
     parser.add_argument("--patching-only", action="store_true",
                         help="only activation patching beside another visitor (prints, never writes the README)")
     args = parser.parse_args(argv)
@@ -304,6 +323,12 @@ def main(argv=None) -> int:
         encoder = load_model(defaults["encoder"], device="cpu", family="encoder")
         replica_sections(table, {"encoder": encoder.tokenizer}, args.tokens)
         print(table.markdown())
+        return 0
+    if args.step_only:
+        from explorer.models.loading import load_model
+
+        step_click_section(table, load_model(defaults["decoder"], device="cpu", family="decoder"))
+        print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
         return 0
     if args.patching_only:
         from benchmarks.patching import patching_sections

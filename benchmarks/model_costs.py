@@ -141,6 +141,19 @@ def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new
                 same_tokens=ours == theirs)
 
 
+def step_forward_seconds(loaded, tokens: int, repeats: int = 10) -> float:
+    """Median seconds of one ``decoder.step`` (the forward a Step click adds) on a context of
+    ``tokens`` tokens of the passage, no cached prefix."""
+    ids = np.asarray(loaded.tokenizer(PASSAGE)["input_ids"][:tokens], dtype=np.int64)
+    times = []
+    for _ in range(repeats + 1):
+        decoder.forget_cached_prefixes(loaded)
+        started = time.perf_counter()
+        decoder.step(loaded, ids)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
 LOAD_SCRIPT = """
 import json, sys, time
 start = time.perf_counter()

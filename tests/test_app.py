@@ -53,6 +53,17 @@ def test_decoder_page_step_and_back():
     assert list(at.session_state["decoder_generated"]) == generated[:7]
 
 
+def test_decoder_page_play_appends_ten_tokens_one_run_each():
+    at = _page("decoder_page").run()
+    at.button(key="decoder_play").click().run()  # AppTest follows the page's reruns: one per token
+    no_errors(at)
+    assert len(at.session_state["decoder_generated"]) == 18
+    assert at.session_state["decoder_playing"] == 0
+    assert at.button(key="decoder_play").label.startswith("Play")
+    at.button(key="decoder_step").click().run()
+    assert len(at.session_state["decoder_generated"]) == 19
+
+
 def test_decoder_page_greedy_says_paris():
     at = _page("decoder_page").run()
     text = "".join(h.proto.body for h in at.get("html"))

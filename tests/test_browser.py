@@ -236,3 +236,29 @@ def test_sampling_top_k_on_a_code_prompt_survives_eight_steps(server, browser):
         page.screenshot(path=str(ARTIFACTS / "decoder-top-k-8-steps.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_decoder_play_animates_token_by_token(server, browser):
+    """Play appends its tokens one per run, every figure following: sampled every 50 ms, the link's token
+    count passes through intermediate lengths, and the button reads Pause while it plays."""
+    page = open_page(browser, f"{server.url}/decoder", "Next-token distribution", "decoder-play")
+    try:
+        page.wait_for_function("() => window.location.search.includes('tokens=')", timeout=60_000)
+        _wait_idle(page)
+        before = _tokens_in_url(page)
+        page.get_by_role("button", name="Play ▶▶ 10").click()
+        seen, paused_label = set(), False
+        for _ in range(1200):  # up to 60 s
+            seen.add(_tokens_in_url(page))
+            paused_label = paused_label or page.get_by_role("button", name="Pause ⏸").count() > 0
+            if _tokens_in_url(page) >= before + 10:
+                break
+            page.wait_for_timeout(50)
+        _wait_idle(page)
+        assert _tokens_in_url(page) == before + 10
+        assert len({n for n in seen if before < n < before + 10}) >= 3, sorted(seen)
+        assert paused_label
+        assert page.get_by_role("button", name="Play ▶▶ 10").count() == 1
+        assert_no_error_elements(page)
+    finally:
+        page.close()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.ui import experiments_page
+
 TIMEOUT = 600
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -52,6 +54,25 @@ def test_induction_heads_suggested_and_switched_off():
     assert len(at.session_state["exp_heads"]) == 3
     assert figures(at) == 1
     assert [m.label for m in at.metric] == ["Loss, unmodified", "Loss, modified", "Mean KL", "Top-1 flipped"]
+
+
+def test_induction_demo_raises_the_loss_by_a_nat_on_the_decoder_default():
+    at = experiments("decoder")
+    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.button(key="exp_induction_demo").click().run()
+    healthy(at)
+    assert at.session_state["exp_text"] == experiments_page.INDUCTION_DEMO
+    assert len(at.session_state["exp_heads"]) == 3
+    base, modified = (float(m.value.split()[0]) for m in at.metric[:2])
+    assert modified - base >= 1.0, (base, modified)
+    assert not any("no induction head" in c.value for c in at.caption)
+
+
+def test_a_model_without_induction_heads_says_so():
+    at = experiments("moe")
+    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    healthy(at)
+    assert any("no induction head" in c.value for c in at.caption)
 
 
 def test_cards_wait_for_a_click_then_show_measured_beside_chance():

@@ -57,6 +57,11 @@ EXAMPLES = [
     "When Mary and John went to the shop, John gave a book to Mary.",
     "Paris is the capital of France, and Rome is the capital of Italy.",
 ]
+# Made-up words in a fixed order, three times: a model can only predict the repeats by copying what came after the
+# same word before (what induction heads do). On SmolLM2 switching off its 3 strongest induction heads raises the loss
+# on this text from 5.92 to 7.41 nats (tests/test_experiments_page.py checks the rise is at least 1 nat).
+INDUCTION_DEMO = " ".join(["zebra lantern copper violin meadow quartz pickle saturn."] * 3)
+INDUCTION_WEAK = 0.3  # an induction score below this (from 0 to 1) is no induction head worth the name
 MAX_TOKENS = 96  # interventions run the model twice or more per view: keep the text short
 # The last value of every setting. Streamlit drops a widget's state after a run that does not draw it
 # (an empty or too-short text stops a tool before its controls; another tool draws others): the page
@@ -386,12 +391,7 @@ def heads_body(loaded) -> None:
     )
     _keep("exp_head_mode", mode)
     if loaded.family != "encoder":
-        cols[2].button(
-            "Suggest: the 3 strongest induction heads",
-            key="exp_suggest",
-            on_click=guarded(_suggest_induction_heads),
-            args=(loaded,),
-        )
+        _induction_buttons(cols[2], loaded)
     if not chosen:
         st.info("Pick one or more heads above (or ask for the induction heads, then use a text that repeats itself).")
         return
@@ -401,10 +401,42 @@ def heads_body(loaded) -> None:
     show_result(loaded, head_ablation(loaded, tuple(ids.tolist()), pairs, mode), "exp_heads_fig", HOW_INTERVENTION)
 
 
+def _induction_buttons(column, loaded) -> None:
+    column.button(
+        "Suggest: the 3 strongest induction heads",
+        key="exp_suggest",
+        on_click=guarded(_suggest_induction_heads),
+        args=(loaded,),
+        help="Heads ranked by their induction score on repeated random tokens (from 0 to 1: attention from a "
+        "repeated token to the token after its earlier copy).",
+    )
+    column.button(
+        "Demo: repeated words, induction heads off",
+        key="exp_induction_demo",
+        on_click=guarded(_induction_demo),
+        args=(loaded,),
+        help="Sets the text to made-up words repeated three times and switches off the 3 strongest induction "
+        "heads. On SmolLM2 the loss rises by about 1.5 nats: the repeats can no longer be copied.",
+    )
+    scores = np.nan_to_num(head_taxonomy(loaded).induction)  # [L, H]
+    if scores.max() < INDUCTION_WEAK:
+        column.caption(
+            f"This model has no induction head: its strongest induction score is {scores.max():.2f} "
+            f"(1 = always attends to the token after the earlier copy; below {INDUCTION_WEAK} the suggestion "
+            "switches off heads that do something else)."
+        )
+
+
 def _suggest_induction_heads(loaded) -> None:
     scores = np.nan_to_num(head_taxonomy(loaded).induction)  # [L, H]
     top = np.argsort(-scores.ravel())[:3]
     st.session_state[VIEW.keys["heads"]] = [f"L{i // scores.shape[1]}H{i % scores.shape[1]}" for i in top]
+
+
+def _induction_demo(loaded) -> None:
+    st.session_state[VIEW.text_key] = INDUCTION_DEMO
+    st.session_state["exp_head_mode"] = "zero"
+    _suggest_induction_heads(loaded)
 
 
 def sink_body(loaded) -> None:

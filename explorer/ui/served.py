@@ -186,3 +186,24 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def step_click_seconds(clicks: int = 10, warmup: int = 2) -> tuple[list[float], list[int]]:
+    """Server time of a Step click on the decoder page at its default prompt, through Streamlit's
+    AppTest (the whole script run the click causes: the new token's forward, every figure, the
+    export's preparation; no browser rendering): a list of seconds per click, and the context
+    length [tokens] each click's forward read."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string("from explorer.ui import decoder_page\ndecoder_page.render()\n", default_timeout=300)
+    at.run()
+    seconds, contexts = [], []
+    for i in range(warmup + clicks):
+        started = time.perf_counter()
+        at.button(key="decoder_step").click().run()
+        if at.exception:
+            raise RuntimeError(f"the Step click failed: {at.exception[0].value}")
+        if i >= warmup:
+            seconds.append(time.perf_counter() - started)
+            contexts.append(len(at.session_state["decoder_generated"]) - 1)
+    return seconds, contexts

@@ -106,6 +106,8 @@ def run_stepper(
     if pending:
         with st.spinner(f"Generating {pending} tokens…"):
             session.advance(pending)
+    if _play_one(prefix, session):
+        view.another_run()
     _buttons(prefix, session)
     st.query_params[param] = ",".join(str(i) for i in session.generated)  # a shared link restores this exact step
     result = session.snapshot()
@@ -125,22 +127,46 @@ def _generated_for(prefix: str, param: str, signature: tuple, auto_tokens: int, 
         st.session_state[sig_key] = signature
         st.session_state[gen_key] = shared if shared is not None else []
         st.session_state[f"{prefix}_pending"] = 0 if shared is not None else auto_tokens
+        st.session_state[f"{prefix}_playing"] = 0
     return st.session_state[gen_key]
+
+
+def _play_one(prefix: str, session: DecodingSession) -> bool:
+    """Play appends one token per run and asks for the next run once the page has drawn this one, so
+    every figure animates token by token (about one full run per token) until Pause or the end.
+    Returns whether another token is still to come."""
+    key = f"{prefix}_playing"
+    left = st.session_state.get(key, 0)
+    if left and not session.finished():
+        session.advance(1)
+        left -= 1
+    st.session_state[key] = left if left and not session.finished() else 0
+    return bool(st.session_state[key])
+
+
+def _set_playing(prefix: str, tokens: int) -> None:
+    st.session_state[f"{prefix}_playing"] = tokens
 
 
 def _buttons(prefix: str, session: DecodingSession) -> None:
     # Callbacks run before the next script run, so every widget below sees the new state.
     done, empty = session.finished(), not session.generated
-    buttons = [  # label, key suffix, help, disabled, action, its arguments
-        ("Step ▶", "step", "Choose one more token with the decoding rules", done, session.advance, (1,)),
-        (
+    playing = bool(st.session_state.get(f"{prefix}_playing"))
+    play = (
+        ("Pause ⏸", "play", "Stop playing after this token", False, _set_playing, (prefix, 0))
+        if playing
+        else (
             f"Play ▶▶ {PLAY_TOKENS}",
             "play",
-            f"Generate up to {PLAY_TOKENS} tokens",
+            f"Generate up to {PLAY_TOKENS} tokens, one at a time, every figure following",
             done,
-            session.advance,
-            (PLAY_TOKENS,),
-        ),
+            _set_playing,
+            (prefix, PLAY_TOKENS),
+        )
+    )
+    buttons = [  # label, key suffix, help, disabled, action, its arguments
+        ("Step ▶", "step", "Choose one more token with the decoding rules", done or playing, session.advance, (1,)),
+        play,
         ("◀ Back", "back", "Remove the last generated token", empty, session.back, ()),
         ("Reset ⟲", "reset", "Remove every generated token", empty, session.reset, ()),
     ]

@@ -43,6 +43,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png",
 FIGURES = "_view_figures"  # session key: (caption, figure) of this run, for the export
 PANELS = "_view_panels"  # session key: this run's (side, main) containers of a two-panel page
 HEADING = "_view_heading"  # session key: each View's (headline, intro), for the handout
+ANOTHER_RUN = "_view_another_run"  # session key: set during a run that asks for the next (Play)
 
 
 def _model_key(loaded: LoadedModel) -> tuple[str, str]:
@@ -145,6 +146,13 @@ class View:
         run_safely(lambda: body(loaded))
         run_safely(lambda: self.architecture(loaded))
         self.export()
+        if st.session_state.pop(ANOTHER_RUN, False):  # Play: the next token once this one is on screen
+            st.rerun()
+
+    @staticmethod
+    def another_run() -> None:
+        """Ask for one more run of the page once this one has drawn everything (an animation's next frame)."""
+        st.session_state[ANOTHER_RUN] = True
 
     def text_page(
         self,
