@@ -124,6 +124,25 @@ def test_sqlite_lives_in_the_data_folder_in_wal_mode(tmp_path, monkeypatch):
     assert "secret" not in one_sentence(error)
 
 
+def test_an_unreachable_database_is_one_sentence_with_the_traceback_in_the_log(tmp_path, monkeypatch, caplog):
+    import socket
+
+    from explorer.lessons import store as store_module
+
+    monkeypatch.setattr(store_module, "CONNECT_TIMEOUT_S", 1.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    (tmp_path / "file").write_text("a file where the data folder should be")
+    for url, data_dir in [(f"postgresql://user:secret@127.0.0.1:{port}/x", None), ("", tmp_path / "file" / "data")]:
+        caplog.clear()
+        with pytest.raises(StoreError, match="not answering") as error:
+            open_store(url, data_dir=data_dir)
+        one_sentence(error)
+        assert caplog.records[-1].levelname == "ERROR" and caplog.records[-1].exc_info
+        assert "secret" not in caplog.text
+
+
 def test_codes_are_short_and_unambiguous_and_typed_codes_are_forgiven(room, clock):
     made = room.create_session("lab")
     assert len(made.code) == 6 and set(made.code) <= set(CODE_ALPHABET)

@@ -45,7 +45,8 @@ DATA_DIR_ENV = "EXPLORER_DATA_DIR"
 DATABASE_URL_ENV = "EXPLORER_DATABASE_URL"
 SQLITE_FILE = "lessons.sqlite3"
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 30.0  # a writer waits this long for the SQLite write lock before giving up
+BUSY_TIMEOUT_S = 30.0  # a writer waits this long for the SQLite write lock (or a pooled connection) before giving up
+CONNECT_TIMEOUT_S = 10.0  # opening the PostgreSQL pool: retries a refused connection for this long
 POOL_MAX = 10  # PostgreSQL connections per process (a Streamlit replica runs each visitor in a thread)
 ADVISORY_LOCK = 0x4C455353  # "LESS": serialises schema creation between processes on PostgreSQL
 
@@ -158,16 +159,17 @@ class SqliteStore(Store):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.where = str(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: the module opens no transaction of its own; we say BEGIN ourselves
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = FULL")  # a committed vote survives a power cut, not only a crash
+        try:  # isolation_level=None: the module opens no transaction of its own; we say BEGIN ourselves
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")  # a committed vote survives a power cut, not only a crash
+        except sqlite3.Error as error:
+            raise _unavailable(self, error) from error
         with self._lock:
             self._all.append(conn)
         return conn
@@ -204,6 +206,10 @@ class SqliteStore(Store):
             raise _unavailable(self, error) from error
 
     def create_schema(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _unavailable(self, error) from error
         conn = self._connect()
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]  # persistent: stored in the file
@@ -238,7 +244,7 @@ class PostgresStore(Store):
         self.where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
         self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, timeout=BUSY_TIMEOUT_S)
         try:
-            self._pool.open(wait=True, timeout=BUSY_TIMEOUT_S)
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except self._errors as error:  # PoolTimeout: no connection in time; the log says why
             self._pool.close()
             raise _unavailable(self, error) from error
