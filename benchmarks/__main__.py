@@ -1,4 +1,5 @@
-"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme] [--replicas-only | --patching-only | --step-only]
+"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme] [--replicas-only | --patching-only | --step-only |
+                        --votes-only]
 
 Prints one markdown table: what the explorer costs over the bare models (capture overhead,
 step-by-step decoding against ``generate``), what a visitor waits for (cold start, model
@@ -7,7 +8,8 @@ loads, each view's latency on a 64-token input, 20 sessions at once) and what it
 from issue 6; a missed target says so in the table. Activation patching beside another visitor
 (issue 26: the first patching run on the decoder default, another visitor's decoder view during it
 against alone) runs on a server of its own (``--patching-only``: those rows alone). Not part of
-the test suite.
+the test suite. Class votes (issue 24): votes per second into SQLite and PostgreSQL with several
+processes voting at once (``--votes-only``: those rows alone, no model loaded).
 """
 
 from __future__ import annotations
@@ -308,10 +310,19 @@ def main(argv=None) -> int:
                         help="only the Step click on the decoder page (prints, never writes the README)")
     parser.add_argument("--patching-only", action="store_true",
                         help="only activation patching beside another visitor (prints, never writes the README)")
+    parser.add_argument("--votes-only", action="store_true",
+                        help="only the class votes per second, SQLite and PostgreSQL (prints, never writes the README)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
 
+    if args.votes_only:
+        from benchmarks.votes import vote_sections
+
+        table = Table()
+        vote_sections(table)
+        print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
+        return 0
     from explorer.catalogue import load_catalogue
 
     defaults = {family: entry.default for family, entry in load_catalogue().items()}
@@ -344,6 +355,9 @@ def main(argv=None) -> int:
 
     patching_sections(table, tokenizers["decoder"], args.tokens)
     replica_sections(table, tokenizers, args.tokens)
+    from benchmarks.votes import vote_sections
+
+    vote_sections(table)
     block = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `python -m benchmarks` "
              f"({(time.perf_counter() - began) / 60:.0f} min).\n\n{table.markdown()}")
     print(block)

@@ -29,3 +29,27 @@ def models():
         return loaded[family]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the whole run (benchmarks.votes): skipped where Debian's
+    postgresql is not installed, a failure under CI=1 (.ci/run installs it)."""
+    from benchmarks.votes import postgres_bin, throwaway_postgres
+
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's postgresql for the lessons tests (apt-get install -y postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
+    with throwaway_postgres(fsync=False) as url:  # fsync only matters if the machine itself crashes
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The same lessons test against a new SQLite file and against a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lessons.sqlite3'}"
+    from benchmarks.votes import fresh_database
+
+    return fresh_database(request.getfixturevalue("postgres_server"))
