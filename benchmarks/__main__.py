@@ -103,7 +103,22 @@ def model_sections(table: Table, defaults: dict[str, str], repeats: int) -> dict
               f"×{row['ratio']:.2f} ({row['explorer_tps']:.1f} vs {row['generate_tps']:.1f} tokens/s, {same})",
               "≥ ×0.8", verdict(row["ratio"], 0.8, higher_is_better=True))
     step_click_section(table, loaded["decoder"])
+    attribution_section(table, loaded["decoder"])
     return {family: m.tokenizer for family, m in loaded.items()}
+
+
+def attribution_section(table: Table, loaded) -> None:
+    """Issue 25's speed targets: gradient x input and integrated gradients (32 steps) on a 20-token input."""
+    from benchmarks import model_costs
+
+    print("Attribution…", file=sys.stderr, flush=True)
+    row = model_costs.attribution_speed(loaded)
+    what = f"{row['model']}, next token after {row['tokens']} tokens, median of 3"
+    table.add(f"Attribution, gradient × input ({what})", f"{row['gradient_x_input']:.2f} s", "≤ 0.5 s",
+              verdict(row["gradient_x_input"], 0.5))
+    table.add(f"Attribution, integrated gradients, 32 steps, {row['baseline']} baseline ({what})",
+              f"{row['integrated_gradients']:.2f} s (completeness error {row['completeness']:.1%})", "≤ 5 s",
+              verdict(row["integrated_gradients"], 5.0))
 
 
 def step_click_section(table: Table, loaded, clicks: int = 10) -> None:
@@ -307,7 +322,7 @@ def main(argv=None) -> int:
     parser.add_argument("--replicas-only", action="store_true",
                         help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)")
     parser.add_argument("--step-only", action="store_true",
-                        help="only the Step click on the decoder page (prints, never writes the README)")
+                        help="only the Step click and attribution speed on the decoder default (prints only)")
     parser.add_argument("--patching-only", action="store_true",
                         help="only activation patching beside another visitor (prints, never writes the README)")
     parser.add_argument("--votes-only", action="store_true",
@@ -338,7 +353,9 @@ def main(argv=None) -> int:
     if args.step_only:
         from explorer.models.loading import load_model
 
-        step_click_section(table, load_model(defaults["decoder"], device="cpu", family="decoder"))
+        decoder = load_model(defaults["decoder"], device="cpu", family="decoder")
+        step_click_section(table, decoder)
+        attribution_section(table, decoder)
         print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
         return 0
     if args.patching_only:

@@ -154,6 +154,26 @@ def step_forward_seconds(loaded, tokens: int, repeats: int = 10) -> float:
     return statistics.median(times[1:])
 
 
+def attribution_speed(loaded, tokens: int = 20, repeats: int = 3) -> dict:
+    """Median seconds of gradient x input and of integrated gradients (32 steps, the page's default baseline)
+    explaining the next token after ``tokens`` tokens of the passage, and IG's completeness error there."""
+    from explorer.adapters import attribution
+
+    ids = np.asarray(loaded.tokenizer(PASSAGE)["input_ids"][:tokens], dtype=np.int64)
+    target = attribution.Target.next_token()
+    baseline = attribution.default_baseline(loaded, target)
+    timed, error = {}, None
+    for method in ("gradient_x_input", "integrated_gradients"):
+        times = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            mapped = attribution.explain(loaded, ids, target, method, steps=32, baseline=baseline)
+            times.append(time.perf_counter() - started)
+        timed[method] = statistics.median(times[1:])
+        error = mapped.completeness_error if method == "integrated_gradients" else error
+    return dict(model=loaded.model_id, tokens=len(ids), baseline=baseline, completeness=error, **timed)
+
+
 LOAD_SCRIPT = """
 import json, sys, time
 start = time.perf_counter()

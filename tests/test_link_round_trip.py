@@ -8,17 +8,31 @@ from streamlit.testing.v1 import AppTest
 from explorer.linkvalues import format_value, parse_value
 
 TIMEOUT = 300
+
+
+def _attribution(prefix: str, target: int) -> dict:
+    """The attribution panel's settings away from their defaults (explained, so the link reruns it)."""
+    values = {"method": "Occlusion", "baseline": "padding token", "steps": 16, "words": False, "on": True}
+    return {f"{prefix}_attr_{name}": value for name, value in {**values, "target": target}.items()}
+
 CHANGES = {  # page -> (state key, value away from its default) for every setting its View declares
     "decoder_page": {
         "decoder_greedy": False, "decoder_temperature": 0.7, "decoder_top_k": 5, "decoder_top_p": 0.9,
         "decoder_seed": 7, "decoder_inspect": 3, "decoder_layer": 2, "decoder_chat": True,
+        **_attribution("decoder", 1),
     },
     "seq2seq_page": {
         "s2s_greedy": False, "s2s_temperature": 1.3, "s2s_top_k": 4, "s2s_top_p": 0.8, "s2s_seed": 11,
         "s2s_inspect": 2, "s2s_cross_layer": 2,
+        **_attribution("s2s", 2),
     },
-    "encoder_page": {"encoder_dims": 3, "encoder_sim_layer": 2, "encoder_attn_layer": 3},
-    "moe_page": {"moe_layer": 2},
+    "encoder_page": {
+        "encoder_dims": 3, "encoder_sim_layer": 2, "encoder_attn_layer": 3,
+        **_attribution("encoder", 1),
+    },
+    "moe_page": {"moe_layer": 2,
+        **_attribution("moe", 1),
+    },
 }
 
 

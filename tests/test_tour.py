@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.adapters import decoder, encoder, interventions, moe, seq2seq
+from explorer.adapters import attribution, decoder, encoder, interventions, moe, seq2seq
 from explorer.adapters.common import tokenize
 from explorer.adapters.compare import run_family
 from explorer.decoding import depth_readout, softmax
@@ -26,6 +26,7 @@ TIMEOUT = 300
 KNOWN = {
     "same_word", "top1", "cut", "lens_first_depth", "top1_probability", "translation", "band_steps_back", "experts",
     "top_k", "first_token_share", "loss_rises", "flips", "no_end_token_first", "translation_starts", "opening_tokens",
+    "attribution_top_word", "completeness_below", "none_beats_random",
 }
 STEPS = [s for s in tour() if s.get("expect")]
 
@@ -139,6 +140,22 @@ def test_attention_sink_claims(models):
     result = interventions.sink_removal(loaded, np.asarray(ids))
     assert result.modified_loss > result.base_loss
     assert int(result.flipped.sum()) >= 1
+
+
+def test_attribution_claims(models):
+    step = _step("experiments", "attribution_top_word")
+    loaded, text = models("decoder"), step["state"]["exp_text"]
+    ids, _ = tokenize(loaded, text)
+    verdicts = []
+    for method in attribution.METHODS:
+        mapped = attribution.explain(loaded, ids, None, method, baseline="zero")
+        verdicts.append(attribution.faithfulness(loaded, mapped, orders=20).beats_random)
+        if method == "integrated_gradients":
+            words, scores = attribution.word_scores(mapped, loaded.tokenizer, text)
+            assert words[int(np.argmax(scores))].strip("␣ ") == step["expect"]["attribution_top_word"]
+            assert mapped.completeness_error < step["expect"]["completeness_below"]
+            assert loaded.tokenizer.decode([mapped.target.token_id]) == " Paris"
+    assert step["expect"]["none_beats_random"] and not any(verdicts)
 
 
 def test_compare_step_outputs_start_with_words(models):

@@ -47,8 +47,11 @@ the faithfulness curves, and get 0 from integrated gradients and occlusion.
 
 Captum (0.9) and this module's own code (``engine``; where Captum is not installed, "own" runs instead):
 
-* ``gradient_x_input`` runs Captum's ``InputXGradient`` over the input embeddings by default (one forward,
-  one backward, under the model lock); ``engine="own"`` gives the same numbers (tested).
+* ``gradient_x_input`` runs this module's own code by default: one forward of the input and the baseline as
+  two rows (the endpoints every map reports, and the target when the caller left it open) and one backward,
+  under the model lock: 0.3 s on a 20-token SmolLM2 prompt where a separate endpoint forward made it 0.5 s.
+  ``engine="captum"`` runs Captum's ``InputXGradient`` over the input embeddings and gives the same numbers
+  (tested).
 * ``occlusion`` runs Captum's ``FeatureAblation`` over the embeddings (one feature group per position,
   baseline rows for the ablated position, ``perturbations_per_eval`` rows per forward) by default; its
   forward takes the model lock per call. ``engine="own"`` gives the same numbers (tested).
@@ -98,7 +101,7 @@ MEASURES = ("prob", "logprob", "logit")
 COMPLETENESS_TOLERANCE = 0.05  # above it, an integrated-gradients map says that its steps were too few
 # The engine each method runs by default (module docstring: why IG runs the own loop).
 DEFAULT_ENGINE = {
-    "gradient_x_input": "captum",
+    "gradient_x_input": "own",
     "integrated_gradients": "own",
     "occlusion": "captum",
     "attention_rollout": "own",
@@ -557,13 +560,18 @@ def _endpoints(problem: _Problem) -> tuple[np.ndarray, np.ndarray]:
     caller left open (token, expert) becomes the model's own top choice on the real input."""
     with _locked(problem.loaded, grad=False):
         logits = problem.raw(problem, torch.stack([problem.embeds, problem.base]))
-    target = problem.target
-    if target.kind == "router" and target.expert is None:
-        problem.target = replace(target, expert=int(logits[0].argmax()))
-    elif target.kind != "router" and target.token_id is None:
-        problem.target = replace(target, token_id=int(logits[0].argmax()))
+    _resolve_target(problem, logits[0])
     f, p = problem.measured(logits)
     return f.double().cpu().numpy(), p.double().cpu().numpy()
+
+
+def _resolve_target(problem: _Problem, logits: torch.Tensor) -> None:
+    """A target the caller left open (token, expert) becomes the model's own top choice in ``logits`` [V or E]."""
+    target = problem.target
+    if target.kind == "router" and target.expert is None:
+        problem.target = replace(target, expert=int(logits.argmax()))
+    elif target.kind != "router" and target.token_id is None:
+        problem.target = replace(target, token_id=int(logits.argmax()))
 
 
 # --- batched evaluation ------------------------------------------------------------------------
@@ -596,12 +604,17 @@ def _masked_batch(problem: _Problem, replaced: np.ndarray) -> torch.Tensor:
 # --- methods -----------------------------------------------------------------------------------
 
 
-def _gradient_x_input_own(problem: _Problem) -> np.ndarray:
+def _gradient_x_input_own(problem: _Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(f [2], probability [2] on the input and the baseline, scores [N]) from one forward of both rows and one
+    backward of the input's row (the target resolved on the way, as ``_endpoints`` does)."""
     with _locked(problem.loaded, grad=True):
         x = problem.embeds[None].clone().requires_grad_(True)
-        f, _ = problem.score(x)
-        (grad,) = torch.autograd.grad(f.sum(), x)
-    return (grad[0] * problem.embeds).sum(-1).double().cpu().numpy()
+        logits = problem.raw(problem, torch.cat([x, problem.base[None]]))
+        _resolve_target(problem, logits[0].detach())
+        f, p = problem.measured(logits)
+        (grad,) = torch.autograd.grad(f[0], x)
+    scores = (grad[0] * problem.embeds).sum(-1).double().cpu().numpy()
+    return f.detach().double().cpu().numpy(), p.detach().double().cpu().numpy(), scores
 
 
 def _gradient_x_input_captum(problem: _Problem) -> np.ndarray:
@@ -715,6 +728,38 @@ def _rollout(problem: _Problem) -> np.ndarray:
 # --- the public entry points -------------------------------------------------------------------
 
 
+def default_baseline(loaded, target: Target) -> str:
+    """The baseline a page opens with: the mask token for a masked word (the encoder's own "unknown word"),
+    else the zero embedding. Measured on SmolLM2-135M, integrated gradients with 32 steps: completeness error
+    0.0%, 1.0% and 13% with "zero" against 0.2%, 25% and 41% with "pad" on a 5-, 11- and 20-token prompt."""
+    if target.kind == "masked" and getattr(loaded.tokenizer, "mask_token_id", None) is not None:
+        return "mask"
+    return "zero"
+
+
+def explains_outputs(loaded) -> bool:
+    """Whether this model's predictions are output tokens written over a source (an encoder-decoder)."""
+    return _kind(loaded) == "seq2seq"
+
+
+def explains_masks(loaded) -> bool:
+    """Whether this model's prediction is the word at a [MASK] (an encoder)."""
+    return _kind(loaded) == "encoder"
+
+
+def default_method(loaded) -> str:
+    """The method a page opens with: occlusion for a model with a router (routing is piecewise constant, so the
+    gradient along the integration path never sees an expert switch and integrated gradients' completeness
+    fails), else integrated gradients."""
+    return "occlusion" if _has_router(loaded) else "integrated_gradients"
+
+
+def baselines(loaded) -> tuple[str, ...]:
+    """The baselines this model can use ("mask" needs a mask token)."""
+    has_mask = loaded.tokenizer is not None and getattr(loaded.tokenizer, "mask_token_id", None) is not None
+    return tuple(b for b in BASELINES if b != "mask" or has_mask)
+
+
 def _has_captum() -> bool:
     return importlib.util.find_spec("captum") is not None
 
@@ -744,10 +789,13 @@ def explain(
         raise InputError("Integrated gradients needs between 1 and 1024 steps.")
     began = time.perf_counter()
     problem = _problem(loaded, ids, target, baseline, measure)
-    f, p = _endpoints(problem)
+    if method == "gradient_x_input" and engine == "own":
+        f, p, scores = _gradient_x_input_own(problem)
+    else:
+        f, p = _endpoints(problem)
     gap = error = None
     if method == "gradient_x_input":
-        scores = _gradient_x_input_captum(problem) if engine == "captum" else _gradient_x_input_own(problem)
+        scores = _gradient_x_input_captum(problem) if engine == "captum" else scores
     elif method == "integrated_gradients":
         run = _integrated_gradients_captum if engine == "captum" else _integrated_gradients_own
         scores = run(problem, int(steps))

@@ -8,17 +8,23 @@ import numpy as np
 import streamlit as st
 
 from explorer.adapters import decoder
+from explorer.adapters.attribution import Target
 from explorer.adapters.common import display_token, vocabulary_size
 from explorer.decoding import depth_readout
 from explorer.plots import decoding as decoding_plots
 from explorer.session import DecodingSession, history
-from explorer.ui import stepper
+from explorer.ui import attribution_panel, stepper
 from explorer.ui.view import View, cached, notes
 
 VIEW = View.of_family(
     "decoder",
     text_key="decoder_prompt",
-    settings={**stepper.link_settings("decoder"), "decoder_chat": "bool", "decoder_layer": "int 1 1000"},
+    settings={
+        **stepper.link_settings("decoder"),
+        **attribution_panel.link_settings("decoder"),
+        "decoder_chat": "bool",
+        "decoder_layer": "int 1 1000",
+    },
     tokens="decoder_generated",
 )
 
@@ -128,7 +134,20 @@ def _bars(loaded, result, labels):
 
 def _after_bars(loaded, result, inspect, step) -> None:
     _attention_and_lens(loaded, inspect, step)
+    _attribution(loaded, result, inspect, step)
     _history(loaded, result)
+
+
+def _attribution(loaded, result, inspect: int, step) -> None:
+    """Any step's token over its context (the first opens: why that first token; the last, not yet appended, is
+    the one Step will choose)."""
+    targets = []
+    for k in range(1, len(result.steps) + 1):
+        token, to_come = stepper.marked_token(result, k)
+        name = display_token(loaded.tokenizer, token)
+        label = f"Step {k}: {name!r}" + (" (next, not yet appended)" if to_come else "")
+        targets.append((label, np.asarray(result.steps[k - 1].context_ids), Target.next_token(token_id=token)))
+    attribution_panel.panel(VIEW, loaded, "decoder", targets)
 
 
 def _prompt_ids(loaded, text: str):

@@ -6,17 +6,24 @@ import numpy as np
 import streamlit as st
 
 from explorer.adapters import encoder
+from explorer.adapters.attribution import Target
 from explorer.adapters.common import display_token
 from explorer.decoding import depth_readout, softmax
 from explorer.plots import decoding as decoding_plots
 from explorer.plots import encoder as encoder_plots
 from explorer.text import code_span, plain
+from explorer.ui import attribution_panel
 from explorer.ui.view import View, cached, notes
 
 VIEW = View.of_family(
     "encoder",
     text_key="encoder_text",
-    settings={"encoder_dims": "choice 2|3", "encoder_sim_layer": "int 0 1000", "encoder_attn_layer": "int 1 1000"},
+    settings={
+        "encoder_dims": "choice 2|3",
+        "encoder_sim_layer": "int 0 1000",
+        "encoder_attn_layer": "int 1 1000",
+        **attribution_panel.link_settings("encoder"),
+    },
     keep=(
         "encoder_attn_head",
         "encoder_pair_a",
@@ -307,6 +314,11 @@ def _mask_predictions(loaded, trace) -> None:
                 caption="Probabilities the masked-language head gives each word at this position.",
             )
     _mask_lens(loaded, positions, readouts)
+    targets = [
+        (f"Position {pos}: {display_token(loaded.tokenizer, int(np.argmax(final[n])))!r}", ids, Target.masked(pos))
+        for n, pos in enumerate(positions)
+    ]
+    attribution_panel.panel(VIEW, loaded, "encoder", targets)
 
 
 def _masked_ids(loaded, trace, mask: str) -> np.ndarray:

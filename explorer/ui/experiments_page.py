@@ -17,7 +17,7 @@ from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
 from explorer.registry import FAMILIES
 from explorer.text import plain
-from explorer.ui import picker
+from explorer.ui import attribution_panel, picker
 from explorer.ui.boundary import guarded, run_safely
 from explorer.ui.links import publish_to_url, restore_from_url
 from explorer.ui.view import View, cached
@@ -32,24 +32,28 @@ VIEW = View(
         "heads": "exp_heads",
         "pair": "exp_pair",
         "moe": "exp_moe_action",
+        "attr_on": "exp_attr_on",
+        "attr_method": "exp_attr_method",
     },
+    settings={"exp_attr_on": "bool", "exp_attr_method": "choice Gradient × input|Integrated gradients|Occlusion"},
 )
 
-CARDS, HEADS, SINK, PATCHING, ROUTING, CROSS = (
+CARDS, HEADS, SINK, PATCHING, ROUTING, CROSS, ATTRIBUTION = (
     "Replication cards",
     "Switch heads off",
     "Remove the attention sink",
     "Activation patching",
     "Change the routing",
     "Remove cross-attention",
+    "Which tokens mattered",
 )
 # The first of each family opens with a result on screen; the cards wait for a click (they run
 # several prompt sets).
 TOOLS = {
-    "encoder": [SINK, HEADS, PATCHING, CARDS],
-    "decoder": [SINK, HEADS, PATCHING, CARDS],
-    "moe": [ROUTING, SINK, HEADS, PATCHING, CARDS],
-    "seq2seq": [CROSS, CARDS],
+    "encoder": [SINK, HEADS, PATCHING, ATTRIBUTION, CARDS],
+    "decoder": [SINK, HEADS, PATCHING, ATTRIBUTION, CARDS],
+    "moe": [ROUTING, SINK, HEADS, PATCHING, ATTRIBUTION, CARDS],
+    "seq2seq": [CROSS, ATTRIBUTION, CARDS],
 }
 EXAMPLES = [
     "The cat sat on the mat. The cat sat on the mat.",
@@ -631,6 +635,15 @@ def cross_body(loaded) -> None:
     )
 
 
+def attribution_body(loaded) -> None:
+    if loaded.arch.audio:
+        _ask_for_text_model()
+        return
+    ids = _text_ids(loaded)
+    if ids is not None:
+        attribution_panel.compare_methods(VIEW, loaded, ids)
+
+
 def _ask_for_text_model() -> None:
     st.info("This experiment needs a text encoder-decoder; the model chosen for this family reads speech.")
     if any(m.id == TRANSLATOR_ID for m in load_catalogue()["seq2seq"].models):
@@ -650,4 +663,5 @@ TOOL_BODIES = {
     PATCHING: patching_body,
     ROUTING: routing_body,
     CROSS: cross_body,
+    ATTRIBUTION: attribution_body,
 }

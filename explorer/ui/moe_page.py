@@ -7,14 +7,21 @@ import streamlit as st
 
 from explorer import routing
 from explorer.adapters import moe
+from explorer.adapters.attribution import Target
 from explorer.catalogue import load_catalogue, training_logs
 from explorer.experiments import cards
 from explorer.models.accounting import account, explain_moe, gallery
 from explorer.plots import moe as moe_plots
 from explorer.plots import training as training_plots
+from explorer.ui import attribution_panel
 from explorer.ui.view import View, cached, notes
 
-VIEW = View.of_family("moe", text_key="moe_text", keep=("moe_token",), settings={"moe_layer": "int 0 1000"})
+VIEW = View.of_family(
+    "moe",
+    text_key="moe_text",
+    keep=("moe_token",),
+    settings={"moe_layer": "int 0 1000", **attribution_panel.link_settings("moe")},
+)
 
 EXAMPLES = [
     "The cat sat on the mat and the dog slept by the door.",
@@ -80,9 +87,29 @@ def _body(loaded, text: str) -> None:
     with VIEW.main():
         _route_map(loaded, stack, router)
     _routes(loaded, stack, router)
+    _attribution(loaded, result, stack, router, text)
     _statistics(loaded, stack, router)
     _training_curves(loaded)
     _cost(loaded)
+
+
+def _attribution(loaded, result, stack, router, text: str) -> None:
+    """The next token, or the first expert of the token and layer chosen above (what in the input sent it there)."""
+    if hasattr(result, "encoder"):  # Switch Transformers: an encoder-decoder, its attribution lives on that page
+        return
+    ids = np.asarray(stack.token_ids)
+    position = int(st.session_state.get("moe_token") or 0)
+    layer = int(st.session_state.get("moe_layer") or 0) if len(router.layer_indices) > 1 else 0
+    expert = int(router.chosen[layer, position][0])
+    targets = [
+        ("The next token after the text", ids, Target.next_token()),
+        (
+            f"Token {position} ({stack.tokens[position]!r}) sent to expert {expert} in MoE layer {layer}",
+            ids[: position + 1],
+            Target.router(position, int(router.layer_indices[layer])),
+        ),
+    ]
+    attribution_panel.panel(VIEW, loaded, "moe", targets, text=text)
 
 
 def weights_sentence(loaded) -> str:

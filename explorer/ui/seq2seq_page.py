@@ -12,13 +12,14 @@ import streamlit as st
 
 from explorer import audio
 from explorer.adapters import seq2seq
-from explorer.adapters.common import vocabulary_size
+from explorer.adapters.attribution import Target
+from explorer.adapters.common import display_token, vocabulary_size
 from explorer.catalogue import SPEECH_ID, TRANSLATOR_ID
 from explorer.decoding import SamplingSettings
 from explorer.plots import seq2seq as seq2seq_plots
 from explorer.session import DecodingSession
 from explorer.text import plain
-from explorer.ui import picker, stepper
+from explorer.ui import attribution_panel, picker, stepper
 from explorer.ui.boundary import guarded
 from explorer.ui.view import View, cached, notes
 
@@ -29,6 +30,7 @@ VIEW = View.of_family(
     text_key="s2s_text",
     keep=("s2s_input_kind", "s2s_tts_text"),  # the input kind follows the model, which the link carries
     settings={
+        **attribution_panel.link_settings("s2s"),
         **stepper.link_settings("s2s"),
         "s2s_cross_layer": "block 1 1000",
         "s2s_source_kind": "choice Example clip|Type text (eSpeak NG)|Upload a file|Microphone",
@@ -265,6 +267,20 @@ def _body(loaded) -> None:
             "these include its suppressed tokens)."
         ),
     )
+    _attribution(loaded, encoder, result)
+
+
+def _attribution(loaded, encoder, result) -> None:
+    """Each output token over the source tokens and the output before it (text sources only)."""
+    if encoder.source_kind == "audio" or not result.generated:
+        return
+    source = np.asarray(encoder.trace.token_ids)
+    output = [int(i) for i in result.generated]
+    targets = [
+        (f"Output token {k + 1}: {display_token(loaded.tokenizer, t)!r}", source, Target.output(output, k))
+        for k, t in enumerate(output)
+    ]
+    attribution_panel.panel(VIEW, loaded, "s2s", targets)
 
 
 def _cross_attention(loaded, encoder, source_key: str, source_positions, result) -> None:
