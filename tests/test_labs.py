@@ -532,8 +532,11 @@ def test_answer_key_follows_the_input_and_equals_a_direct_computation(models, ra
     other = random_moe if second.pop("model", None) else loaded
     params = {**step.params, **second.pop("params", {})}
     answers = [step.answer(loaded, lab_id=lab_id), step.answer(other, second, params=params, lab_id=lab_id)]
+    settings = import_page(page_modules()[step.page]).VIEW.settings
     for answer, model, overrides, ps in ((answers[0], loaded, {}, step.params), (answers[1], other, second, params)):
         view = step.view(model, overrides)
+        for key in step.preset.keys() & settings.keys():  # values computed from the model fit the widgets too
+            assert parse_value(settings[key], format_value(settings[key], view[key])) == view[key]
         _check(answer, _expected(ORACLES[step_id], model, view, ps, answer), step)
     assert answers[0].correct != answers[1].correct, answers[0].explanation
 

@@ -71,7 +71,7 @@ def next_token(loaded, view: Mapping, params: Mapping) -> Key:
         "most words start with the space before them)."
     )
     return Key(chosen, explanation, {"ranked": [[w, round(p, 4)] for w, p in ranked]},
-               shuffled([w for w, _ in ranked], "next-token"))
+               shuffled([w for w, _ in ranked], "next-token"), {"prompt": str(setting(view, PROMPT, "")).strip()})
 
 
 def drawn_top_probability(loaded, view: Mapping, params: Mapping) -> Key:

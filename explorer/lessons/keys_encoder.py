@@ -67,7 +67,7 @@ def top_word(loaded, view: Mapping, params: Mapping) -> Key:
         "since every encoder block lets each token attend left and right."
     )
     return Key(ranked[0][0], explanation, {"ranked": [[w, round(p, 4)] for w, p in ranked], "position": position},
-               shuffled([w for w, _ in ranked], "top-word"))
+               shuffled([w for w, _ in ranked], "top-word"), {"text": _text(view), "mask": _mask(loaded)})
 
 
 def top_probability(loaded, view: Mapping, params: Mapping) -> Key:

@@ -167,6 +167,14 @@ def _gallery_entry(name: str):
     raise LabRefused(f"No configuration named {name!r} in the gallery.")
 
 
+# The gallery's MoE configurations as their papers write them (a file name otherwise)
+DISPLAY_NAMES = {"mixtral-8x7b": "Mixtral 8x7B", "olmoe-1b-7b": "OLMoE-1B-7B", "switch-base-8": "Switch-Base-8"}
+
+
+def _display_name(acc) -> str:
+    return DISPLAY_NAMES.get(acc.name, acc.name)
+
+
 def _billions(n: float) -> str:
     return f"{n / 1e9:.1f} B"
 
@@ -194,8 +202,10 @@ def gallery_total(loaded, view: Mapping, params: Mapping) -> Key:
         f"Counted on PyTorch's meta device from {acc.name}'s configuration: {acc.total:,} parameters. "
         + explain_totals(acc) + _published(acc)
     )
+    framing = (f"{named[0]} experts of a {named[1]:g} B model" if named
+               else f"{acc.num_experts} experts per layer, {acc.experts_per_token} per token")
     return Key(labels[0], explanation, {"total": acc.total, "active": acc.active, "dense": dense},
-               shuffled(labels[:4], "gallery-total"), {"name": acc.name})
+               shuffled(labels[:4], "gallery-total"), {"name": _display_name(acc), "framing": framing})
 
 
 def gallery_active(loaded, view: Mapping, params: Mapping) -> Key:
@@ -210,4 +220,4 @@ def gallery_active(loaded, view: Mapping, params: Mapping) -> Key:
         + _published(acc).strip()
     )
     return Key(round(acc.active / 1e9, 2), explanation.strip(), {"total": acc.total, "active": acc.active},
-               fields={"name": acc.name})
+               fields={"name": _display_name(acc), "k": acc.experts_per_token, "experts": acc.num_experts})

@@ -81,7 +81,8 @@ def first_output(loaded, view: Mapping, params: Mapping) -> Key:
         f"{len(encoder_pass.trace.tokens)} source vectors. Its first distribution: {shares}. Greedy writes "
         f"'{chosen}'; the whole translation reads \"{whole}\"."
     )
-    return Key(chosen, explanation, {"ranked": labels}, shuffled(labels, "first-output"))
+    return Key(chosen, explanation, {"ranked": labels}, shuffled(labels, "first-output"),
+               {"text": str(setting(view, TEXT, "")).strip()})
 
 
 def _cross(loaded, view: Mapping):

@@ -18,6 +18,14 @@ from explorer.lessons import keys_seq2seq as s2s
 from explorer.lessons.core import CHOICE, NO, NUMBER, YES, FromModel, Lab, Step
 
 YES_NO = (YES, NO)
+
+
+def _last_block(loaded) -> int:
+    return int(loaded.model.config.num_hidden_layers)
+
+
+# The page's block sliders count from 1: the last block of whichever model the family page has loaded
+LAST_BLOCK = FromModel("the model's last block", _last_block)
 # The experiments page's tools and MoE actions (explorer/ui/experiments_page.py TOOLS; the test checks them)
 SINK_TOOL, HEADS_TOOL, ROUTING_TOOL, TOP_K_SWEEP = (
     "Remove the attention sink", "Switch heads off", "Change the routing", "Top-k sweep")
@@ -39,13 +47,13 @@ ENCODER_BOTH_SIDES = Lab(
     "and how much it looks to the right of the gap.",
     (
         Step("top-word", "Which word fills the gap?", "encoder", {"encoder_text": MASKED},
-             "The encoder reads \"The capital of [MASK] is Paris.\" Which word does it rank first for [MASK]?",
+             "The encoder reads \"{text}\". Which word does it rank first for {mask}?",
              CHOICE, enc.top_word, figure="encoder_mask_bars_"),
         Step("top-probability", "How sure is it?", "encoder", {"encoder_text": MASKED},
              "What probability (in %) does the model give its top word, '{word}'?", NUMBER, enc.top_probability,
              tolerance=5.0, unit="%", digits=1, figure="encoder_mask_bars_"),
         Step("attention-right", "Does it look to the right?", "encoder",
-             {"encoder_text": MASKED, "encoder_attn_layer": 6},
+             {"encoder_text": MASKED, "encoder_attn_layer": LAST_BLOCK},
              "In block {block}, averaged over its heads, what share (in %) of the {mask} token's attention goes to "
              "the tokens on its right (the closing [SEP] included)? A decoder's would be 0%.", NUMBER,
              enc.attention_right, tolerance=15.0, unit="%", digits=1, figure="encoder_attention"),
@@ -64,10 +72,11 @@ ENCODER_CONTEXT = Lab(
              "'{word}' appears twice. At depth {depth}, {where}, what is the cosine similarity of its two vectors "
              "(1 = the same direction)?", NUMBER, enc.twin_cosine, tolerance=0.05, digits=3,
              params={"word": "bank"}, figure="encoder_similarity"),
-        Step("bank-end", "After every block", "encoder", {"encoder_text": BANKS, "encoder_sim_layer": 6},
+        Step("bank-end", "After every block", "encoder", {"encoder_text": BANKS, "encoder_sim_layer": LAST_BLOCK},
              "And {where} (depth {depth}): what is the cosine similarity of the two '{word}' vectors now?", NUMBER,
              enc.twin_cosine, tolerance=0.1, digits=3, params={"word": "bank"}, figure="encoder_similarity"),
-        Step("it-refers", "Where does 'it' point?", "encoder", {"encoder_text": ANIMAL, "encoder_sim_layer": 6},
+        Step("it-refers", "Where does 'it' point?", "encoder",
+             {"encoder_text": ANIMAL, "encoder_sim_layer": LAST_BLOCK},
              "After block {depth}, is the vector of '{pronoun}' closer to 'animal' or to 'street'?", CHOICE,
              enc.referent, choices=("animal", "street"),
              params={"pronoun": "it", "candidates": ("animal", "street")}, figure="encoder_similarity"),
@@ -81,7 +90,7 @@ DECODER_SAMPLING = Lab(
     (
         Step("next-token", "Greedy's pick", "decoder",
              {"decoder_prompt": FACT_PROMPT, "decoder_greedy": True, "decoder_inspect": 1},
-             "Greedy decoding on \"The capital of France is\": which token does the model append first?", CHOICE,
+             "Greedy decoding on \"{prompt}\": which token does the model append first?", CHOICE,
              dec.next_token, figure="decoder_bars"),
         Step("cold", "Temperature below 1", "decoder",
              {"decoder_prompt": OPEN_PROMPT, "decoder_greedy": False, "decoder_temperature": 0.5, "decoder_top_k": 0,
@@ -108,7 +117,7 @@ DECODER_INSIDE = Lab(
     "which depth the answer becomes readable (the logit lens).",
     (
         Step("most-attended", "Where does it look?", "decoder",
-             {"decoder_prompt": FACT_PROMPT, "decoder_inspect": 1, "decoder_layer": 30},
+             {"decoder_prompt": FACT_PROMPT, "decoder_inspect": 1, "decoder_layer": LAST_BLOCK},
              "In block {block}, averaged over its heads, which earlier token does the newest token attend to most?",
              CHOICE, dec.most_attended, figure="decoder_attention"),
         Step("sink-share", "The attention sink", "decoder", {"decoder_prompt": FACT_PROMPT, "decoder_inspect": 1},
@@ -129,7 +138,7 @@ SEQ2SEQ_ALIGNMENT = Lab(
     "word, which English word it reads for a given Portuguese one, and whether the alignment runs straight.",
     (
         Step("first-output", "The first word", "encoder-decoder", {"s2s_text": BLACK_CAT, "s2s_greedy": True},
-             "The translator reads \"The black cat sat on the chair.\" Which token does it write first?", CHOICE,
+             "The translator reads \"{text}\" Which token does it write first?", CHOICE,
              s2s.first_output, figure="s2s_bars"),
         Step("aligned-source", "Which English word?", "encoder-decoder",
              {"s2s_text": BLACK_CAT, "s2s_greedy": True, "s2s_inspect": 4, "s2s_cross_layer": "mean"},
@@ -200,10 +209,10 @@ MOE_COST = Lab(
              "compute), will its loss on the text be lower?", CHOICE, moe.more_experts_help, choices=YES_NO,
              figure="exp_topk_fig"),
         Step("mixtral-total", "Mixtral 8x7B in memory", "moe", {"moe_text": ROUTED},
-             "Mixtral 8x7B: eight experts of a 7 B model. How many parameters must sit in memory?", CHOICE,
+             "{name} ({framing}): how many parameters must sit in memory?", CHOICE,
              moe.gallery_total, params={"config": "mixtral-8x7b"}, figure="moe_cost"),
         Step("mixtral-active", "Mixtral 8x7B per token", "moe", {"moe_text": ROUTED},
-             "And how many (in billions) does one Mixtral 8x7B token pass through, with 2 of 8 experts per layer?",
+             "And how many (in billions) does one {name} token pass through, with {k} of {experts} experts per layer?",
              NUMBER, moe.gallery_active, tolerance=1.0, unit="B", digits=1, params={"config": "mixtral-8x7b"},
              figure="moe_cost"),
     ),
