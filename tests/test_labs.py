@@ -101,6 +101,7 @@ def test_an_answer_accepts_the_right_choice_or_a_number_within_its_tolerance():
     number = Answer("lab", "step", "Q?", NUMBER, (), 36.6, "because", {}, tolerance=10.0, unit="%", digits=1)
     assert number.accepts(30) and number.accepts("46.6") and not number.accepts(47) and not number.accepts("x")
     assert not number.accepts(float("nan")) and number.shown == "36.6 %"
+    assert Answer("l", "s", "Q?", NUMBER, (), 1.0, "", {}, unit="tokens").shown == "1 token"
 
 
 def test_a_step_with_values_from_the_model_needs_the_model():

@@ -85,8 +85,9 @@ class Answer:
         """The correct answer as a learner reads it ('France', '36.6 %')."""
         if self.kind == CHOICE:
             return str(self.correct)
-        unit = f" {self.unit}" if self.unit else ""
-        return f"{float(self.correct):,.{self.digits}f}{unit}"
+        value = f"{float(self.correct):,.{self.digits}f}"
+        unit = self.unit[:-1] if value == "1" and self.unit.endswith("s") else self.unit  # 1 token, 2 tokens
+        return f"{value} {unit}" if unit else value
 
 
 KeyFunction = Callable[[Any, Mapping[str, object], Mapping[str, object]], Key]

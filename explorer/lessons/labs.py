@@ -47,7 +47,7 @@ ENCODER_BOTH_SIDES = Lab(
     "and how much it looks to the right of the gap.",
     (
         Step("top-word", "Which word fills the gap?", "encoder", {"encoder_text": MASKED},
-             "The encoder reads \"{text}\". Which word does it rank first for {mask}?",
+             "Which word does the encoder rank first for {mask} in \"{text}\"?",
              CHOICE, enc.top_word, figure="encoder_mask_bars_"),
         Step("top-probability", "How sure is it?", "encoder", {"encoder_text": MASKED},
              "What probability (in %) does the model give its top word, '{word}'?", NUMBER, enc.top_probability,
@@ -128,7 +128,7 @@ DECODER_INSIDE = Lab(
              {"decoder_prompt": FACT_PROMPT, "decoder_inspect": 1},
              "The logit lens reads the next token from every depth. From which block on (of {blocks}) does it rank "
              "the model's final answer first and keep it there?", NUMBER, dec.lens_depth, tolerance=2.0,
-             unit="block", figure="decoder_lens"),
+             figure="decoder_lens"),
     ),
 )
 
@@ -138,7 +138,7 @@ SEQ2SEQ_ALIGNMENT = Lab(
     "word, which English word it reads for a given Portuguese one, and whether the alignment runs straight.",
     (
         Step("first-output", "The first word", "encoder-decoder", {"s2s_text": BLACK_CAT, "s2s_greedy": True},
-             "The translator reads \"{text}\" Which token does it write first?", CHOICE,
+             "Which token does the translator write first for \"{text}\"?", CHOICE,
              s2s.first_output, figure="s2s_bars"),
         Step("aligned-source", "Which English word?", "encoder-decoder",
              {"s2s_text": BLACK_CAT, "s2s_greedy": True, "s2s_inspect": 4, "s2s_cross_layer": "mean"},
@@ -238,8 +238,8 @@ EXPERIMENTS_SWITCH_OFF = Lab(
         Step("induction-rise", "Induction heads off", "experiments",
              {"exp_family": "decoder", "exp_tool": HEADS_TOOL, "exp_text": exp.INDUCTION_TEXT,
               "exp_heads": FromModel("the model's 3 strongest induction heads", exp.strongest_induction_heads)},
-             "The text repeats made-up words three times. Switch off {heads}, the 3 strongest induction heads: by "
-             "how many nats does the loss change?", NUMBER, exp.induction_rise, tolerance=0.5, unit="nats",
+             "Switch off {heads}, the model's 3 strongest induction heads. By how many nats does its loss on the "
+             "text change?", NUMBER, exp.induction_rise, tolerance=0.5, unit="nats",
              digits=2, figure="exp_heads_fig"),
     ),
 )
