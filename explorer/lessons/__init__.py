@@ -1,5 +1,11 @@
-"""Lessons: guided labs and a class that votes (issue 24). This package is the storage and the
-class sessions, pure Python (no Streamlit, no torch); the pages live in explorer.ui.
+"""Lessons: guided labs and a class that votes (issue 24), pure Python (no Streamlit, no torch); the pages
+live in explorer.ui.
+
+The labs: ``core`` holds the data model (Lab, Step, Answer), ``labs`` the labs themselves (``LABS``, ``lab``),
+and one ``keys_*`` module per family the answer-key functions, which measure the live model through the
+adapters on the view as it is set up: change the text and the answer follows.
+
+The class: storage and class sessions.
 
 What the UI calls::
 
