@@ -23,7 +23,7 @@ What the UI calls::
 Every refusal is an ``explorer.text.InputError`` (``ClassError``, ``AnswerError``, ``StoreError``)
 whose message is one sentence to show as is (through ``explorer.text.plain``). The rules (expiry,
 idempotency, rounds) are in ``explorer.lessons.classes``; the databases in ``explorer.lessons.store``;
-``explorer.lessons.load`` measures votes per second with several processes.
+``benchmarks.votes`` measures votes per second with several processes.
 """
 
 from explorer.lessons.classes import (
