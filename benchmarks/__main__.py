@@ -323,6 +323,8 @@ def main(argv=None) -> int:
                         help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)")
     parser.add_argument("--step-only", action="store_true",
                         help="only the Step click and attribution speed on the decoder default (prints only)")
+    parser.add_argument("--attribution-share", action="store_true",
+                        help="only: which attribution method beats the random band on 30 prompts per family default")
     parser.add_argument("--patching-only", action="store_true",
                         help="only activation patching beside another visitor (prints, never writes the README)")
     parser.add_argument("--votes-only", action="store_true",
@@ -349,6 +351,12 @@ def main(argv=None) -> int:
         encoder = load_model(defaults["encoder"], device="cpu", family="encoder")
         replica_sections(table, {"encoder": encoder.tokenizer}, args.tokens)
         print(table.markdown())
+        return 0
+    if args.attribution_share:
+        from benchmarks.attribution_share import attribution_share_section
+
+        attribution_share_section(table, defaults)
+        print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
         return 0
     if args.step_only:
         from explorer.models.loading import load_model

@@ -458,8 +458,8 @@ def test_real_decoder_integrated_gradients_are_complete(smollm2):
 
 
 def test_inseq_oracle_agrees_on_gradient_x_input(smollm2):
-    """inseq (optional: not a requirement) as an oracle: its input_x_gradient of the target's probability."""
-    inseq = pytest.importorskip("inseq")
+    """inseq (a test requirement) as an oracle: its input_x_gradient of the target's probability."""
+    import inseq
     prompt = "The capital of France is"
     ids = np.asarray(smollm2.tokenizer(prompt)["input_ids"])
     target = int(smollm2.tokenizer(" Paris", add_special_tokens=False)["input_ids"][0])

@@ -40,9 +40,9 @@ Methods (scores over the N explained positions, summed over the embedding width 
   0.5 * I, the row of the explained position. It ignores the target token: a contrast, not an explanation.
 
 The baseline x' (``baseline``): every movable position replaced by the padding token (``"pad"``; the
-end-of-sequence token where the model has no padding token), the mask token (``"mask"``), or a zero
-embedding vector (``"zero"``). Special tokens (BOS, [CLS], [SEP], </s>, a decoder's start tokens) and the
-encoder's query [MASK] are not movable: they keep their embedding in the baseline, are never removed by
+end-of-sequence token where the model has no padding token), the mask token (``"mask"``), the unknown-word
+token (``"unk"``, Inseq's default), or a zero embedding vector (``"zero"``). Special tokens (BOS, [CLS],
+[SEP], </s>, a decoder's start tokens) and the encoder's query [MASK] are not movable: they keep their embedding in the baseline, are never removed by
 the faithfulness curves, and get 0 from integrated gradients and occlusion.
 
 Captum (0.9) and this module's own code (``engine``; where Captum is not installed, "own" runs instead):
@@ -96,7 +96,7 @@ from explorer.registry import FAMILIES
 from explorer.text import InputError
 
 METHODS = ("gradient_x_input", "integrated_gradients", "occlusion", "attention_rollout")
-BASELINES = ("pad", "mask", "zero")
+BASELINES = ("pad", "mask", "zero", "unk")
 MEASURES = ("prob", "logprob", "logit")
 COMPLETENESS_TOLERANCE = 0.05  # above it, an integrated-gradients map says that its steps were too few
 # The engine each method runs by default (module docstring: why IG runs the own loop).
@@ -352,6 +352,11 @@ def _baseline_id(loaded, baseline: str) -> int | None:
     if baseline == "zero":
         return None
     tokenizer, config = loaded.tokenizer, loaded.model.config
+    if baseline == "unk":  # Inseq's default baseline (the unknown token)
+        unk = getattr(tokenizer, "unk_token_id", None) if tokenizer is not None else None
+        if unk is None:
+            raise InputError(f"{loaded.model_id} has no unknown-word token: use the 'pad' or 'zero' baseline.")
+        return int(unk)
     if baseline == "mask":
         mask = getattr(tokenizer, "mask_token_id", None) if tokenizer is not None else None
         if mask is None:
@@ -755,9 +760,13 @@ def default_method(loaded) -> str:
 
 
 def baselines(loaded) -> tuple[str, ...]:
-    """The baselines this model can use ("mask" needs a mask token)."""
-    has_mask = loaded.tokenizer is not None and getattr(loaded.tokenizer, "mask_token_id", None) is not None
-    return tuple(b for b in BASELINES if b != "mask" or has_mask)
+    """The baselines this model can use ("mask" needs a mask token, "unk" an unknown-word token)."""
+    tokenizer = loaded.tokenizer
+    has = {
+        name: tokenizer is not None and getattr(tokenizer, f"{name}_token_id", None) is not None
+        for name in ("mask", "unk")
+    }
+    return tuple(b for b in BASELINES if has.get(b, True))
 
 
 def _has_captum() -> bool:

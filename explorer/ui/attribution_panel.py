@@ -29,7 +29,7 @@ LABELS = {  # method -> its name on screen and in links (a select box shows thes
     "attention_rollout": "Attention rollout",
 }
 METHOD_OF = {label: method for method, label in LABELS.items()}
-BASELINE_LABELS = {"zero": "zero vector", "pad": "padding token", "mask": "mask token"}
+BASELINE_LABELS = {"zero": "zero vector", "pad": "padding token", "mask": "mask token", "unk": "unknown-word token"}
 BASELINE_OF = {label: baseline for baseline, label in BASELINE_LABELS.items()}
 ORDERS = 20  # random orders of the faithfulness band
 STEPS = 32  # integrated gradients' default integration points
