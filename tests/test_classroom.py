@@ -18,7 +18,11 @@ MEASURE = """() => {
   // heatmap cell labels sit on their cell's colour, which Plotly contrasts itself; all other text is on white
   const texts = [...document.querySelectorAll('.js-plotly-plot svg text, .js-plotly-plot svg tspan')]
     .filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0 && !t.closest('.heatmap-label'));
-  const sizes = texts.map(t => parseFloat(getComputedStyle(t).fontSize));
+  // Plotly shrinks a bar label that does not fit with a scale() transform on the text: count the drawn size
+  const scale = t => {
+    const m = (t.getAttribute('transform') || '').match(/scale\\(([\\d.]+)/);
+    return m ? parseFloat(m[1]) : 1; };
+  const sizes = texts.map(t => parseFloat(getComputedStyle(t).fontSize) * scale(t));
   const contrast = texts.map(t => [t.textContent.slice(0, 30), 1.05 / (lum(getComputedStyle(t).fill) + 0.05)]);
   const cut = [...document.querySelectorAll('[data-testid="stSidebarNavLink"] span, [data-testid="stSidebar"] label p, '
     + 'button p, [data-testid="stWidgetLabel"] p, [data-testid="stMetricLabel"] p')]

@@ -228,6 +228,7 @@ def wrap_title(text: str, chars: int) -> str:
     inside an HTML tag (Plotly draws a title on one line however narrow the figure is)."""
     out = []
     for line in text.split("<br>"):
+        line = _TAG.sub(lambda m: m.group(0).replace(" ", "\x00"), line)  # a tag's own spaces never break a line
         words, current, width = line.split(" "), [], 0
         for word in words:
             visible = len(_TAG.sub("", word))
@@ -247,7 +248,7 @@ def wrap_title(text: str, chars: int) -> str:
             elif closed > opened:
                 line = f"<{tag}>" + line
         fixed.append(line)
-    return "<br>".join(fixed)
+    return "<br>".join(fixed).replace("\x00", " ")
 
 
 def fit_title(fig: go.Figure, chars: int, line_px: int) -> go.Figure:
@@ -324,7 +325,8 @@ def classroom_style(fig: go.Figure) -> go.Figure:
     if fig.layout.showlegend is not False and len(fig.data) > 1:  # below the plot: a figure in a panel is narrow
         fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"))
     if any(t.type == "bar" and t.text is not None for t in fig.data):
-        fig.update_layout(margin_r=90)  # labels drawn beyond a bar's end
+        # labels drawn beyond a bar's end; Plotly would shrink a label that does not fit (7-10 px): never below 18
+        fig.update_layout(margin_r=90, uniformtext=dict(minsize=CLASSROOM_TEXT_PX, mode="show"))
     return fit_title(fig, chars=44, line_px=24)
 
 
