@@ -57,15 +57,19 @@ def test_zeroing_a_head_equals_removing_its_slice_of_the_output_projection(name)
     assert result.mean_kl > 0 and result.kl.shape == (len(IDS),)
 
 
-def test_mean_ablation_adds_the_heads_mean_through_the_projection():
+def test_mean_ablation_puts_the_heads_reference_mean_through_the_projection():
     loaded = tiny_loaded("llama")
     layer, head = 0, 1
     proj = iv.attention_output_projections(loaded.model)[layer]
+    reference = [IDS[::-1].copy(), np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], dtype=np.int64)]
     captured = []
     handle = proj.register_forward_pre_hook(lambda m, args: captured.append(args[0][0].detach().clone()))
-    plain(loaded.model, IDS)
+    for ids in reference:
+        plain(loaded.model, ids)
     handle.remove()
-    z = captured[0]  # [T, H * d_head]
+    z = torch.cat(captured)  # [T1 + T2, H * d_head]: every position of the reference texts
+    means = iv.reference_head_means(loaded, reference)  # padded batches: equal to the texts read alone
+    assert np.abs(means[layer] - z.mean(0).numpy()).max() < 1e-5
     width = z.shape[-1] // iv.num_heads(loaded.model.config)
     part = slice(head * width, (head + 1) * width)
     edited = copy.deepcopy(loaded.model)
@@ -75,10 +79,55 @@ def test_mean_ablation_adds_the_heads_mean_through_the_projection():
     with torch.no_grad():
         eproj.weight[:, part] = 0
     eproj.register_forward_hook(lambda m, a, out: out + bias)
-    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="mean")
+    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="mean", reference=means, reference_name="two texts")
     expected = log_softmax(plain(edited, IDS))
     assert np.abs(result.modified_logprob - expected[np.arange(len(IDS) - 1), IDS[1:]]).max() < TOL
+    assert "mean over two texts" in result.description
     assert hook_count(loaded.model) == 0
+
+
+def test_the_running_mean_at_each_position_averages_the_positions_so_far():
+    loaded = tiny_loaded("llama")
+    layer, head = 1, 3
+    proj = iv.attention_output_projections(loaded.model)[layer]
+    width = proj.weight.shape[1] // iv.num_heads(loaded.model.config)
+    part = slice(head * width, (head + 1) * width)
+    seen = []
+
+    def running(module, args):
+        x = args[0].clone()  # [1, T, H * d_head]
+        prefix = torch.cumsum(x[0, :, part], 0) / torch.arange(1, x.shape[1] + 1)[:, None]
+        seen.append(prefix)
+        x[0, :, part] = prefix
+        return (x,)
+
+    edited = copy.deepcopy(loaded.model)
+    iv.attention_output_projections(edited)[layer].register_forward_pre_hook(running)
+    expected = log_softmax(plain(edited, IDS))
+    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="prefix")
+    assert np.abs(result.modified_logprob - expected[np.arange(len(IDS) - 1), IDS[1:]]).max() < TOL
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "mixtral"])
+def test_mean_ablation_of_a_causal_model_leaves_earlier_positions_blind_to_later_text(name):
+    """Position t's output may not change when only text after t changes, whatever replaces the heads
+    (the old 'mean over this text' moved the first copy's log-probabilities by up to 1.5 nats)."""
+    loaded = tiny_loaded(name)
+    changed = IDS.copy()
+    changed[5:] = [90, 91, 92]  # the same first five tokens, then other text
+    heads = [(0, 1), (1, 2)]
+    means = iv.reference_head_means(loaded, [IDS[::-1].copy()])
+    for mode in iv.HEAD_MODES:
+        kwargs = {"reference": means} if mode == "mean" else {}
+        before = iv.head_ablation(loaded, IDS, heads, mode, **kwargs)
+        after = iv.head_ablation(loaded, changed, heads, mode, **kwargs)
+        # positions 0..3 predict tokens 1..4, which both texts share
+        assert np.abs(before.modified_logprob[:4] - after.modified_logprob[:4]).max() < 1e-5, mode
+        assert np.abs(before.kl[:5] - after.kl[:5]).max() < 1e-5, mode
+    with pytest.raises(iv.InterventionRefused, match="encoder"):
+        iv.head_ablation(tiny_loaded("bert"), IDS, heads, "prefix")
+    with pytest.raises(ValueError):
+        iv.head_ablation(loaded, IDS, heads, "mean")  # a mean needs its reference set
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])
@@ -181,6 +230,38 @@ def test_drop_and_force_reach_the_experts():
     assert forced[1][4, 0].item() == 3
     assert torch.equal(forced[0], original[0])  # layer 0 not forced
     assert hook_count(loaded.model) == 0
+
+
+def test_a_forced_expert_takes_the_first_choices_weight_or_its_own():
+    loaded = tiny_loaded("mixtral")
+    weights = []
+    experts = [m for n, m in loaded.model.named_modules() if n.endswith(".experts")]
+    handles = [m.register_forward_hook(lambda m, args, out: weights.append((args[1].clone(), args[2].clone())))
+               for m in experts]  # fmt: skip
+    router = iv.router_modules(loaded.model)[0]
+    logits = []
+    handles.append(router.register_forward_hook(lambda m, args, out: logits.append(out[0].detach().clone())))
+    try:
+        plain(loaded.model, IDS)
+        original_index, original_weight = weights[0]
+        probs = torch.softmax(logits[0].float(), dim=-1)  # [T, E]
+        forced = next(e for e in range(4) if e not in original_index[4].tolist())  # not already chosen
+        for rule in ("first", "own"):
+            weights.clear()
+            result = iv.route_override(loaded, IDS, force=[(0, 4, forced)], force_weight=rule)
+            index, weight = weights[len(experts)]  # the modified run's first MoE layer
+            assert index[4].tolist() == [forced, original_index[4, 0].item()]
+            if rule == "first":  # the slots keep their weights: the forced expert gets the first choice's
+                assert torch.allclose(weight[4], original_weight[4])
+            else:  # every slot its own router probability, renormalised over the two as Mixtral does
+                own = probs[4, index[4]]
+                assert torch.allclose(weight[4], own / own.sum(), atol=1e-6)
+            assert ("original first choice" if rule == "first" else "own router probability") in result.description
+    finally:
+        for h in handles:
+            h.remove()
+    with pytest.raises(iv.InterventionRefused):
+        iv.route_override(loaded, IDS, force=[(0, 4, forced)], force_weight="half")
 
 
 def test_top_k_sweep_ties_loss_to_active_parameters():
@@ -424,6 +505,28 @@ def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
     tax = measure.taxonomy(loaded)
     assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
     assert hook_count(loaded.model) == 0
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "mixtral", "bert", "distilbert"])
+def test_batched_readings_equal_one_forward_per_prompt(name):
+    """The cards read a prompt set in padded batches: each prompt's trace equals its own forward."""
+    from explorer.adapters import batched, decoder, encoder
+
+    loaded = tiny_loaded(name)
+    prompts = [IDS, IDS[:5].copy(), np.array([7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], dtype=np.int64)]
+    alone = {"decoder": decoder.trace_ids, "moe": moe.trace_ids,
+             "encoder": lambda ld, ids: encoder.trace_ids(ld, ids, with_logits=False)}[loaded.family]  # fmt: skip
+    together = batched.trace_batch(loaded, prompts, with_logits=loaded.family != "encoder")
+    for ids, trace in zip(prompts, together):
+        own = alone(loaded, ids)
+        assert trace.hidden_states.shape == own.hidden_states.shape
+        assert np.abs(trace.hidden_states - own.hidden_states).max() < 1e-5
+        assert np.abs(trace.attentions - own.attentions).max() < 1e-5
+        if loaded.family != "encoder":
+            assert np.abs(trace.logits - own.logits).max() < 1e-4
+        if loaded.family == "moe":
+            assert np.array_equal(trace.router.chosen, own.router.chosen)
+    assert batched.chunks([5, 5, 5, 9], 16) == [[0, 1, 2], [3]]  # at most 16 padded tokens per forward
 
 
 @pytest.mark.parametrize("name", ["bart", "marian"])

@@ -145,7 +145,13 @@ def head_taxonomy(loaded):
 
 @cached(max_entries=32)
 def head_ablation(loaded, ids: tuple, heads: tuple, mode: str):
-    return interventions.head_ablation(loaded, np.asarray(ids), heads, mode)
+    reference = reference_means(loaded) if mode == "mean" else None
+    return interventions.head_ablation(loaded, np.asarray(ids), heads, mode, reference, MEAN_REFERENCE)
+
+
+@cached(max_entries=8)
+def reference_means(loaded):
+    return interventions.reference_head_means(loaded, [tokenize(loaded, s)[0] for s in SENTENCES])
 
 
 @cached(max_entries=32)
@@ -169,9 +175,11 @@ def patching(loaded, pair_name: str):
 
 
 @cached(max_entries=32)
-def routing(loaded, ids: tuple, top_k: int | None, drop: tuple, force: tuple, by_id: bool):
+def routing(loaded, ids: tuple, top_k: int | None, drop: tuple, force: tuple, by_id: bool, weight: str = "first"):
     table = reference_token_table(loaded) if by_id else None
-    return interventions.route_override(loaded, np.asarray(ids), top_k=top_k, drop=drop, force=force, token_table=table)
+    return interventions.route_override(
+        loaded, np.asarray(ids), top_k=top_k, drop=drop, force=force, token_table=table, force_weight=weight
+    )
 
 
 @cached(max_entries=8)
@@ -366,6 +374,17 @@ def _cards_table(cards) -> None:
 
 # --- attention interventions -------------------------------------------------------------------
 
+MEAN_REFERENCE = "everyday-sentences"  # the named prompt set whose mean replaces a head in 'mean' mode
+HEAD_MODE_LABELS = {"zero": "zero", "mean": f"mean over {MEAN_REFERENCE}", "prefix": "mean so far"}
+HEAD_MODE_HELP = (
+    f"zero: the head contributes nothing. Mean over {MEAN_REFERENCE}: its average output over every position of "
+    "the 12 everyday sentences (a fixed reference set, not your text), the same vector at every position. Mean so "
+    "far (causal models): at each position, its average output over your text's positions up to that one. Neither "
+    "mean lets a position see the text after it."
+)
+
+
+
 
 def heads_body(loaded) -> None:
     ids = _text_ids(loaded)
@@ -382,13 +401,12 @@ def heads_body(loaded) -> None:
         f"Heads to switch off ({layers} layers × {heads} heads; L0 = first block)", options, key=key
     )
     _keep(key, list(chosen))
-    _restore("exp_head_mode", lambda value: value in ("zero", "mean"))
+    modes = ["zero", "mean"] if loaded.family == "encoder" else ["zero", "mean", "prefix"]
+    _restore("exp_head_mode", lambda value: value in modes)
     mode = cols[1].radio(
-        "Replace the head's output by",
-        ["zero", "mean"],
-        key="exp_head_mode",
-        help="zero: the head contributes nothing; mean: its output averaged over this text's positions",
-    )
+        "Replace the head's output by", modes, key="exp_head_mode", format_func=HEAD_MODE_LABELS.get,
+        help=HEAD_MODE_HELP,
+    )  # fmt: skip
     _keep("exp_head_mode", mode)
     if loaded.family != "encoder":
         _induction_buttons(cols[2], loaded)
@@ -396,7 +414,7 @@ def heads_body(loaded) -> None:
         st.info("Pick one or more heads above (or ask for the induction heads, then use a text that repeats itself).")
         return
     pairs = tuple((int(n[1:].split("H")[0]), int(n.split("H")[1])) for n in chosen)
-    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode)):
+    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode, loaded.family != "encoder")):
         return
     show_result(loaded, head_ablation(loaded, tuple(ids.tolist()), pairs, mode), "exp_heads_fig", HOW_INTERVENTION)
 
@@ -578,10 +596,25 @@ def _force_expert(loaded, ids, experts: int) -> None:
         format_func=lambda e: f"expert {e}",
     )
     _keep("exp_force_expert", expert)
+    _restore("exp_force_weight", lambda value: value in interventions.FORCE_WEIGHTS)
+    weight = st.radio(
+        "The forced expert's gate weight", list(interventions.FORCE_WEIGHTS), key="exp_force_weight",
+        format_func=interventions.FORCE_WEIGHTS.get, horizontal=True, help=FORCE_HELP,
+    )  # fmt: skip
+    _keep("exp_force_weight", weight)
     force = ((None, int(position), int(expert)),)
     if _refused(lambda: interventions.check_routing(loaded.model.config, len(ids), force=force)):
         return
-    show_result(loaded, routing(loaded, tuple(ids.tolist()), None, (), force, False), "exp_force_fig", HOW_INTERVENTION)
+    result = routing(loaded, tuple(ids.tolist()), None, (), force, False, weight)
+    show_result(loaded, result, "exp_force_fig", HOW_INTERVENTION)
+
+
+FORCE_HELP = (
+    "The forced expert takes the token's first slot. With the weight of the original first choice, the slots keep "
+    "their gate weights in order (the original first choice, moved to the second slot, takes the second's weight); "
+    "with its own router probability, every slot takes the router's probability of the expert now in it. Either is "
+    "then renormalised over the chosen experts where the model renormalises (Mixtral does)."
+)
 
 
 # --- encoder-decoder --------------------------------------------------------------------------
