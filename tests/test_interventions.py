@@ -486,22 +486,27 @@ def test_another_visitor_gets_the_model_between_the_forwards_of_a_patching_job(m
     assert "result" in done and got_in_after < forwards["n"]
 
 
-def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
+def test_cards_measured_on_a_tiny_moe_have_their_shapes_nulls_and_baselines():
     from explorer.experiments import measure
 
     loaded = tiny_loaded("mixtral")
-    traces = [moe.trace_ids(loaded, IDS), moe.trace_ids(loaded, IDS[::-1].copy())]
+    prompts = [IDS, IDS[::-1].copy(), np.roll(IDS, 3)]
+    traces = measure.read(loaded, prompts)
     sink = measure.sink_card(loaded, traces)
-    assert sink.by_layer.shape == (2, 4) and 0 <= sink.measured <= 1
+    assert sink.by_layer.shape == (2,) and 0 <= sink.measured <= 1
     assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
-    loss, head = measure.induction_cards(loaded, seeds=(0, 1), period=8)
-    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured)
+    assert sink.per_prompt.shape == (3,) and sink.null.shape == (3, measure.DRAWS)
+    assert sink.verdict in cards.VERDICTS and sink.spread == pytest.approx(sink.per_prompt.std())
+    random = measure.random_token_prompts(loaded, seeds=(0, 1), period=8)
+    with_logits = measure.read(loaded, [ids for ids, _ in random], with_logits=True)
+    loss, head = measure.induction_cards(loaded, with_logits, [s for _, s in random], period=8)
+    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured) and loss.null.shape == (2, measure.DRAWS)
     same, overlap, first_in = measure.routing_cards(loaded, traces)
     assert first_in.chance == 0.5
     assert same.chance == 0.25 and overlap.chance == pytest.approx(1 - 1 / 6)  # N = 4, k = 2
-    assert same.by_layer.shape == (2,)
-    depth = measure.prediction_depth_card(loaded, traces)
-    assert 0 <= depth.measured <= 1
+    assert same.by_layer.shape == (2,) and same.null_by_layer.shape == (2,)
+    depth = measure.prediction_depth_card(loaded, measure.lens_from_top(loaded, traces))
+    assert 0 <= depth.measured <= 1 and depth.direction == -1 and depth.chance == 1.0
     tax = measure.taxonomy(loaded)
     assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
     assert hook_count(loaded.model) == 0
@@ -529,6 +534,18 @@ def test_batched_readings_equal_one_forward_per_prompt(name):
     assert batched.chunks([5, 5, 5, 9], 16) == [[0, 1, 2], [3]]  # at most 16 padded tokens per forward
 
 
+def test_the_lens_read_from_the_top_gives_the_settled_depth_of_the_full_lens():
+    from explorer.adapters import decoder
+    from explorer.experiments import measure
+
+    loaded = tiny_loaded("llama")
+    traces = measure.read(loaded, [IDS, np.roll(IDS, 2)])
+    for partial, trace in zip(measure.lens_from_top(loaded, traces), traces):
+        full = np.stack([decoder.logit_lens(loaded, trace.hidden_states[:, t]).argmax(-1) for t in range(len(IDS))], 1)
+        assert np.array_equal(cards.settled_depth(partial), cards.settled_depth(full))
+        assert np.array_equal(partial[-1], full[-1])
+
+
 @pytest.mark.parametrize("name", ["bart", "marian"])
 def test_greedy_output_without_a_span_is_the_argmax_of_its_own_masked_run(name):
     loaded = tiny_loaded(name)
@@ -552,15 +569,20 @@ def test_greedy_output_without_a_span_is_the_argmax_of_its_own_masked_run(name):
         iv.greedy_with_span_removed(loaded, IDS, (0, len(IDS)))
 
 
-def test_the_card_plan_covers_each_family_and_refuses_encoder_decoders():
+def test_the_card_plan_covers_each_family_and_refuses_what_it_cannot_read():
     from explorer.experiments import measure
 
     moe_plan = measure.card_plan(tiny_loaded("mixtral"))
-    assert [s.key for s in moe_plan] == ["everyday-sentences", "repeated-random-tokens", "everyday-sentences-split"]
-    assert [s.key for s in measure.card_plan(tiny_loaded("bert"))] == ["everyday-sentences", "sentence-pairs"]
+    assert [s.key for s in moe_plan] == ["everyday-sentences", "word-in-contexts", "repeated-random-tokens",
+                                         "austen-held-out"]  # fmt: skip
+    assert [s.key for s in measure.card_plan(tiny_loaded("bert"))] == [
+        "everyday-sentences", "everyday-sentences-masked", "word-in-contexts", "sentence-pairs"]  # fmt: skip
     assert [s.key for s in measure.card_plan(tiny_loaded("bart"))] == ["everyday-sentences"]  # prediction depth
+    assert all(key in measure.PROMPT_SETS for key in [s.key for s in moe_plan])
     with pytest.raises(ValueError):
         measure.card_plan(tiny_loaded("whisper"))  # speech: no everyday sentences to read
+    with pytest.raises(ValueError):
+        measure.card_plan(tiny_loaded("switch_transformers"))  # an encoder-decoder mixture of experts
 
 
 @pytest.mark.parametrize(
@@ -571,9 +593,18 @@ def test_prediction_depth_reads_every_family_on_the_same_sentences(model_id):
     from explorer.models.loading import load_model
 
     loaded = load_model(model_id, device="cpu")
-    card = measure.prediction_depth_card(loaded, texts=("The old man walked slowly to the harbour at night.",))
+    texts = ("The old man walked slowly to the harbour at night.", "Rain had fallen all night, so the roads flooded.")
+    if loaded.family == "encoder":
+        prompts = measure.masked_sentence_prompts(loaded, texts)
+        traces = measure.read(loaded, [ids for ids, _ in prompts])
+        lens = measure.masked_lens(loaded, traces, [chosen for _, chosen in prompts])
+    elif loaded.family == "seq2seq":
+        lens = measure.translation_lens(loaded, texts)
+    else:
+        lens = measure.lens_from_top(loaded, measure.sentence_traces(loaded, texts))
+    card = measure.prediction_depth_card(loaded, lens)
     assert 0.0 <= card.measured <= 1.0 and card.prompt_set == "everyday-sentences"
-    assert card.method.startswith(measure.DEPTH_METHODS[loaded.family])
+    assert card.method == measure.DEPTH_METHODS[loaded.family] and card.per_prompt.shape == (2,)
 
 
 def test_a_long_job_steps_aside_while_another_visitor_uses_the_model(monkeypatch):

@@ -12,7 +12,7 @@ import streamlit as st
 from explorer.adapters import interventions
 from explorer.adapters.common import display_token, display_tokens, tokenize
 from explorer.catalogue import TRANSLATOR_ID, load_catalogue
-from explorer.experiments import measure
+from explorer.experiments import cards, measure, report
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
 from explorer.registry import FAMILIES
@@ -134,8 +134,16 @@ def open_experiments(family_key: str) -> None:
 
 @cached(max_entries=16)
 def card_step(loaded, step_key: str):
+    """One prompt set's cards (and head kinds), kept per (model, prompt set) for every session."""
     step = next(s for s in measure.card_plan(loaded) if s.key == step_key)
     return step.run()
+
+
+@cached(max_entries=16)
+def card_estimate(loaded) -> tuple[float, int]:
+    """(seconds, tokens) the card set is expected to take, said before the click."""
+    steps = measure.card_plan(loaded)
+    return measure.estimate_seconds(loaded, steps), sum(step.tokens() for step in steps)
 
 
 @cached(max_entries=8)
@@ -281,52 +289,96 @@ HOW_INTERVENTION = (
 
 # --- replication cards ------------------------------------------------------------------------------
 
+CARDS_LEAD = (
+    "Each card measures one published finding on this model over a named prompt set of at least 10 prompts, and "
+    "sets it against a **null**: the same statistic on 1,000 resampled versions of each prompt that keep what it "
+    "depends on besides the finding (the experts' load, positions, lengths, token frequencies) and remove the "
+    "finding itself; the table says how for each card. **±** is always the standard deviation over the set's "
+    "prompts. *Chance* is the analytic value where one exists (uniform attention, uniform load); for prediction "
+    "depth it is a ceiling (settled only at the output), and lower is earlier. Each prompt set is read with one "
+    "forward per prompt, and every card of the set is computed from those forwards."
+)
+
 
 def cards_body(loaded) -> None:
     if loaded.arch.audio:
         _ask_for_text_model()
         return
-    st.markdown(
-        "Each card measures one published finding on this model over a fixed prompt set (see the table's last "
-        "column), with the spread over the prompts and a **chance baseline**: what the statistic gives without the "
-        "phenomenon. The published column quotes what the paper reports, read in the paper's own text, for the "
-        "model it names (usually much larger than this one); a number the paper shows only in a plot is left out "
-        "rather than guessed."
-    )
+    st.markdown(CARDS_LEAD)
+    st.markdown(cards.VERDICT_RULE)
     steps = measure.card_plan(loaded)
     flag = f"exp_cards_{loaded.model_id}"
     if not st.session_state.get(flag):
-        st.button(
-            f"Measure the {len(steps)} prompt sets on {loaded.model_id}",
-            key="exp_run_cards",
-            on_click=guarded(_set_flag),
-            args=(flag,),
-            type="primary",
-        )
+        _cards_button(loaded, steps, flag)
         return
-    cards = _measure_with_progress(loaded, steps)
-    _cards_table(cards)
+    results = _measure_with_progress(loaded, steps)
+    found = [card for result in results for card in result.cards]
+    summaries = [report.summary(card, loaded.model_id) for card in found]
+    # a static table wraps its cells to the panel (a data grid would hide the verdict behind a sideways scroll);
+    # it renders Markdown, so every cell is shown literally
+    st.table(pd.DataFrame([{k: plain(v) for k, v in report.row(s).items()} for s in summaries]), hide_index=True)
+    escaped = [dict(s, card=plain(s["card"])) for s in summaries]  # a loaded model's special tokens name its sink
+    st.markdown("On this model, by that rule: " + report.what_reproduces(escaped))
     VIEW.figure(
-        plots.cards_overview(cards),
+        plots.cards_overview(found),
         key="exp_cards_overview",
-        caption="Blue: measured (mean over the prompt set, bar = standard deviation over its prompts); grey tick: "
-        "chance. Each row has its own unit (see the table).",
+        caption="Each card on its own axis (its own unit). Light dots: each prompt; blue: their mean ± standard "
+        "deviation; grey band: the null's 5th to 95th percentile (mean tick); open diamond: the analytic chance, or "
+        "the ceiling for prediction depth. The verdict is under each card's name.",
     )
-    detailed = [c for c in cards if c.by_layer is not None]
-    if detailed:
-        names = [c.name for c in detailed]
-        _restore("exp_card", lambda value: value in names)
-        name = st.selectbox("Card to see layer by layer", names, key="exp_card")
-        _keep("exp_card", name)
-        card = next(c for c in detailed if c.name == name)
-        VIEW.figure(plots.card_detail(card), key="exp_card_detail", caption=f"{card.quantity}. {card.method}.")
-    if loaded.family != "seq2seq":
-        _taxonomy(loaded)
+    _card_detail(found)
+    _papers_table(found)
+    taxonomies = [result.taxonomy for result in results if result.taxonomy is not None]
+    if taxonomies:
+        _taxonomy(taxonomies[0])
 
 
-def _taxonomy(loaded) -> None:
-    with st.spinner("Labelling every head…"):
-        tax = head_taxonomy(loaded)
+def _cards_button(loaded, steps, flag: str) -> None:
+    seconds, tokens = card_estimate(loaded)
+    st.button(
+        f"Measure the {len(steps)} prompt sets on {plain(loaded.model_id)} (about {seconds:.0f} s)",
+        key="exp_run_cards",
+        on_click=guarded(_set_flag),
+        args=(flag,),
+        type="primary",
+    )
+    st.caption(
+        f"About {seconds:.0f} s: estimated from the model's arithmetic per token and the {tokens:,} tokens the prompt "
+        "sets hold, at the speed of one core of this project's 2-core machine (its SmolLM2 took 8 s there); longer "
+        "while other visitors use this server. Once measured, a model's cards are kept for every visitor of this "
+        "server, per prompt set: the next click shows them at once."
+    )
+
+
+def _card_detail(found) -> None:
+    detailed = [c for c in found if c.by_layer is not None]
+    if not detailed:
+        return
+    names = [c.name for c in detailed]
+    _restore("exp_card", lambda value: value in names)
+    name = st.selectbox("Card to see layer by layer", names, key="exp_card")
+    _keep("exp_card", name)
+    card = next(c for c in detailed if c.name == name)
+    VIEW.figure(
+        plots.card_detail(card),
+        key="exp_card_detail",
+        caption=plain(f"{card.quantity}. Measured: {card.method}. Null: {card.null_note}."),
+    )
+
+
+def _papers_table(found) -> None:
+    st.markdown("**What the papers report**, in their own words (read in each paper; a number shown only in a plot "
+                "is left out rather than read off it):")  # fmt: skip
+    rows = {  # st.table renders Markdown: every cell shown literally (a card's name may hold a model's token)
+        c.name: {"card": plain(c.name), "what the paper reports": plain(c.published_text), "source": plain(c.source)}
+        for c in found
+    }
+    st.table(pd.DataFrame(list(rows.values())))
+    used = dict.fromkeys(c.prompt_set for c in found)
+    st.caption("Prompt sets: " + "; ".join(f"{name}: {PROMPT_SETS.get(name, '')}" for name in used) + ".")
+
+
+def _taxonomy(tax) -> None:
     VIEW.figure(
         plots.taxonomy_map(tax),
         key="exp_taxonomy",
@@ -346,30 +398,12 @@ def _set_flag(flag: str) -> None:
 
 def _measure_with_progress(loaded, steps) -> list:
     bar = st.progress(0.0)
-    cards = []
+    results = []
     for i, step in enumerate(steps):
         bar.progress(i / len(steps), text=f"Measuring {step.label} ({i + 1} of {len(steps)})…")
-        cards += card_step(loaded, step.key)
+        results.append(card_step(loaded, step.key))
     bar.empty()
-    return cards
-
-
-def _cards_table(cards) -> None:
-    rows = [
-        {
-            "card": c.name,
-            "quantity": c.quantity,
-            "measured": round(c.measured, 3),
-            "± spread": round(c.spread, 3),
-            "chance": round(c.chance, 3),
-            "chance means": c.chance_note,
-            "published (the paper's own words)": c.published_text if c.published is None else c.published,
-            "source": c.source,
-            "prompt set": f"{c.prompt_set}: {PROMPT_SETS.get(c.prompt_set, '')}".rstrip(": "),
-        }
-        for c in cards
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    return results
 
 
 # --- attention interventions -------------------------------------------------------------------
@@ -382,8 +416,6 @@ HEAD_MODE_HELP = (
     "far (causal models): at each position, its average output over your text's positions up to that one. Neither "
     "mean lets a position see the text after it."
 )
-
-
 
 
 def heads_body(loaded) -> None:
