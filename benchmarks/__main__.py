@@ -1,5 +1,6 @@
-"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme] [--replicas-only | --patching-only | --step-only |
-                        --votes-only]
+"""python -m benchmarks [--sessions 20] [--repeats 5] [--readme]
+                       [--replicas-only | --patching-only | --step-only | --cards-only | --votes-only |
+                        --attribution-share]
 
 Prints one markdown table: what the explorer costs over the bare models (capture overhead,
 step-by-step decoding against ``generate``), what a visitor waits for (cold start, model
@@ -7,9 +8,11 @@ loads, each view's latency on a 64-token input, 20 sessions at once) and what it
 (peak memory of the app with all four defaults loaded, bytes sent per view). Targets come
 from issue 6; a missed target says so in the table. Activation patching beside another visitor
 (issue 26: the first patching run on the decoder default, another visitor's decoder view during it
-against alone) runs on a server of its own (``--patching-only``: those rows alone). Not part of
-the test suite. Class votes (issue 24): votes per second into SQLite and PostgreSQL with several
-processes voting at once (``--votes-only``: those rows alone, no model loaded).
+against alone) runs on a server of its own (``--patching-only``: those rows alone). The replication
+cards of the decoder default (issue 23: the full card set at most 20 s on two quiet cores) have a row
+of their own (``--cards-only``: that row alone). Class votes (issue 24): votes per second into SQLite and
+PostgreSQL with several processes voting at once (``--votes-only``: those rows alone, no model loaded).
+Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def model_sections(table: Table, defaults: dict[str, str], repeats: int) -> dict
               "≥ ×0.8", verdict(row["ratio"], 0.8, higher_is_better=True))
     step_click_section(table, loaded["decoder"])
     attribution_section(table, loaded["decoder"])
+    cards_section(table, loaded["decoder"])
     return {family: m.tokenizer for family, m in loaded.items()}
 
 
@@ -119,6 +123,31 @@ def attribution_section(table: Table, loaded) -> None:
     table.add(f"Attribution, integrated gradients, 32 steps, {row['baseline']} baseline ({what})",
               f"{row['integrated_gradients']:.2f} s (completeness error {row['completeness']:.1%})", "≤ 5 s",
               verdict(row["integrated_gradients"], 5.0))
+
+
+def cards_section(table: Table, loaded) -> None:
+    """The decoder default's full replication card set computed from nothing (every prompt set read
+    once, every null drawn), as the page's first click runs it: with torch's threads as the app runs
+    them, then with one thread (on a machine that others share, two threads can wait on each other
+    for several times the work), each with the CPU time and the load beside it."""
+    import torch
+
+    from explorer.experiments import measure
+
+    print("Replication cards…", file=sys.stderr, flush=True)
+    estimate = measure.estimate_seconds(loaded)
+    threads = torch.get_num_threads()
+    for n in dict.fromkeys((threads, 1)):
+        torch.set_num_threads(n)
+        load = os.getloadavg()[0]
+        began, cpu = time.perf_counter(), time.process_time()
+        cards, _ = measure.measure_all(loaded)
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+        table.add(f"Replication cards, decoder default ({loaded.model_id}: {len(cards)} cards, one forward per "
+                  f"prompt, 1,000-draw nulls), first click, torch with {n} thread{'s' if n > 1 else ''}",
+                  f"{seconds:.1f} s (CPU time {cpu:.1f} s; the page's estimate {estimate:.0f} s; load average "
+                  f"{load:.1f} on {os.cpu_count()} cores before)", "≤ 20 s", verdict(seconds, 20.0))  # fmt: skip
+    torch.set_num_threads(threads)
 
 
 def step_click_section(table: Table, loaded, clicks: int = 10) -> None:
@@ -329,6 +358,8 @@ def main(argv=None) -> int:
                         help="only activation patching beside another visitor (prints, never writes the README)")
     parser.add_argument("--votes-only", action="store_true",
                         help="only the class votes per second, SQLite and PostgreSQL (prints, never writes the README)")
+    parser.add_argument("--cards-only", action="store_true",
+                        help="only the replication cards of the decoder default (prints, never writes the README)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
@@ -364,6 +395,12 @@ def main(argv=None) -> int:
         decoder = load_model(defaults["decoder"], device="cpu", family="decoder")
         step_click_section(table, decoder)
         attribution_section(table, decoder)
+        print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
+        return 0
+    if args.cards_only:
+        from explorer.models.loading import load_model
+
+        cards_section(table, load_model(defaults["decoder"], device="cpu", family="decoder"))
         print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{table.markdown()}")
         return 0
     if args.patching_only:

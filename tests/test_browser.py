@@ -120,6 +120,30 @@ def test_decoder_step_adds_a_token_and_back_removes_it(server, browser):
         page.close()
 
 
+def test_the_card_tables_fit_their_panel_without_scrolling_sideways(server, browser):
+    """The replication cards of the MoE default: the numbers (with each verdict) and the papers' words wrap
+    inside the page's right panel at 1280 px instead of hiding columns behind a sideways scroll."""
+    page = browser.new_page(viewport={"width": 1280, "height": 3200})
+    try:
+        page.goto(f"{server.url}/experiments?family=moe&tool=Replication+cards", wait_until="domcontentloaded")
+        page.get_by_role("button", name="Measure the").first.wait_for(timeout=240_000)
+        _wait_idle(page)
+        page.get_by_role("button", name="Measure the").first.click()
+        page.locator("[data-testid='stTable']").nth(1).wait_for(timeout=240_000)
+        _wait_idle(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "experiments-cards.png"), full_page=True)
+        tables = page.locator("[data-testid='stTable']").all()
+        assert len(tables) == 2
+        for table in tables:
+            scroll, client = table.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert scroll <= client, (scroll, client)
+        assert page.get_by_text("not here").count() >= 1  # the verdict column is on screen
+        assert_no_error_elements(page)
+    finally:
+        page.close()
+
+
 def test_shared_link_restores_state_in_a_fresh_browser(server, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 3200})  # no cookies, no session: a fresh browser
     page = context.new_page()

@@ -89,15 +89,28 @@ def test_cosine_statistics_on_planted_vectors():
     assert np.allclose(cards.self_similarity(same), 1.0)
     orthogonal = np.eye(4)[None]  # [1, 4, 4]
     assert np.allclose(cards.mean_pairwise_cosine(orthogonal), 0.0)
-    # every token of every text points the same way: random-pair cosine 1; opposite texts: -1
-    texts = [np.ones((2, 3, 4)), np.ones((2, 5, 4))]
-    assert np.allclose(cards.random_pair_cosine(texts, pairs=20), 1.0)
-    assert np.allclose(cards.random_pair_cosine([np.ones((2, 3, 4)), -np.ones((2, 2, 4))], pairs=20), -1.0)
+    # every token of every prompt points the same way: cross-prompt cosine 1; one prompt opposite: -1 for it
+    prompts = [np.ones((2, 3, 4)), np.ones((2, 5, 4)), -np.ones((2, 2, 4))]
+    cosine = cards.cross_prompt_cosine(prompts)  # [P, L+1]
+    assert cosine.shape == (3, 2)
+    assert np.allclose(cosine[2], -1.0)
+    assert np.allclose(cosine[0], (5 - 2) / 7) and np.allclose(cosine[1], (3 - 2) / 5)
+    # against the pair-by-pair definition on random vectors
+    rng = np.random.default_rng(0)
+    vectors = [rng.normal(size=(2, n, 6)) + 0.5 for n in (3, 4, 5)]
+    pairwise = cards.cross_cosines(vectors[1][1], np.concatenate([vectors[0][1], vectors[2][1]])).mean()
+    assert cards.cross_prompt_cosine(vectors)[1, 1] == pytest.approx(pairwise)
 
 
-def test_prediction_depth_is_the_first_agreeing_depth_over_the_number_of_blocks():
-    lens_top1 = np.array([[5, 1, 2], [5, 7, 2], [9, 7, 3], [5, 7, 4]])  # [L+1=4, T=3]
-    assert np.allclose(cards.prediction_depth(lens_top1), [0.0, 1 / 3, 1.0])
+def test_prediction_depth_settled_and_first_agreement():
+    lens_top1 = np.array([[5, 1, 2], [5, 7, 2], [9, 7, 3], [5, 7, 4]])  # [L+1=4, T=3], finals 5, 7, 4
+    assert np.allclose(cards.first_agreement_depth(lens_top1), [0.0, 1 / 3, 1.0])
+    # position 0 agrees at depth 0, disagrees at depth 2, agrees again at 3: settled only at the output
+    assert np.allclose(cards.settled_depth(lens_top1), [1.0, 1 / 3, 1.0])
+    # entries below the first disagreement from the top may be unknown (-1): the same answer
+    partial = np.array([[-1, -1, -1], [-1, 7, -1], [9, 7, 3], [5, 7, 4]])
+    assert np.allclose(cards.settled_depth(partial), [1.0, 1 / 3, 1.0])
+    assert np.allclose(cards.settled_depth(np.array([[3], [3]])), [0.0])  # agrees from the embeddings on
 
 
 def test_consecutive_routing_statistics_on_a_planted_router():
@@ -113,21 +126,28 @@ def test_consecutive_routing_statistics_on_a_planted_router():
     assert cards.consecutive_topk_overlap(draws)[0] == pytest.approx(cards.chance_topk_overlap(8, 2), abs=0.01)
 
 
-def test_a_router_that_ignores_context_has_token_id_predictability_one():
+def test_a_router_that_ignores_context_is_predicted_from_the_token_id_and_beats_its_null():
     rng = np.random.default_rng(0)
     expert_of = rng.integers(0, 8, size=30)  # a fixed expert per token id, per layer shifted
-    train, test = rng.integers(0, 30, size=400), rng.integers(0, 30, size=200)
 
     def first(ids):
         return np.stack([expert_of[ids], (expert_of[ids] + 1) % 8])  # [M=2, N]
 
-    result = cards.token_id_predictability(train, first(train), test, first(test))
+    fit = rng.integers(0, 30, size=400)
+    tests = [rng.integers(0, 30, size=20) for _ in range(12)]
+    result = cards.token_id_routing(fit, first(fit), [(ids, first(ids)) for ids in tests], 8, 200, rng)
     assert result.coverage == 1.0
-    assert np.allclose(result.by_id, 1.0) and np.allclose(result.by_bigram, 1.0)
+    assert np.allclose(result.per_prompt, 1.0) and np.allclose(result.by_layer, 1.0)
     assert np.all(result.majority < 0.5)
-    # a router that ignores the token (random experts) is predicted at about chance
-    noise = cards.token_id_predictability(train, rng.integers(0, 8, (1, 400)), test, rng.integers(0, 8, (1, 200)))
-    assert noise.by_id[0] < 0.3
+    assert cards.verdict(result.per_prompt, result.null, +1) == cards.REPRODUCES
+    # a router that ignores the token, with uneven load: at its null, not above it
+    load = np.array([0.4, 0.2, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05])
+    noise = cards.token_id_routing(
+        fit, rng.choice(8, size=(1, 400), p=load), [(ids, rng.choice(8, size=(1, 20), p=load)) for ids in tests],
+        8, 200, rng,
+    )  # fmt: skip
+    assert cards.verdict(noise.per_prompt, noise.null, +1) != cards.REPRODUCES
+    assert abs(noise.per_prompt.mean() - noise.null.mean()) < 0.05
 
 
 def test_head_taxonomy_labels_planted_heads_after_removing_the_sink():
@@ -177,3 +197,162 @@ def test_card_line_says_when_no_published_value_was_verified():
     assert "published: n/a [not found in the paper]" in card.line()
     quoted = dataclasses.replace(card, published_text="'over half' (BERT-base)")
     assert "published: 'over half' (BERT-base) [not found in the paper]" in quoted.line()
+
+
+# --- nulls that keep the confounds, and the verdict rule ---------------------------------------------
+
+
+def test_the_verdict_rule_on_planted_prompts():
+    rng = np.random.default_rng(0)
+    null = rng.normal(size=(10, 1000))  # [P, D]: each prompt's null, standard normal
+    assert cards.verdict(np.full(10, 3.0), null, +1) == cards.REPRODUCES  # beyond the 95th percentile in all
+    assert cards.verdict(np.r_[np.full(8, 3.0), np.zeros(2)], null, +1) == cards.REPRODUCES  # in 80%
+    assert cards.verdict(np.r_[np.full(7, 3.0), np.full(3, -1.0)], null, +1) == cards.INCONCLUSIVE  # 70%
+    assert cards.verdict(np.full(10, 1.0), null, +1) == cards.INCONCLUSIVE  # shifted, below the 95th percentile
+    assert cards.verdict(rng.normal(size=10) - 1.0, null, +1) == cards.NOT_HERE  # looks like the null
+    assert cards.verdict(np.full(10, -3.0), null, +1) == cards.NOT_HERE  # the wrong way
+    # a finding that is a lower value (prediction depth): mirrored
+    assert cards.verdict(np.full(10, -3.0), null, -1) == cards.REPRODUCES
+    assert cards.verdict(np.full(10, 3.0), null, -1) == cards.NOT_HERE
+    # prompts that could not be measured do not count; none at all is inconclusive
+    assert cards.verdict(np.r_[np.full(8, 3.0), np.full(2, np.nan)], null, +1) == cards.REPRODUCES
+    assert cards.verdict(np.full(10, np.nan), null, +1) == cards.INCONCLUSIVE
+    for verdict in cards.VERDICTS:
+        assert verdict in cards.VERDICT_RULE.replace("**", "").lower()
+
+
+def planted_routes(rng, load, prompts=20, tokens=30, layers=2, keep=0.0, k=2):
+    """[M, T, K] routes per prompt: each token's experts drawn from ``load`` without replacement;
+    with probability ``keep`` a token takes its predecessor's experts (order), else none (no order)."""
+    out = []
+    for _ in range(prompts):
+        chosen = np.zeros((layers, tokens, k), dtype=np.int64)
+        for m in range(layers):
+            for t in range(tokens):
+                if t and rng.random() < keep:
+                    chosen[m, t] = chosen[m, t - 1]
+                else:
+                    chosen[m, t] = rng.choice(len(load), size=k, replace=False, p=load)
+        out.append(chosen)
+    return out
+
+
+def routing_null(routes, statistic, rng, draws=300):
+    measured = np.array([statistic(c).mean() for c in routes])  # [P]
+    null = np.stack([cards.shuffled_positions_null(c, statistic, draws, rng).mean(axis=1) for c in routes])  # [P, D]
+    return measured, null
+
+
+def test_an_uneven_router_without_order_scores_at_its_shuffled_null_not_above_it():
+    rng = np.random.default_rng(1)
+    load = np.array([0.4, 0.25, 0.1, 0.1, 0.05, 0.04, 0.03, 0.03])
+    routes = planted_routes(rng, load, prompts=60, tokens=40)
+    for statistic, analytic in (
+        (cards.consecutive_same_first, cards.chance_same_first(8)),
+        (cards.consecutive_topk_overlap, cards.chance_topk_overlap(8, 2)),
+    ):
+        measured, null = routing_null(routes, statistic, rng)
+        assert measured.mean() > analytic + 0.05  # above the uniform-load chance: the old baseline was fooled
+        # the shuffled null keeps the load: it matches the measured mean within sampling error (the difference
+        # of the two means has a standard deviation of about 0.007 over seeds for 60 prompts of 40 tokens)
+        assert abs(measured.mean() - null.mean()) < 0.025
+        assert cards.verdict(measured, null, +1) != cards.REPRODUCES
+    # the same load with order (a token often keeps its predecessor's experts) reproduces
+    measured, null = routing_null(planted_routes(rng, load, keep=0.6), cards.consecutive_same_first, rng)
+    assert cards.verdict(measured, null, +1) == cards.REPRODUCES
+
+
+def test_with_uniform_load_the_shuffled_null_is_the_analytic_chance():
+    rng = np.random.default_rng(2)
+    routes = planted_routes(rng, np.full(8, 1 / 8), prompts=40, tokens=40)
+    for statistic, analytic in (
+        (cards.consecutive_same_first, cards.chance_same_first(8)),
+        (cards.consecutive_topk_overlap, cards.chance_topk_overlap(8, 2)),
+        (cards.consecutive_first_in_topk, 2 / 8),
+    ):
+        _, null = routing_null(routes, statistic, rng, draws=200)
+        # the prompts' own loads vary around uniform: allow 3 standard errors of their mean
+        error = null.mean(axis=1).std() / np.sqrt(len(routes))
+        assert abs(null.mean() - analytic) < 3 * error + 0.005, (statistic.__name__, null.mean(), analytic)
+
+
+def test_the_sink_null_takes_random_visible_keys():
+    rng = np.random.default_rng(3)
+    t = 12
+    first = np.zeros(t, dtype=bool)
+    first[0] = True
+    uniform = causal_uniform(2, 2, t)
+    null = cards.key_mass_null(uniform, first, True, 4000, rng)
+    # uniform attention: the null is the analytic chance on average, and the measured value sits in it
+    assert null.mean() == pytest.approx(cards.uniform_key_mass(first, True), abs=0.01)
+    assert cards.uniform_key_mass(first, True) == pytest.approx(cards.uniform_first_token_mass(t, True))
+    assert cards.key_mass(uniform, first, True) == pytest.approx(cards.uniform_first_token_mass(t, True))
+    sink = 0.5 * uniform
+    sink[..., 1:, 0] += 0.5
+    sink[..., 0, 0] = 1.0
+    prompts = [sink] * 10
+    measured = [cards.key_mass(a, first, True) for a in prompts]
+    nulls = np.stack([cards.key_mass_null(a, first, True, 500, rng) for a in prompts])
+    assert cards.verdict(measured, nulls, +1) == cards.REPRODUCES
+    nulls = np.stack([cards.key_mass_null(uniform, first, True, 500, rng) for _ in range(10)])
+    assert cards.verdict([cards.key_mass(uniform, first, True)] * 10, nulls, +1) != cards.REPRODUCES
+    # several marked keys (an encoder's two [SEP]): as many random keys, all visible
+    marks = np.zeros(t, dtype=bool)
+    marks[[4, 11]] = True
+    flat = np.full((1, 1, t, t), 1 / t)
+    assert cards.key_mass_null(flat, marks, False, 50, rng) == pytest.approx(np.full(50, 2 / t))
+
+
+def test_induction_nulls_on_planted_heads():
+    rng = np.random.default_rng(4)
+    ids, start = repeated_random_tokens(60, period=8, seed=5, prefix=(1,))
+    induction = planted_induction(ids)
+    uniform = causal_uniform(1, 1, len(ids))
+    both = np.concatenate([induction, uniform], axis=1)  # [L=1, H=2, T, T]
+    null = cards.induction_head_null(both, ids, 500, rng)
+    assert cards.induction_scores(both, ids).max() == pytest.approx(1.0)
+    assert null.max() < 0.5  # a random earlier key is rarely the induction target
+    assert cards.verdict(np.ones(10), np.tile(null, (10, 1)), +1) == cards.REPRODUCES
+    uniform_null = cards.induction_head_null(uniform, ids, 500, rng)
+    uniform_score = cards.induction_scores(uniform, ids)[0, 0]
+    assert uniform_score == pytest.approx(uniform_null.mean(), abs=0.02)
+    # the copy-label null: equal losses drop nothing; a real drop is beyond it
+    same = rng.normal(5.0, 0.5, size=(2, 23))
+    assert abs(cards.copy_label_null(same[0], same[1], 1000, rng).mean()) < 0.05
+    assert np.percentile(cards.copy_label_null(same[0], same[1] - 3.0, 1000, rng), 95) < 3.0
+
+
+def test_the_sign_flip_null_of_anisotropy():
+    rng = np.random.default_rng(6)
+    isotropic = rng.normal(size=(40, 64))
+    cos = cards.cross_cosines(isotropic[:20], isotropic[20:])
+    null = cards.sign_flip_null(cos, 1000, rng)
+    assert abs(null.mean()) < 0.01 and np.percentile(null, 95) > cos.mean()
+    shared = isotropic + 3.0  # a common direction: every cosine near 1, far beyond the flipped signs
+    cos = cards.cross_cosines(shared[:20], shared[20:])
+    assert cos.mean() > 0.8 and np.percentile(cards.sign_flip_null(cos, 1000, rng), 95) < 0.3
+
+
+def test_the_self_similarity_null_replaces_the_word_by_random_tokens_of_its_sentences():
+    rng = np.random.default_rng(7)
+    direction = rng.normal(size=16)
+    word = np.stack([direction + 0.1 * rng.normal(size=16) for _ in range(6)])  # one word, 6 contexts
+    others = [rng.normal(size=(8, 16)) for _ in range(6)]
+    measured, null, baseline = cards.self_similarity_by_context(word, others, np.zeros(6, int), 300, rng)
+    assert abs(baseline) < 0.1 and np.all(measured > 0.8)
+    assert cards.verdict(measured, null, +1) == cards.REPRODUCES
+    unrelated = np.stack([o[0] for o in others])  # 'the word' is just one of the sentence's tokens
+    rest = [o[1:] for o in others]
+    measured, null, _ = cards.self_similarity_by_context(unrelated, rest, np.zeros(6, int), 300, rng)
+    assert cards.verdict(measured, null, +1) != cards.REPRODUCES
+
+
+def test_the_settled_depth_null_keeps_the_frequency_of_the_predictions():
+    rng = np.random.default_rng(8)
+    depths = np.array([0.2, 0.4, 0.3, 0.5, 0.1, 0.2])
+    distinct = np.arange(6)  # every position predicts its own token: another position's answer never settles
+    assert np.allclose(cards.settled_depth_null(depths, distinct, 100, rng), 1.0)
+    frequent = np.zeros(6, dtype=int)  # every position predicts the same frequent token: the null is the measure
+    assert np.allclose(cards.settled_depth_null(depths, frequent, 100, rng), depths.mean())
+    null = np.stack([cards.settled_depth_null(depths, frequent, 100, rng)] * 10)
+    assert cards.verdict(np.full(10, depths.mean()), null, -1) == cards.NOT_HERE

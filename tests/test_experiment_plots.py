@@ -15,11 +15,22 @@ def card(by_layer=None, **changes) -> Card:
     return Card(**{**fields, **changes})
 
 
-def test_overview_puts_each_card_beside_its_chance():
-    fig = plots.cards_overview([card(), card(name="anisotropy", measured=0.3, chance=0.0)])
-    chance, measured = fig.data
-    assert list(chance.x) == [0.0, 0.2] and list(measured.x) == [0.3, 0.6]  # drawn bottom-up
-    assert list(measured.error_x.array) == [0.1, 0.1]
+def test_overview_gives_each_card_its_own_axis_with_its_null_and_chance():
+    rng = np.random.default_rng(0)
+    sink = card(per_prompt=np.array([0.5, 0.6, 0.7]), null=rng.normal(0.2, 0.01, (3, 100)))
+    loss = card(name="induction loss", measured=10.0, spread=0.7, chance=0.0, per_prompt=np.array([9.0, 10.0, 11.0]),
+                null=rng.normal(0.0, 1.0, (3, 100)))
+    fig = plots.cards_overview([sink, loss])
+    axes = {trace.xaxis for trace in fig.data}
+    assert axes == {"x", "x2"}  # one x-axis per card: the 10-nat row does not squash the shares
+    measured = [t for t in fig.data if t.legendgroup == "measured"]
+    assert [t.x[0] for t in measured] == [0.6, 10.0] and list(measured[1].error_x.array) == [0.7]
+    chance = [t.x[0] for t in fig.data if t.legendgroup == "chance"]
+    assert chance == [0.2, 0.0]
+    band = next(t for t in fig.data if t.legendgroup == "null" and t.xaxis == "x")
+    assert 0.17 < band.x[0] < band.x[1] < 0.23
+    assert "reproduces here" in measured[0].y[0] and "induction loss" in measured[1].y[0]
+    assert sum(t.showlegend is not False for t in fig.data) == 5  # each kind of mark once in the legend
 
 
 def test_card_detail_is_a_heatmap_for_heads_and_a_line_by_layer_otherwise():
@@ -68,3 +79,20 @@ def test_taxonomy_map_colours_each_head_by_its_kind_and_counts_them():
     assert fig.data[0].z.tolist() == [[kinds.index("induction"), kinds.index("broad")],
                                       [kinds.index("other"), kinds.index("broad")]]
     assert "induction 1" in fig.layout.title.text and "broad 2" in fig.layout.title.text
+
+
+def _lab(colour: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of a #rrggbb colour."""
+    rgb = np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    rgb = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    xyz /= [0.95047, 1.0, 1.08883]
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_the_head_kinds_have_distinct_colours():
+    colours = list(plots.KIND_COLOURS.values())
+    distances = [np.linalg.norm(_lab(a) - _lab(b)) for i, a in enumerate(colours) for b in colours[i + 1 :]]
+    # 'induction' and 'broad' were two oranges (#D55E00, #E69F00) only 33 apart, close in hue
+    assert min(distances) > 40

@@ -2,11 +2,12 @@
 family runs and shows its figure, the cards show a measured value beside chance, a family page
 opens the page on its own model, and a shared link brings the experiment back."""
 
+import re
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.text import plain
 from explorer.ui import experiments_page
 
 TIMEOUT = 600
@@ -75,17 +76,27 @@ def test_a_model_without_induction_heads_says_so():
     assert any("no induction head" in c.value for c in at.caption)
 
 
-def test_cards_wait_for_a_click_then_show_measured_beside_chance():
+def test_cards_wait_for_a_click_then_show_measured_beside_their_null_with_a_verdict():
     at = experiments("moe")
     at.radio(key="exp_tool").set_value("Replication cards").run()
     assert figures(at) == 0
-    at.button(key="exp_run_cards").click().run()
+    button = at.button(key="exp_run_cards")
+    assert re.search(r"\(about \d+ s\)$", button.label)  # the estimate, before the click
+    assert any("estimated from the model's arithmetic per token" in c.value for c in at.caption)
+    assert any("Verdict, one rule for every card" in m.value for m in at.markdown)
+    button.click().run()
     healthy(at)
-    table = at.dataframe[0].value
-    assert {"measured", "chance", "published (the paper's own words)", "source"} <= set(table.columns)
-    same_first = table[table.card == "Mixtral: same first expert"].iloc[0]
-    assert same_first.chance == pytest.approx(1 / 8, abs=1e-3)
-    assert "Table 5" in same_first.source
+    table = at.table[0].value  # every cell escaped for Markdown (a card's name may hold a model's token)
+    assert list(table.columns) == ["card", "measured ± sd over prompts", "null: mean / cut", "beyond the cut",
+                                   "verdict", "chance"]  # fmt: skip
+    same_first = table[table.card == plain("Mixtral: same first expert")].iloc[0]
+    assert same_first.chance == plain("0.125")  # the analytic chance, beside the shuffled-positions null
+    assert same_first.verdict == "not here"  # the issue's finding: at its shuffled null, not above it
+    assert all(n >= 10 for n in table["measured ± sd over prompts"].str.extract(r"\\\((\d+)\\\)$")[0].astype(int))
+    papers = at.table[1].value
+    assert "Table 5" in papers[papers.card == plain("Mixtral: same first expert")].iloc[0].source
+    assert any(m.value.startswith("On this model, by that rule: **") for m in at.markdown)
+    assert not any("cards." in c.value for c in at.caption)  # no code names in captions
     assert figures(at) == 3  # the overview, one card layer by layer, the head taxonomy
 
 

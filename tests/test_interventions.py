@@ -57,15 +57,19 @@ def test_zeroing_a_head_equals_removing_its_slice_of_the_output_projection(name)
     assert result.mean_kl > 0 and result.kl.shape == (len(IDS),)
 
 
-def test_mean_ablation_adds_the_heads_mean_through_the_projection():
+def test_mean_ablation_puts_the_heads_reference_mean_through_the_projection():
     loaded = tiny_loaded("llama")
     layer, head = 0, 1
     proj = iv.attention_output_projections(loaded.model)[layer]
+    reference = [IDS[::-1].copy(), np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], dtype=np.int64)]
     captured = []
     handle = proj.register_forward_pre_hook(lambda m, args: captured.append(args[0][0].detach().clone()))
-    plain(loaded.model, IDS)
+    for ids in reference:
+        plain(loaded.model, ids)
     handle.remove()
-    z = captured[0]  # [T, H * d_head]
+    z = torch.cat(captured)  # [T1 + T2, H * d_head]: every position of the reference texts
+    means = iv.reference_head_means(loaded, reference)  # padded batches: equal to the texts read alone
+    assert np.abs(means[layer] - z.mean(0).numpy()).max() < 1e-5
     width = z.shape[-1] // iv.num_heads(loaded.model.config)
     part = slice(head * width, (head + 1) * width)
     edited = copy.deepcopy(loaded.model)
@@ -75,10 +79,55 @@ def test_mean_ablation_adds_the_heads_mean_through_the_projection():
     with torch.no_grad():
         eproj.weight[:, part] = 0
     eproj.register_forward_hook(lambda m, a, out: out + bias)
-    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="mean")
+    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="mean", reference=means, reference_name="two texts")
     expected = log_softmax(plain(edited, IDS))
     assert np.abs(result.modified_logprob - expected[np.arange(len(IDS) - 1), IDS[1:]]).max() < TOL
+    assert "mean over two texts" in result.description
     assert hook_count(loaded.model) == 0
+
+
+def test_the_running_mean_at_each_position_averages_the_positions_so_far():
+    loaded = tiny_loaded("llama")
+    layer, head = 1, 3
+    proj = iv.attention_output_projections(loaded.model)[layer]
+    width = proj.weight.shape[1] // iv.num_heads(loaded.model.config)
+    part = slice(head * width, (head + 1) * width)
+    seen = []
+
+    def running(module, args):
+        x = args[0].clone()  # [1, T, H * d_head]
+        prefix = torch.cumsum(x[0, :, part], 0) / torch.arange(1, x.shape[1] + 1)[:, None]
+        seen.append(prefix)
+        x[0, :, part] = prefix
+        return (x,)
+
+    edited = copy.deepcopy(loaded.model)
+    iv.attention_output_projections(edited)[layer].register_forward_pre_hook(running)
+    expected = log_softmax(plain(edited, IDS))
+    result = iv.head_ablation(loaded, IDS, [(layer, head)], mode="prefix")
+    assert np.abs(result.modified_logprob - expected[np.arange(len(IDS) - 1), IDS[1:]]).max() < TOL
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "mixtral"])
+def test_mean_ablation_of_a_causal_model_leaves_earlier_positions_blind_to_later_text(name):
+    """Position t's output may not change when only text after t changes, whatever replaces the heads
+    (the old 'mean over this text' moved the first copy's log-probabilities by up to 1.5 nats)."""
+    loaded = tiny_loaded(name)
+    changed = IDS.copy()
+    changed[5:] = [90, 91, 92]  # the same first five tokens, then other text
+    heads = [(0, 1), (1, 2)]
+    means = iv.reference_head_means(loaded, [IDS[::-1].copy()])
+    for mode in iv.HEAD_MODES:
+        kwargs = {"reference": means} if mode == "mean" else {}
+        before = iv.head_ablation(loaded, IDS, heads, mode, **kwargs)
+        after = iv.head_ablation(loaded, changed, heads, mode, **kwargs)
+        # positions 0..3 predict tokens 1..4, which both texts share
+        assert np.abs(before.modified_logprob[:4] - after.modified_logprob[:4]).max() < 1e-5, mode
+        assert np.abs(before.kl[:5] - after.kl[:5]).max() < 1e-5, mode
+    with pytest.raises(iv.InterventionRefused, match="encoder"):
+        iv.head_ablation(tiny_loaded("bert"), IDS, heads, "prefix")
+    with pytest.raises(ValueError):
+        iv.head_ablation(loaded, IDS, heads, "mean")  # a mean needs its reference set
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])
@@ -181,6 +230,38 @@ def test_drop_and_force_reach_the_experts():
     assert forced[1][4, 0].item() == 3
     assert torch.equal(forced[0], original[0])  # layer 0 not forced
     assert hook_count(loaded.model) == 0
+
+
+def test_a_forced_expert_takes_the_first_choices_weight_or_its_own():
+    loaded = tiny_loaded("mixtral")
+    weights = []
+    experts = [m for n, m in loaded.model.named_modules() if n.endswith(".experts")]
+    handles = [m.register_forward_hook(lambda m, args, out: weights.append((args[1].clone(), args[2].clone())))
+               for m in experts]  # fmt: skip
+    router = iv.router_modules(loaded.model)[0]
+    logits = []
+    handles.append(router.register_forward_hook(lambda m, args, out: logits.append(out[0].detach().clone())))
+    try:
+        plain(loaded.model, IDS)
+        original_index, original_weight = weights[0]
+        probs = torch.softmax(logits[0].float(), dim=-1)  # [T, E]
+        forced = next(e for e in range(4) if e not in original_index[4].tolist())  # not already chosen
+        for rule in ("first", "own"):
+            weights.clear()
+            result = iv.route_override(loaded, IDS, force=[(0, 4, forced)], force_weight=rule)
+            index, weight = weights[len(experts)]  # the modified run's first MoE layer
+            assert index[4].tolist() == [forced, original_index[4, 0].item()]
+            if rule == "first":  # the slots keep their weights: the forced expert gets the first choice's
+                assert torch.allclose(weight[4], original_weight[4])
+            else:  # every slot its own router probability, renormalised over the two as Mixtral does
+                own = probs[4, index[4]]
+                assert torch.allclose(weight[4], own / own.sum(), atol=1e-6)
+            assert ("original first choice" if rule == "first" else "own router probability") in result.description
+    finally:
+        for h in handles:
+            h.remove()
+    with pytest.raises(iv.InterventionRefused):
+        iv.route_override(loaded, IDS, force=[(0, 4, forced)], force_weight="half")
 
 
 def test_top_k_sweep_ties_loss_to_active_parameters():
@@ -405,25 +486,64 @@ def test_another_visitor_gets_the_model_between_the_forwards_of_a_patching_job(m
     assert "result" in done and got_in_after < forwards["n"]
 
 
-def test_cards_measured_on_a_tiny_moe_have_their_shapes_and_baselines():
+def test_cards_measured_on_a_tiny_moe_have_their_shapes_nulls_and_baselines():
     from explorer.experiments import measure
 
     loaded = tiny_loaded("mixtral")
-    traces = [moe.trace_ids(loaded, IDS), moe.trace_ids(loaded, IDS[::-1].copy())]
+    prompts = [IDS, IDS[::-1].copy(), np.roll(IDS, 3)]
+    traces = measure.read(loaded, prompts)
     sink = measure.sink_card(loaded, traces)
-    assert sink.by_layer.shape == (2, 4) and 0 <= sink.measured <= 1
+    assert sink.by_layer.shape == (2,) and 0 <= sink.measured <= 1
     assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
-    loss, head = measure.induction_cards(loaded, seeds=(0, 1), period=8)
-    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured)
+    assert sink.per_prompt.shape == (3,) and sink.null.shape == (3, measure.DRAWS)
+    assert sink.verdict in cards.VERDICTS and sink.spread == pytest.approx(sink.per_prompt.std())
+    random = measure.random_token_prompts(loaded, seeds=(0, 1), period=8)
+    with_logits = measure.read(loaded, [ids for ids, _ in random], with_logits=True)
+    loss, head = measure.induction_cards(loaded, with_logits, [s for _, s in random], period=8)
+    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured) and loss.null.shape == (2, measure.DRAWS)
     same, overlap, first_in = measure.routing_cards(loaded, traces)
     assert first_in.chance == 0.5
     assert same.chance == 0.25 and overlap.chance == pytest.approx(1 - 1 / 6)  # N = 4, k = 2
-    assert same.by_layer.shape == (2,)
-    depth = measure.prediction_depth_card(loaded, traces)
-    assert 0 <= depth.measured <= 1
+    assert same.by_layer.shape == (2,) and same.null_by_layer.shape == (2,)
+    depth = measure.prediction_depth_card(loaded, measure.lens_from_top(loaded, traces))
+    assert 0 <= depth.measured <= 1 and depth.direction == -1 and depth.chance == 1.0
     tax = measure.taxonomy(loaded)
     assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
     assert hook_count(loaded.model) == 0
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "mixtral", "bert", "distilbert"])
+def test_batched_readings_equal_one_forward_per_prompt(name):
+    """The cards read a prompt set in padded batches: each prompt's trace equals its own forward."""
+    from explorer.adapters import batched, decoder, encoder
+
+    loaded = tiny_loaded(name)
+    prompts = [IDS, IDS[:5].copy(), np.array([7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], dtype=np.int64)]
+    alone = {"decoder": decoder.trace_ids, "moe": moe.trace_ids,
+             "encoder": lambda ld, ids: encoder.trace_ids(ld, ids, with_logits=False)}[loaded.family]  # fmt: skip
+    together = batched.trace_batch(loaded, prompts, with_logits=loaded.family != "encoder")
+    for ids, trace in zip(prompts, together):
+        own = alone(loaded, ids)
+        assert trace.hidden_states.shape == own.hidden_states.shape
+        assert np.abs(trace.hidden_states - own.hidden_states).max() < 1e-5
+        assert np.abs(trace.attentions - own.attentions).max() < 1e-5
+        if loaded.family != "encoder":
+            assert np.abs(trace.logits - own.logits).max() < 1e-4
+        if loaded.family == "moe":
+            assert np.array_equal(trace.router.chosen, own.router.chosen)
+    assert batched.chunks([5, 5, 5, 9], 16) == [[0, 1, 2], [3]]  # at most 16 padded tokens per forward
+
+
+def test_the_lens_read_from_the_top_gives_the_settled_depth_of_the_full_lens():
+    from explorer.adapters import decoder
+    from explorer.experiments import measure
+
+    loaded = tiny_loaded("llama")
+    traces = measure.read(loaded, [IDS, np.roll(IDS, 2)])
+    for partial, trace in zip(measure.lens_from_top(loaded, traces), traces):
+        full = np.stack([decoder.logit_lens(loaded, trace.hidden_states[:, t]).argmax(-1) for t in range(len(IDS))], 1)
+        assert np.array_equal(cards.settled_depth(partial), cards.settled_depth(full))
+        assert np.array_equal(partial[-1], full[-1])
 
 
 @pytest.mark.parametrize("name", ["bart", "marian"])
@@ -449,15 +569,20 @@ def test_greedy_output_without_a_span_is_the_argmax_of_its_own_masked_run(name):
         iv.greedy_with_span_removed(loaded, IDS, (0, len(IDS)))
 
 
-def test_the_card_plan_covers_each_family_and_refuses_encoder_decoders():
+def test_the_card_plan_covers_each_family_and_refuses_what_it_cannot_read():
     from explorer.experiments import measure
 
     moe_plan = measure.card_plan(tiny_loaded("mixtral"))
-    assert [s.key for s in moe_plan] == ["everyday-sentences", "repeated-random-tokens", "everyday-sentences-split"]
-    assert [s.key for s in measure.card_plan(tiny_loaded("bert"))] == ["everyday-sentences", "sentence-pairs"]
+    assert [s.key for s in moe_plan] == ["everyday-sentences", "word-in-contexts", "repeated-random-tokens",
+                                         "austen-held-out"]  # fmt: skip
+    assert [s.key for s in measure.card_plan(tiny_loaded("bert"))] == [
+        "everyday-sentences", "everyday-sentences-masked", "word-in-contexts", "sentence-pairs"]  # fmt: skip
     assert [s.key for s in measure.card_plan(tiny_loaded("bart"))] == ["everyday-sentences"]  # prediction depth
+    assert all(key in measure.PROMPT_SETS for key in [s.key for s in moe_plan])
     with pytest.raises(ValueError):
         measure.card_plan(tiny_loaded("whisper"))  # speech: no everyday sentences to read
+    with pytest.raises(ValueError):
+        measure.card_plan(tiny_loaded("switch_transformers"))  # an encoder-decoder mixture of experts
 
 
 @pytest.mark.parametrize(
@@ -468,9 +593,18 @@ def test_prediction_depth_reads_every_family_on_the_same_sentences(model_id):
     from explorer.models.loading import load_model
 
     loaded = load_model(model_id, device="cpu")
-    card = measure.prediction_depth_card(loaded, texts=("The old man walked slowly to the harbour at night.",))
+    texts = ("The old man walked slowly to the harbour at night.", "Rain had fallen all night, so the roads flooded.")
+    if loaded.family == "encoder":
+        prompts = measure.masked_sentence_prompts(loaded, texts)
+        traces = measure.read(loaded, [ids for ids, _ in prompts])
+        lens = measure.masked_lens(loaded, traces, [chosen for _, chosen in prompts])
+    elif loaded.family == "seq2seq":
+        lens = measure.translation_lens(loaded, texts)
+    else:
+        lens = measure.lens_from_top(loaded, measure.sentence_traces(loaded, texts))
+    card = measure.prediction_depth_card(loaded, lens)
     assert 0.0 <= card.measured <= 1.0 and card.prompt_set == "everyday-sentences"
-    assert card.method.startswith(measure.DEPTH_METHODS[loaded.family])
+    assert card.method == measure.DEPTH_METHODS[loaded.family] and card.per_prompt.shape == (2,)
 
 
 def test_a_long_job_steps_aside_while_another_visitor_uses_the_model(monkeypatch):

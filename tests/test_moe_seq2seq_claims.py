@@ -56,7 +56,7 @@ def test_neighbour_sharing_is_the_replication_cards_statistic():
 
     loaded = load_model("embedded:moe-tiny-austen", device="cpu")
     traces = measure.sentence_traces(loaded)
-    card = next(c for c in measure.routing_cards(loaded, traces) if c.method == "cards.consecutive_same_first")
+    card = next(c for c in measure.routing_cards(loaded, traces) if c.key == "same-first")
     page = [moe_page.neighbour_sharing(t.router) for t in traces]
     assert np.mean([shared for _per_layer, shared, _chance in page]) == pytest.approx(card.measured)
     assert all(chance == card.chance == 1 / 8 for _per_layer, _shared, chance in page)

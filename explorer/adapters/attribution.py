@@ -42,8 +42,9 @@ Methods (scores over the N explained positions, summed over the embedding width 
 The baseline x' (``baseline``): every movable position replaced by the padding token (``"pad"``; the
 end-of-sequence token where the model has no padding token), the mask token (``"mask"``), the unknown-word
 token (``"unk"``, Inseq's default), or a zero embedding vector (``"zero"``). Special tokens (BOS, [CLS],
-[SEP], </s>, a decoder's start tokens) and the encoder's query [MASK] are not movable: they keep their embedding in the baseline, are never removed by
-the faithfulness curves, and get 0 from integrated gradients and occlusion.
+[SEP], </s>, a decoder's start tokens) and the encoder's query [MASK] are not movable: they keep their
+embedding in the baseline, are never removed by the faithfulness curves, and get 0 from integrated gradients
+and occlusion.
 
 Captum (0.9) and this module's own code (``engine``; where Captum is not installed, "own" runs instead):
 

@@ -189,6 +189,20 @@ def logit_lens(loaded, hidden: np.ndarray) -> np.ndarray:
     return to_numpy(logits)
 
 
+def lens_top1(loaded, hidden: np.ndarray, final: bool = False, chunk: int = 256) -> np.ndarray:
+    """[N] the logit lens's top-1 token of N hidden states [N, D] taken at one depth: the final
+    norm and the output head, then the argmax over the vocabulary (``final``: the last depth,
+    which the library already normalised, so the head alone: the model's own prediction). Rows go
+    through the head ``chunk`` at a time, so at most [chunk, V] logits exist at once."""
+    out = []
+    with exclusive(loaded):
+        head, norm = loaded.model.get_output_embeddings(), final_norm(loaded.model)
+        for start in range(0, len(hidden), chunk):
+            h = to_torch(hidden[start : start + chunk], loaded.device)
+            out.append(head(h if final else norm(h)).argmax(dim=-1).cpu().numpy().astype(np.int64))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def greedy_run(loaded, ids: np.ndarray, new_tokens: int, computes: str, parameters: tuple[int, int]) -> FamilyRun:
     """Up to ``new_tokens`` greedy steps after ``ids`` [T], each timed."""
     context, steps = list(ids), []

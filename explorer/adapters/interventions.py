@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from explorer.adapters import moe, seq2seq
+from explorer.adapters import batched, moe, seq2seq
 from explorer.adapters.common import as_batch, exclusive, to_numpy
 from explorer.experiments.cards import mean_probs_by_token
 from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax
@@ -177,23 +177,74 @@ def attention_output_projections(model) -> list[torch.nn.Module]:
     return [module for _, module in sorted(found, key=lambda item: item[0])]
 
 
-def _ablate_heads_hook(heads: list[int], num: int, mode: str):
+HEAD_MODES = ("zero", "mean", "prefix")
+HEAD_MODE_TEXT = {
+    "zero": "zeroed",
+    "mean": "replaced by their mean over the reference set",
+    "prefix": "replaced by their running mean over the positions so far",
+}
+
+
+def _ablate_heads_hook(heads: list[int], num: int, mode: str, means: torch.Tensor | None = None):
+    """A pre-hook on a block's attention output projection replacing the input columns of ``heads``:
+    by 0 ('zero'), by the head's mean output over a reference set of texts (``means``
+    [H * d_head], 'mean': the same vector at every position, so nothing leaks between positions)
+    or by its mean over positions 0..t at position t ('prefix': causal, computed from this text
+    up to t only)."""
+
     def hook(module, args, kwargs):
         x = args[0].clone()  # [B, T, H * d_head]
         width = x.shape[-1] // num
         for h in heads:
-            part = x[..., h * width : (h + 1) * width]  # [B, T, d_head]
-            x[..., h * width : (h + 1) * width] = 0.0 if mode == "zero" else part.mean(dim=-2, keepdim=True)
+            cols = slice(h * width, (h + 1) * width)
+            if mode == "zero":
+                x[..., cols] = 0.0
+            elif mode == "mean":
+                x[..., cols] = means[cols].to(x.dtype)
+            else:  # running mean: position t averages positions 0..t of this text
+                counts = torch.arange(1, x.shape[-2] + 1, dtype=x.dtype, device=x.device)[:, None]  # [T, 1]
+                x[..., cols] = args[0][..., cols].cumsum(dim=-2) / counts
         return (x, *args[1:]), kwargs
 
     return hook
 
 
-def check_heads(model, heads: Iterable[tuple[int, int]], mode: str = "zero") -> dict[int, list[int]]:
+def reference_head_means(loaded, reference_ids: list[np.ndarray]) -> np.ndarray:
+    """[L, H * d_head] every head's output (the input of its block's output projection) averaged
+    over every position of the reference texts (token ids [T] each): what mean ablation puts in a
+    head's place. The texts are read in padded batches; padding positions are left out."""
+    projections = attention_output_projections(loaded.model)
+    sums: dict[int, torch.Tensor] = {}
+    count = 0
+    for group in batched.chunks([len(ids) for ids in reference_ids], batched.BATCH_TOKENS):
+        ids, mask = batched.padded([np.asarray(reference_ids[i]) for i in group], loaded.device)
+        real = mask[..., None].double()  # [B, T, 1]: 1 on the texts' own tokens
+
+        def reader(layer, real=real):
+            def hook(module, args, kwargs):
+                total = (args[0].double() * real).sum(dim=(0, 1)).cpu()  # [H * d_head]
+                sums[layer] = sums[layer] + total if layer in sums else total
+
+            return hook
+
+        with _one_forward(loaded, [(p, "pre", reader(i)) for i, p in enumerate(projections)]):
+            loaded.model(input_ids=ids, attention_mask=mask)
+        count += int(mask.sum())
+    return torch.stack([sums[i] / count for i in range(len(projections))]).float().numpy()
+
+
+def check_heads(
+    model, heads: Iterable[tuple[int, int]], mode: str = "zero", causal: bool = True
+) -> dict[int, list[int]]:
     """The (layer, head) pairs grouped by layer; InterventionRefused when there is none or one does
-    not exist in ``model``."""
-    if mode not in ("zero", "mean"):
-        raise InterventionRefused(f"A head's output can be replaced by 'zero' or 'mean', not {mode!r}.")
+    not exist in ``model``, or for a running (prefix) mean in a model that is not causal."""
+    if mode not in HEAD_MODES:
+        raise InterventionRefused(f"A head's output can be replaced by 'zero', 'mean' or 'prefix', not {mode!r}.")
+    if mode == "prefix" and not causal:
+        raise InterventionRefused(
+            "An encoder reads every position at once, so a running mean over the positions so far means nothing "
+            "there: replace the head's output by zero or by its mean over the reference set."
+        )
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         by_layer.setdefault(int(layer), []).append(int(head))
@@ -210,24 +261,37 @@ def check_heads(model, heads: Iterable[tuple[int, int]], mode: str = "zero") -> 
     return by_layer
 
 
-def head_ablation(loaded, ids: np.ndarray, heads: Iterable[tuple[int, int]], mode: str = "zero") -> InterventionResult:
-    """Switch off attention heads, given as (layer, head) pairs: their output is replaced by
-    zeros (``mode='zero'``) or by its mean over the positions of this text (``'mean'``)
-    before the output projection mixes the heads."""
+def head_ablation(
+    loaded,
+    ids: np.ndarray,
+    heads: Iterable[tuple[int, int]],
+    mode: str = "zero",
+    reference: np.ndarray | None = None,
+    reference_name: str = "the reference set",
+) -> InterventionResult:
+    """Switch off attention heads, given as (layer, head) pairs, before the output projection
+    mixes the heads: their output is replaced by zeros (``mode='zero'``), by its mean over a
+    reference set of texts (``'mean'``: ``reference`` [L, H * d_head] from
+    ``reference_head_means``, named ``reference_name``), or by its running mean over the positions
+    up to each one (``'prefix'``, causal models). Neither mean lets a position see text after it."""
     _check_scorable(loaded)
     _check_text(ids)
-    by_layer = check_heads(loaded.model, heads, mode)
+    by_layer = check_heads(loaded.model, heads, mode, _causal(loaded))
+    if mode == "mean" and reference is None:
+        raise ValueError("mean ablation needs the heads' reference means (reference_head_means)")
     projections = attention_output_projections(loaded.model)
     num = num_heads(loaded.model.config)
-    hooks = [(projections[layer], "pre", _ablate_heads_hook(hs, num, mode)) for layer, hs in by_layer.items()]
+    hooks = []
+    for layer, hs in by_layer.items():
+        means = None if mode != "mean" else torch.as_tensor(np.asarray(reference[layer]), device=loaded.device)
+        hooks.append((projections[layer], "pre", _ablate_heads_hook(hs, num, mode, means)))
     with _one_forward(loaded):
         base = _logits(loaded, ids)
     with _one_forward(loaded, hooks):
         modified = _logits(loaded, ids)
     names = ", ".join(f"L{layer}H{h}" for layer, hs in sorted(by_layer.items()) for h in hs)
-    return compare(
-        f"heads {names} {'zeroed' if mode == 'zero' else 'mean-ablated'}", ids, base, modified, _causal(loaded)
-    )
+    how = HEAD_MODE_TEXT[mode].replace("the reference set", reference_name)
+    return compare(f"heads {names} {how}", ids, base, modified, _causal(loaded))
 
 
 def sink_free_mask(num_tokens: int, causal: bool, dtype=torch.float32) -> torch.Tensor:
@@ -573,6 +637,16 @@ def check_routing(
             )
 
 
+# How a forced expert is weighted. 'first': it takes the first slot with the gate weight the router gave
+# its original first choice (the other slots keep their weights in order, so the original first choice,
+# moved to the second slot, takes the second's); 'own': every slot takes the router's own probability
+# of the expert now in it. Both are then renormalised where the model renormalises its top-k (Mixtral).
+FORCE_WEIGHTS = {
+    "first": "the weight of the router's original first choice",
+    "own": "its own router probability",
+}
+
+
 def _route_hook(
     config,
     layer: int,
@@ -581,6 +655,7 @@ def _route_hook(
     force: list[tuple[int, int]],
     table: np.ndarray | None,
     token_ids: np.ndarray,
+    force_weight: str = "first",
 ):
     renormalise = moe.renormalises(config)
 
@@ -596,9 +671,11 @@ def _route_hook(
         values, indices = torch.topk(choosable, k, dim=-1)  # [T, K]
         values = torch.gather(probs, 1, indices)
         for position, expert in force:
-            # the forced expert takes the first slot and its gate weight; the others move down
+            # the forced expert takes the first slot; the others move down (FORCE_WEIGHTS: which weights)
             others = [int(i) for i in indices[position] if int(i) != expert][: k - 1]
             indices[position] = torch.tensor([expert, *others], dtype=indices.dtype)
+            if force_weight == "own":
+                values[position] = probs[position, indices[position]]
         if renormalise:
             values = values / values.sum(dim=-1, keepdim=True)
         return logits, values.to(output[1].dtype), indices
@@ -614,13 +691,15 @@ def route_override(
     drop: Iterable[int] = (),
     force: Iterable[tuple[int | None, int, int]] = (),
     token_table: np.ndarray | None = None,
+    force_weight: str = "first",
 ) -> InterventionResult:
     """Run an MoE decoder with its routing changed, every MoE layer re-deciding from its own
     router's probabilities (recomputed exactly as the router does):
 
     top_k        experts per token instead of the trained k
     drop         experts no token may use (their tokens go to the next choice)
-    force        (moe_layer or None for every layer, position, expert): that token's first choice
+    force        (moe_layer or None for every layer, position, expert): that token's first choice,
+                 weighted by ``force_weight`` (FORCE_WEIGHTS: 'first' or 'own')
     token_table  [M, V, E] router probabilities per token id (nan rows: unknown id), e.g. from
                  ``cards.mean_probs_by_token``: every token routed by its id alone
 
@@ -632,13 +711,16 @@ def route_override(
     routers = router_modules(loaded.model)
     drop, force = list(drop), list(force)
     check_routing(config, len(ids), top_k=top_k, drop=drop, force=force, moe_layers=len(routers))
+    if force_weight not in FORCE_WEIGHTS:
+        raise InterventionRefused(f"A forced expert is weighted 'first' or 'own', not {force_weight!r}.")
     k = top_k or moe.top_k(config)
     drop = tuple(sorted(set(int(e) for e in drop)))
     force = [(layer, int(position) % len(ids), int(expert)) for layer, position, expert in force]
     hooks = []
     for layer, router in enumerate(routers):
         here = [(p, e) for lay, p, e in force if lay is None or lay == layer]
-        hooks.append((router, "post", _route_hook(config, layer, k, drop, here, token_table, np.asarray(ids))))
+        hook = _route_hook(config, layer, k, drop, here, token_table, np.asarray(ids), force_weight)
+        hooks.append((router, "post", hook))
     with _one_forward(loaded):
         base = _logits(loaded, ids)
     with _one_forward(loaded, hooks):
@@ -646,7 +728,7 @@ def route_override(
     parts = (
         [f"top-{k}"]
         + ([f"experts {list(drop)} dropped"] if drop else [])
-        + ([f"forced {force}"] if force else [])
+        + ([f"forced {force} with {FORCE_WEIGHTS[force_weight]}"] if force else [])
         + (["routed by token id"] if token_table is not None else [])
     )
     return compare("MoE routing: " + ", ".join(parts), ids, base, modified, causal=True)

@@ -1,11 +1,15 @@
-"""Print every replication card measured on a model.
+"""Print every replication card measured on a model; ``--write`` stores the embedded defaults'
+cards and rewrites the README's card block from them.
 
 python -m explorer.experiments --model embedded:SmolLM2-135M-Instruct
+python -m explorer.experiments --write            # the defaults, stored and written into README.md
+python -m explorer.experiments --held-out-from ../shared/corpus   # rebuild the shipped held-out sentences
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,18 +18,18 @@ import numpy as np
 
 from explorer.adapters import interventions
 from explorer.adapters.common import tokenize
-from explorer.experiments import measure
+from explorer.experiments import measure, prompts, report
 from explorer.experiments.prompts import SENTENCES
 from explorer.models.loading import load_model
 
-DEFAULTS = ("embedded:SmolLM2-135M-Instruct", "embedded:distilbert-grammar-mlm", "embedded:moe-tiny-austen")
-
-
-def held_out_halves(folder: Path, limit: int = 60) -> tuple[list[str], list[str]]:
-    from explorer.train.corpus import load_corpus
-
-    held = [doc for doc in load_corpus(folder).held_out if len(doc.split()) >= 8][:limit]
-    return held[: len(held) // 2], held[len(held) // 2 :]
+# The embedded defaults the README reports, with the names its table gives them.
+DEFAULTS = {
+    "embedded:SmolLM2-135M-Instruct": "SmolLM2-135M",
+    "embedded:distilbert-grammar-mlm": "DistilBERT fill-mask",
+    "embedded:moe-tiny-austen": "tiny MoE (project)",
+    "embedded:marian-en-pt-tiny": "translator (project)",
+}
+README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
 
 def patching_line(loaded) -> str:
@@ -47,45 +51,65 @@ def patching_line(loaded) -> str:
     )
 
 
-def report(model_id: str, corpus: Path | None) -> None:
-    started = time.perf_counter()
-    loaded = load_model(model_id, device="cpu")
-    print(f"\n== {model_id} ({loaded.arch.display}, {loaded.family}) ==")
-    texts = held_out_halves(corpus) if corpus is not None and loaded.family == "moe" else None
-    for card in measure.all_cards(loaded, texts):
-        print(" ", card.line())
-    if loaded.family != "encoder":
-        tax = measure.taxonomy(loaded)
-        print("  head taxonomy (sink removed, repeated random tokens):", dict(Counter(tax.labels.ravel().tolist())))
+def interventions_lines(loaded, tax) -> list[str]:
+    lines = []
+    if tax is not None:
+        kinds = dict(Counter(tax.labels.ravel().tolist()))
+        lines.append(f"head taxonomy (sink removed, repeated random tokens): {kinds}")
         # switch off the three heads with the highest induction score, on the same repeated tokens
         ids, _ = measure.random_token_ids(loaded, seed=0)
         top = np.argsort(-np.nan_to_num(tax.induction).ravel())[:3]
         heads = [tuple(int(x) for x in np.unravel_index(i, tax.induction.shape)) for i in top]
-        print("  intervention:", interventions.head_ablation(loaded, ids, heads).summary())
-    print("  intervention:", interventions.sink_removal(loaded, tokenize(loaded, SENTENCES[0])[0]).summary())
-    print("  " + patching_line(loaded))
+        lines.append("intervention: " + interventions.head_ablation(loaded, ids, heads).summary())
+    if loaded.family == "seq2seq":
+        return lines
+    lines.append("intervention: " + interventions.sink_removal(loaded, tokenize(loaded, SENTENCES[0])[0]).summary())
+    lines.append(patching_line(loaded))
     if loaded.family == "moe":
         sweep = interventions.top_k_sweep(loaded, tokenize(loaded, " ".join(SENTENCES[:4]))[0])
-        print(
-            "  top-k sweep:",
-            ", ".join(
-                f"k={k}: loss {loss:.3f}, {a / 1e6:.2f} M active"
-                for k, loss, a in zip(sweep.ks, sweep.loss, sweep.active_params)
-            ),
-            f"(trained k = {sweep.trained_k})",
-        )
-    print(f"  ({time.perf_counter() - started:.0f} s)")
+        steps = ", ".join(f"k={k}: loss {loss:.3f}, {a / 1e6:.2f} M active"
+                          for k, loss, a in zip(sweep.ks, sweep.loss, sweep.active_params))  # fmt: skip
+        lines.append(f"top-k sweep: {steps} (trained k = {sweep.trained_k})")
+    return lines
+
+
+def report_model(model_id: str, with_interventions: bool = True) -> list[dict]:
+    """Print a model's cards (and interventions); return their summaries."""
+    loaded = load_model(model_id, device="cpu")
+    print(f"\n== {model_id} ({loaded.arch.display}, {loaded.family}) ==", flush=True)
+    started = time.perf_counter()
+    cards, tax = measure.measure_all(loaded)
+    seconds = time.perf_counter() - started
+    for card in cards:
+        print(" ", card.line())
+    print(f"  (cards in {seconds:.1f} s; estimated before: {measure.estimate_seconds(loaded):.0f} s)", flush=True)
+    if with_interventions:
+        for line in interventions_lines(loaded, tax):
+            print("  " + line)
+    return [report.summary(card, DEFAULTS.get(model_id, model_id)) for card in cards]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="model id (repeatable); default: the embedded defaults")
+    stored = report.RESULTS_FILE.name
+    parser.add_argument("--write", action="store_true", help=f"store the defaults' cards in {stored}, rewrite README")
     parser.add_argument(
-        "--corpus", type=Path, default=None, help="corpus folder: token-id routing fits and tests on its held-out text"
-    )
+        "--held-out-from", type=Path, default=None, metavar="CORPUS",
+        help="rebuild the shipped held-out sentences from a corpus folder, then stop",
+    )  # fmt: skip
     args = parser.parse_args()
-    for model_id in args.model or DEFAULTS:
-        report(model_id, args.corpus)
+    if args.held_out_from is not None:
+        data = prompts.held_out_sentences(args.held_out_from)
+        prompts.HELD_OUT_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"{len(data['fit'])} fitting and {len(data['test'])} test sentences -> {prompts.HELD_OUT_FILE}")
+        return
+    models = list(DEFAULTS) if args.write or not args.model else args.model
+    summaries = [s for model_id in models for s in report_model(model_id, with_interventions=not args.write)]
+    if args.write:
+        report.save_results(summaries, f"python -m explorer.experiments --write, {time.strftime('%Y-%m-%d')}")
+        report.write_readme(README, report.readme_block(summaries))
+        print(f"\nstored {report.RESULTS_FILE} and rewrote the card block of {README}")
 
 
 if __name__ == "__main__":

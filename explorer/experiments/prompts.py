@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -92,9 +95,59 @@ def repeated_random_tokens(
     return np.concatenate([np.asarray(prefix, dtype=np.int64), r, r]).astype(np.int64), len(prefix)
 
 
+RANDOM_SEEDS = tuple(range(10))  # repeated random tokens: one prompt per seed
+RANDOM_PERIOD = 24
+
+# Everyday sentences read as two segments ([CLS] A [SEP] B [SEP]): each sentence with the next, the
+# last with the first, so the set has as many prompts as there are sentences.
+SENTENCE_PAIRS = tuple((SENTENCES[i], SENTENCES[(i + 1) % len(SENTENCES)]) for i in range(len(SENTENCES)))
+
+# Held-out text of the project's corpus (never trained on: the last 5% of each novel), shipped so
+# that the token-id card is the same on the page, the command line and the README. Written by
+# ``python -m explorer.experiments --held-out-from CORPUS`` (``held_out_sentences``).
+HELD_OUT_FILE = Path(__file__).with_name("held_out_sentences.json")
+HELD_OUT_FIT, HELD_OUT_GAP, HELD_OUT_TEST = 20, 10, 4  # sentences per novel: fit, skipped, test
+_SENTENCE_END = re.compile(r"(?<!\bMr\.)(?<!\bMrs\.)(?<!\bDr\.)(?<!\bSt\.)(?<=[.!?])\s+(?=[\"'A-Z])")
+
+
+def held_out_sentences(folder: Path) -> dict:
+    """From the corpus folder: each novel's held-out text cut into sentences of 8 to 40 words that
+    start a sentence (a capital or a quote); the first HELD_OUT_FIT of each novel fit the table, the
+    HELD_OUT_TEST after the next HELD_OUT_GAP test it (other paragraphs, and away from the end of a
+    book, where an edition's notes begin). WordNet glosses are left out: they are not running text."""
+    from explorer.train.corpus import split_file
+
+    fit, test = [], []
+    for path in sorted(Path(folder).glob("*.txt")):
+        if path.stem.startswith("wordnet"):
+            continue
+        sentences = [
+            sentence
+            for doc in split_file(path)[1]
+            for sentence in _SENTENCE_END.split(doc)
+            if 8 <= len(sentence.split()) <= 40 and sentence[0] in "\"'" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        ]
+        fit += sentences[:HELD_OUT_FIT]
+        start = HELD_OUT_FIT + HELD_OUT_GAP
+        test += sentences[start : start + HELD_OUT_TEST]
+    return {"source": "held-out text (last 5% of each novel) of the project's corpus, see README", "fit": fit,
+            "test": test}  # fmt: skip
+
+
+def held_out() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The shipped (fit, test) sentences of the token-id card."""
+    data = json.loads(HELD_OUT_FILE.read_text(encoding="utf-8"))
+    return tuple(data["fit"]), tuple(data["test"])
+
+
 PROMPT_SETS = {
     "everyday-sentences": "12 everyday English sentences written for this project (explorer/experiments/prompts.py)",
-    "repeated-random-tokens": "5 sequences of 24 random token ids repeated once, seeds 0-4",
-    "word-in-contexts": "'bank' and 'light', 6 sentences each",
-    "sentence-pairs": "the everyday sentences joined in pairs as two segments ([CLS] A [SEP] B [SEP])",
+    "everyday-sentences-masked": "the 12 everyday sentences, every 5th ordinary token masked (an encoder's prediction "
+    "depth)",
+    "repeated-random-tokens": f"{len(RANDOM_SEEDS)} sequences of {RANDOM_PERIOD} random token ids repeated once, seeds "
+    f"{RANDOM_SEEDS[0]}-{RANDOM_SEEDS[-1]}",
+    "word-in-contexts": "'bank' and 'light', 6 sentences each (12 contexts)",
+    "sentence-pairs": "each everyday sentence with the next as two segments ([CLS] A [SEP] B [SEP]), 12 pairs",
+    "austen-held-out": f"held-out corpus sentences (never trained on): {HELD_OUT_FIT} per novel fit the id table, "
+    f"{HELD_OUT_TEST} per novel test it (explorer/experiments/held_out_sentences.json)",
 }

@@ -5,46 +5,65 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from explorer.experiments.cards import Card, Taxonomy
 from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep
-from explorer.plots.common import base_layout, require, unique_labels
+from explorer.plots.common import base_layout, require, safe_label, unique_labels
 
-MEASURED, CHANCE, MODIFIED = "#1f77b4", "#7f7f7f", "#d62728"
+MEASURED, CHANCE, MODIFIED, PROMPTS = "#1f77b4", "#7f7f7f", "#d62728", "#9ecae1"
+
+
+NULL = "#bdbdbd"
+
+
+def _row_label(card: Card) -> str:
+    # a card's name may hold a tokenizer's special token ('<s>'): escaped, so it is shown and not read as HTML
+    return f"{safe_label(card.name)}<br><i>{card.verdict}</i>"
+
+
+def _null_marks(fig: go.Figure, card: Card, label: list[str], row: int, first: bool) -> None:
+    low = float(np.nanmean(np.percentile(card.null, 5, axis=1)))
+    high = float(np.nanmean(np.percentile(card.null, 95, axis=1)))
+    fig.add_trace(go.Scatter(
+        x=[low, high], y=label * 2, mode="lines", line=dict(color=NULL, width=14), name="null, 5th-95th percentile",
+        legendgroup="null", showlegend=first,
+        hovertemplate=f"null {low:.3f} to {high:.3f}: {card.null_note}<extra></extra>"), row=row, col=1)  # fmt: skip
+    fig.add_trace(go.Scatter(
+        x=[card.null_mean], y=label, mode="markers", marker=dict(symbol="line-ns-open", size=16, color="#636363",
+        line=dict(width=3)), name="null mean", legendgroup="null-mean", showlegend=first,
+        hovertemplate="null mean %{x:.3f}<extra></extra>"), row=row, col=1)  # fmt: skip
 
 
 def cards_overview(cards: list[Card]) -> go.Figure:
-    """Every card's measurement (± its spread over the prompt set) beside its chance baseline,
-    each on its own row: the units differ between cards, so each row is read on its own."""
+    """One row per card, each on its own x-axis (its own unit: a share, nats, a cosine), so no card
+    squashes the others: the per-prompt values (dots), their mean ± standard deviation over the
+    prompts, the null's 5th-95th percentile band with its mean, and the analytic chance or ceiling."""
     require(len(cards) > 0, "at least one card")
-    names = [c.name for c in cards][::-1]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[c.chance for c in cards][::-1],
-            y=names,
-            mode="markers",
-            marker=dict(symbol="line-ns-open", size=18, color=CHANCE, line=dict(width=3)),
-            name="chance baseline",
-            customdata=[c.chance_note for c in cards][::-1],
-            hovertemplate="%{y}<br>chance %{x:.3f}: %{customdata}<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[c.measured for c in cards][::-1],
-            y=names,
-            mode="markers",
-            marker=dict(size=11, color=MEASURED),
-            error_x=dict(type="data", array=[c.spread for c in cards][::-1], visible=True),
-            name="measured (± spread over the prompts)",
-            customdata=[c.quantity for c in cards][::-1],
-            hovertemplate="%{y}<br>measured %{x:.3f}<br>%{customdata}<extra></extra>",
-        )
-    )
-    fig.update_xaxes(title="value (the card's own unit: a share, nats or a cosine; see the table)")
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return base_layout(fig, "Measured on this model against chance, one card per row", height=140 + 42 * len(cards))
+    fig = make_subplots(rows=len(cards), cols=1, vertical_spacing=min(0.04, 0.5 / len(cards)))
+    for row, card in enumerate(cards, start=1):
+        label, first = [_row_label(card)], row == 1  # one legend entry per kind of mark
+        if card.null is not None:
+            _null_marks(fig, card, label, row, first)
+        if np.isfinite(card.chance):
+            fig.add_trace(go.Scatter(
+                x=[card.chance], y=label, mode="markers", marker=dict(symbol="diamond-open", size=11, color="black"),
+                name="analytic chance (or ceiling)", legendgroup="chance", showlegend=first,
+                hovertemplate=f"%{{x:.3f}}: {card.chance_note}<extra></extra>"), row=row, col=1)  # fmt: skip
+        if card.per_prompt is not None:
+            fig.add_trace(go.Scatter(
+                x=card.per_prompt, y=label * len(card.per_prompt), mode="markers", marker=dict(size=6, color=PROMPTS),
+                name="each prompt", legendgroup="prompts", showlegend=first,
+                hovertemplate="one prompt: %{x:.3f}<extra></extra>"), row=row, col=1)  # fmt: skip
+        fig.add_trace(go.Scatter(
+            x=[card.measured], y=label, mode="markers", marker=dict(size=12, color=MEASURED),
+            error_x=dict(type="data", array=[card.spread], visible=True, color=MEASURED),
+            name="measured: mean ± standard deviation over the prompts", legendgroup="measured", showlegend=first,
+            customdata=[safe_label(card.quantity)], hovertemplate="measured %{x:.3f}<br>%{customdata}<extra></extra>"),
+            row=row, col=1)  # fmt: skip
+    fig.update_yaxes(showgrid=False)
+    fig.update_layout(legend=dict(orientation="h", y=-0.06 * 8 / max(len(cards), 8), yanchor="top"))
+    return base_layout(fig, "Each card on its own axis: measured against its null", height=150 + 78 * len(cards))
 
 
 def card_detail(card: Card) -> go.Figure:
@@ -66,15 +85,18 @@ def card_detail(card: Card) -> go.Figure:
         fig.update_yaxes(autorange="reversed", title=card.layer_axis)
         return base_layout(
             fig,
-            f"{card.name}: every layer and head (chance {card.chance:.3f})",
+            f"{safe_label(card.name)}: every layer and head (chance {card.chance:.3f})",
             height=max(320, 18 * len(values) + 140),
         )
     x = list(range(len(values)))
     fig = go.Figure(go.Scatter(x=x, y=values, mode="lines+markers", name="measured", line=dict(color=MEASURED)))
+    if card.null_by_layer is not None:
+        fig.add_trace(go.Scatter(x=x, y=card.null_by_layer, mode="lines+markers", name="null (mean)",
+                                 line=dict(color=CHANCE, dash="dot")))  # fmt: skip
     fig.add_hline(y=card.chance, line=dict(dash="dash", color=CHANCE), annotation_text=f"chance {card.chance:.3f}")
     fig.update_xaxes(title=card.layer_axis, dtick=1 if len(x) <= 32 else None)
     fig.update_yaxes(title="value")
-    return base_layout(fig, f"{card.name}, by layer", height=320)
+    return base_layout(fig, f"{safe_label(card.name)}, by layer", height=320)
 
 
 def intervention_figure(result: InterventionResult, tokens: list[str]) -> go.Figure:
@@ -171,7 +193,7 @@ KIND_COLOURS = {
     "induction": "#D55E00",
     "previous-token": "#0072B2",
     "positional": "#009E73",
-    "broad": "#E69F00",
+    "broad": "#CC79A7",  # reddish purple: told apart from the induction heads' vermillion
     "other": "#BBBBBB",
 }
 

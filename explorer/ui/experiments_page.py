@@ -12,7 +12,7 @@ import streamlit as st
 from explorer.adapters import interventions
 from explorer.adapters.common import display_token, display_tokens, tokenize
 from explorer.catalogue import TRANSLATOR_ID, load_catalogue
-from explorer.experiments import measure
+from explorer.experiments import cards, measure, report
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
 from explorer.registry import FAMILIES
@@ -138,8 +138,16 @@ def open_experiments(family_key: str) -> None:
 
 @cached(max_entries=16)
 def card_step(loaded, step_key: str):
+    """One prompt set's cards (and head kinds), kept per (model, prompt set) for every session."""
     step = next(s for s in measure.card_plan(loaded) if s.key == step_key)
     return step.run()
+
+
+@cached(max_entries=16)
+def card_estimate(loaded) -> tuple[float, int]:
+    """(seconds, tokens) the card set is expected to take, said before the click."""
+    steps = measure.card_plan(loaded)
+    return measure.estimate_seconds(loaded, steps), sum(step.tokens() for step in steps)
 
 
 @cached(max_entries=8)
@@ -149,7 +157,13 @@ def head_taxonomy(loaded):
 
 @cached(max_entries=32)
 def head_ablation(loaded, ids: tuple, heads: tuple, mode: str):
-    return interventions.head_ablation(loaded, np.asarray(ids), heads, mode)
+    reference = reference_means(loaded) if mode == "mean" else None
+    return interventions.head_ablation(loaded, np.asarray(ids), heads, mode, reference, MEAN_REFERENCE)
+
+
+@cached(max_entries=8)
+def reference_means(loaded):
+    return interventions.reference_head_means(loaded, [tokenize(loaded, s)[0] for s in SENTENCES])
 
 
 @cached(max_entries=32)
@@ -173,9 +187,11 @@ def patching(loaded, pair_name: str):
 
 
 @cached(max_entries=32)
-def routing(loaded, ids: tuple, top_k: int | None, drop: tuple, force: tuple, by_id: bool):
+def routing(loaded, ids: tuple, top_k: int | None, drop: tuple, force: tuple, by_id: bool, weight: str = "first"):
     table = reference_token_table(loaded) if by_id else None
-    return interventions.route_override(loaded, np.asarray(ids), top_k=top_k, drop=drop, force=force, token_table=table)
+    return interventions.route_override(
+        loaded, np.asarray(ids), top_k=top_k, drop=drop, force=force, token_table=table, force_weight=weight
+    )
 
 
 @cached(max_entries=8)
@@ -277,52 +293,96 @@ HOW_INTERVENTION = (
 
 # --- replication cards ------------------------------------------------------------------------------
 
+CARDS_LEAD = (
+    "Each card measures one published finding on this model over a named prompt set of at least 10 prompts, and "
+    "sets it against a **null**: the same statistic on 1,000 resampled versions of each prompt that keep what it "
+    "depends on besides the finding (the experts' load, positions, lengths, token frequencies) and remove the "
+    "finding itself; the table says how for each card. **±** is always the standard deviation over the set's "
+    "prompts. *Chance* is the analytic value where one exists (uniform attention, uniform load); for prediction "
+    "depth it is a ceiling (settled only at the output), and lower is earlier. Each prompt set is read with one "
+    "forward per prompt, and every card of the set is computed from those forwards."
+)
+
 
 def cards_body(loaded) -> None:
     if loaded.arch.audio:
         _ask_for_text_model()
         return
-    st.markdown(
-        "Each card measures one published finding on this model over a fixed prompt set (see the table's last "
-        "column), with the spread over the prompts and a **chance baseline**: what the statistic gives without the "
-        "phenomenon. The published column quotes what the paper reports, read in the paper's own text, for the "
-        "model it names (usually much larger than this one); a number the paper shows only in a plot is left out "
-        "rather than guessed."
-    )
+    st.markdown(CARDS_LEAD)
+    st.markdown(cards.VERDICT_RULE)
     steps = measure.card_plan(loaded)
     flag = f"exp_cards_{loaded.model_id}"
     if not st.session_state.get(flag):
-        st.button(
-            f"Measure the {len(steps)} prompt sets on {loaded.model_id}",
-            key="exp_run_cards",
-            on_click=guarded(_set_flag),
-            args=(flag,),
-            type="primary",
-        )
+        _cards_button(loaded, steps, flag)
         return
-    cards = _measure_with_progress(loaded, steps)
-    _cards_table(cards)
+    results = _measure_with_progress(loaded, steps)
+    found = [card for result in results for card in result.cards]
+    summaries = [report.summary(card, loaded.model_id) for card in found]
+    # a static table wraps its cells to the panel (a data grid would hide the verdict behind a sideways scroll);
+    # it renders Markdown, so every cell is shown literally
+    st.table(pd.DataFrame([{k: plain(v) for k, v in report.row(s).items()} for s in summaries]), hide_index=True)
+    escaped = [dict(s, card=plain(s["card"])) for s in summaries]  # a loaded model's special tokens name its sink
+    st.markdown("On this model, by that rule: " + report.what_reproduces(escaped))
     VIEW.figure(
-        plots.cards_overview(cards),
+        plots.cards_overview(found),
         key="exp_cards_overview",
-        caption="Blue: measured (mean over the prompt set, bar = standard deviation over its prompts); grey tick: "
-        "chance. Each row has its own unit (see the table).",
+        caption="Each card on its own axis (its own unit). Light dots: each prompt; blue: their mean ± standard "
+        "deviation; grey band: the null's 5th to 95th percentile (mean tick); open diamond: the analytic chance, or "
+        "the ceiling for prediction depth. The verdict is under each card's name.",
     )
-    detailed = [c for c in cards if c.by_layer is not None]
-    if detailed:
-        names = [c.name for c in detailed]
-        _restore("exp_card", lambda value: value in names)
-        name = st.selectbox("Card to see layer by layer", names, key="exp_card")
-        _keep("exp_card", name)
-        card = next(c for c in detailed if c.name == name)
-        VIEW.figure(plots.card_detail(card), key="exp_card_detail", caption=f"{card.quantity}. {card.method}.")
-    if loaded.family != "seq2seq":
-        _taxonomy(loaded)
+    _card_detail(found)
+    _papers_table(found)
+    taxonomies = [result.taxonomy for result in results if result.taxonomy is not None]
+    if taxonomies:
+        _taxonomy(taxonomies[0])
 
 
-def _taxonomy(loaded) -> None:
-    with st.spinner("Labelling every head…"):
-        tax = head_taxonomy(loaded)
+def _cards_button(loaded, steps, flag: str) -> None:
+    seconds, tokens = card_estimate(loaded)
+    st.button(
+        f"Measure the {len(steps)} prompt sets on {plain(loaded.model_id)} (about {seconds:.0f} s)",
+        key="exp_run_cards",
+        on_click=guarded(_set_flag),
+        args=(flag,),
+        type="primary",
+    )
+    st.caption(
+        f"About {seconds:.0f} s: estimated from the model's arithmetic per token and the {tokens:,} tokens the prompt "
+        "sets hold, at the speed of one core of this project's 2-core machine (its SmolLM2 took 8 s there); longer "
+        "while other visitors use this server. Once measured, a model's cards are kept for every visitor of this "
+        "server, per prompt set: the next click shows them at once."
+    )
+
+
+def _card_detail(found) -> None:
+    detailed = [c for c in found if c.by_layer is not None]
+    if not detailed:
+        return
+    names = [c.name for c in detailed]
+    _restore("exp_card", lambda value: value in names)
+    name = st.selectbox("Card to see layer by layer", names, key="exp_card")
+    _keep("exp_card", name)
+    card = next(c for c in detailed if c.name == name)
+    VIEW.figure(
+        plots.card_detail(card),
+        key="exp_card_detail",
+        caption=plain(f"{card.quantity}. Measured: {card.method}. Null: {card.null_note}."),
+    )
+
+
+def _papers_table(found) -> None:
+    st.markdown("**What the papers report**, in their own words (read in each paper; a number shown only in a plot "
+                "is left out rather than read off it):")  # fmt: skip
+    rows = {  # st.table renders Markdown: every cell shown literally (a card's name may hold a model's token)
+        c.name: {"card": plain(c.name), "what the paper reports": plain(c.published_text), "source": plain(c.source)}
+        for c in found
+    }
+    st.table(pd.DataFrame(list(rows.values())))
+    used = dict.fromkeys(c.prompt_set for c in found)
+    st.caption("Prompt sets: " + "; ".join(f"{name}: {PROMPT_SETS.get(name, '')}" for name in used) + ".")
+
+
+def _taxonomy(tax) -> None:
     VIEW.figure(
         plots.taxonomy_map(tax),
         key="exp_taxonomy",
@@ -342,33 +402,24 @@ def _set_flag(flag: str) -> None:
 
 def _measure_with_progress(loaded, steps) -> list:
     bar = st.progress(0.0)
-    cards = []
+    results = []
     for i, step in enumerate(steps):
         bar.progress(i / len(steps), text=f"Measuring {step.label} ({i + 1} of {len(steps)})…")
-        cards += card_step(loaded, step.key)
+        results.append(card_step(loaded, step.key))
     bar.empty()
-    return cards
-
-
-def _cards_table(cards) -> None:
-    rows = [
-        {
-            "card": c.name,
-            "quantity": c.quantity,
-            "measured": round(c.measured, 3),
-            "± spread": round(c.spread, 3),
-            "chance": round(c.chance, 3),
-            "chance means": c.chance_note,
-            "published (the paper's own words)": c.published_text if c.published is None else c.published,
-            "source": c.source,
-            "prompt set": f"{c.prompt_set}: {PROMPT_SETS.get(c.prompt_set, '')}".rstrip(": "),
-        }
-        for c in cards
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    return results
 
 
 # --- attention interventions -------------------------------------------------------------------
+
+MEAN_REFERENCE = "everyday-sentences"  # the named prompt set whose mean replaces a head in 'mean' mode
+HEAD_MODE_LABELS = {"zero": "zero", "mean": f"mean over {MEAN_REFERENCE}", "prefix": "mean so far"}
+HEAD_MODE_HELP = (
+    f"zero: the head contributes nothing. Mean over {MEAN_REFERENCE}: its average output over every position of "
+    "the 12 everyday sentences (a fixed reference set, not your text), the same vector at every position. Mean so "
+    "far (causal models): at each position, its average output over your text's positions up to that one. Neither "
+    "mean lets a position see the text after it."
+)
 
 
 def heads_body(loaded) -> None:
@@ -386,13 +437,12 @@ def heads_body(loaded) -> None:
         f"Heads to switch off ({layers} layers × {heads} heads; L0 = first block)", options, key=key
     )
     _keep(key, list(chosen))
-    _restore("exp_head_mode", lambda value: value in ("zero", "mean"))
+    modes = ["zero", "mean"] if loaded.family == "encoder" else ["zero", "mean", "prefix"]
+    _restore("exp_head_mode", lambda value: value in modes)
     mode = cols[1].radio(
-        "Replace the head's output by",
-        ["zero", "mean"],
-        key="exp_head_mode",
-        help="zero: the head contributes nothing; mean: its output averaged over this text's positions",
-    )
+        "Replace the head's output by", modes, key="exp_head_mode", format_func=HEAD_MODE_LABELS.get,
+        help=HEAD_MODE_HELP,
+    )  # fmt: skip
     _keep("exp_head_mode", mode)
     if loaded.family != "encoder":
         _induction_buttons(cols[2], loaded)
@@ -400,7 +450,7 @@ def heads_body(loaded) -> None:
         st.info("Pick one or more heads above (or ask for the induction heads, then use a text that repeats itself).")
         return
     pairs = tuple((int(n[1:].split("H")[0]), int(n.split("H")[1])) for n in chosen)
-    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode)):
+    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode, loaded.family != "encoder")):
         return
     show_result(loaded, head_ablation(loaded, tuple(ids.tolist()), pairs, mode), "exp_heads_fig", HOW_INTERVENTION)
 
@@ -582,10 +632,25 @@ def _force_expert(loaded, ids, experts: int) -> None:
         format_func=lambda e: f"expert {e}",
     )
     _keep("exp_force_expert", expert)
+    _restore("exp_force_weight", lambda value: value in interventions.FORCE_WEIGHTS)
+    weight = st.radio(
+        "The forced expert's gate weight", list(interventions.FORCE_WEIGHTS), key="exp_force_weight",
+        format_func=interventions.FORCE_WEIGHTS.get, horizontal=True, help=FORCE_HELP,
+    )  # fmt: skip
+    _keep("exp_force_weight", weight)
     force = ((None, int(position), int(expert)),)
     if _refused(lambda: interventions.check_routing(loaded.model.config, len(ids), force=force)):
         return
-    show_result(loaded, routing(loaded, tuple(ids.tolist()), None, (), force, False), "exp_force_fig", HOW_INTERVENTION)
+    result = routing(loaded, tuple(ids.tolist()), None, (), force, False, weight)
+    show_result(loaded, result, "exp_force_fig", HOW_INTERVENTION)
+
+
+FORCE_HELP = (
+    "The forced expert takes the token's first slot. With the weight of the original first choice, the slots keep "
+    "their gate weights in order (the original first choice, moved to the second slot, takes the second's weight); "
+    "with its own router probability, every slot takes the router's probability of the expert now in it. Either is "
+    "then renormalised over the chosen experts where the model renormalises (Mixtral does)."
+)
 
 
 # --- encoder-decoder --------------------------------------------------------------------------
