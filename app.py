@@ -1,6 +1,12 @@
 """Streamlit entry point: `streamlit run app.py`."""
 
 import logging
+import os
+
+# Before torch loads OpenMP: its threads sleep instead of spinning while they wait, so two threads of one
+# visitor's forward do not burn the cores other visitors (or replicas) need (measured on the decoder's card set
+# with other work on the 2 cores: 30-43 s spinning, 5-12 s passive; 7-9 s with one thread).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 

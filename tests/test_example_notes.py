@@ -186,16 +186,15 @@ def _routes(models, text: str):
 
 
 def check_everyday_prose(models):
-    trace, (_per_layer, shared, chance) = _routes(models, "The cat sat on the mat and the dog slept by the door.")
+    trace, (_per_layer, shared, _c, null) = _routes(models, "The cat sat on the mat and the dog slept by the door.")
     same_id, repeated = routing.token_id_consistency(trace.router, trace.token_ids)
     assert repeated == 1 and same_id > 0.5  # 'the' (three times; 'The' is another token) mostly keeps its expert
-    assert 1.5 <= shared / chance <= 2.5  # "about twice as often as chance"
+    assert 0.8 <= shared / null <= 1.25  # "about as often as the same tokens in shuffled order"
 
 
 def check_code_fails(models):
-    prose = _routes(models, "The cat sat on the mat and the dog slept by the door.")[1][1]
-    _trace, (_per_layer, shared, chance) = _routes(models, "def add(a, b): return a + b")
-    assert shared < chance < prose
+    _trace, (_per_layer, shared, _chance, null) = _routes(models, "def add(a, b): return a + b")
+    assert 0.35 <= shared / null <= 0.65  # "about half as often as the same tokens in shuffled order"
 
 
 def check_city_pieces(models):

@@ -43,9 +43,9 @@ def test_routes_caption_says_random_weights_only_for_the_random_model():
     at.sidebar.selectbox(key="moe_model_choice").set_value("embedded:tiny-random-moe").run()
     _no_errors(at)
     assert "random weights" in _routes_caption(at)
-    # the neighbour-sharing metric is compared with the card's chance, 1/N, and says so on screen
-    assert any(c.value.startswith("Neighbour sharing:") and "1/8" in c.value for c in at.caption)
-    assert any("vs chance (12.5%)" in str(m.proto.delta) for m in at.metric)
+    # the neighbour-sharing metric is compared with the card's null (shuffled order), and says so on screen
+    assert any(c.value.startswith("Neighbour sharing:") and "shuffled order" in c.value for c in at.caption)
+    assert any("vs shuffled order" in str(m.proto.delta) for m in at.metric)
 
 
 def test_neighbour_sharing_is_the_replication_cards_statistic():
@@ -58,9 +58,9 @@ def test_neighbour_sharing_is_the_replication_cards_statistic():
     traces = measure.sentence_traces(loaded)
     card = next(c for c in measure.routing_cards(loaded, traces) if c.key == "same-first")
     page = [moe_page.neighbour_sharing(t.router) for t in traces]
-    assert np.mean([shared for _per_layer, shared, _chance in page]) == pytest.approx(card.measured)
-    assert all(chance == card.chance == 1 / 8 for _per_layer, _shared, chance in page)
-    assert np.allclose(np.mean([per_layer for per_layer, _s, _c in page], axis=0), card.by_layer)
+    assert np.mean([shared for _per_layer, shared, _chance, _null in page]) == pytest.approx(card.measured)
+    assert all(chance == card.chance == 1 / 8 for _per_layer, _shared, chance, _null in page)
+    assert np.allclose(np.mean([per_layer for per_layer, _s, _c, _n in page], axis=0), card.by_layer)
 
 
 # --- Mixtral's totals -----------------------------------------------------------------------------

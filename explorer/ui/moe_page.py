@@ -31,12 +31,12 @@ EXAMPLES = [
 # What each example shows, measured on the embedded default (tests/test_example_notes.py checks every claim).
 EXAMPLE_NOTES = {
     "The cat sat on the mat and the dog slept by the door.": (
-        "Everyday prose: the three 'the's mostly share their first expert (the 'Same token id' metric), and "
-        "neighbouring tokens share theirs about twice as often as chance."
+        "Everyday prose: the three 'the's mostly share their first expert (the 'Same token id' metric); neighbouring "
+        "tokens share theirs about as often as the same tokens in shuffled order: the uneven load, not the order."
     ),
     "def add(a, b): return a + b": (
-        "Where it fails: code, which this Austen-trained model never read. The prose pattern vanishes: neighbouring "
-        "tokens share their first expert less often than chance."
+        "Where it fails: code, which this Austen-trained model never read. Neighbouring tokens share their first "
+        "expert about half as often as the same tokens in shuffled order."
     ),
     "Paris, London, Berlin and Rome are capital cities.": (
         "Words the model's vocabulary lacks are cut into pieces ('Paris' into 3, 'Berlin' into 4; 'London' is one "
@@ -280,13 +280,16 @@ def _training_curves(loaded) -> None:
     st.table(rows)
 
 
-def neighbour_sharing(router) -> tuple[np.ndarray, float, float]:
-    """(per MoE layer, mean over layers, chance): the replication card's 'same first expert for
-    consecutive tokens' on this text, computed by the card's own functions."""
+def neighbour_sharing(router) -> tuple[np.ndarray, float, float, float]:
+    """(per MoE layer, mean over layers, 1/N, shuffled null): the replication card's 'same first expert for
+    consecutive tokens' on this text, computed by the card's own functions; the null is its mean with this
+    text's token positions shuffled (1,000 seeded draws): the same load on every expert, no order."""
+    chance = cards.chance_same_first(router.num_experts)
     if router.chosen.shape[1] < 2:
-        return np.zeros(0), float("nan"), cards.chance_same_first(router.num_experts)
+        return np.zeros(0), float("nan"), chance, float("nan")
     per_layer = cards.consecutive_same_first(router.chosen)  # [M]
-    return per_layer, float(per_layer.mean()), cards.chance_same_first(router.num_experts)
+    null = cards.shuffled_positions_null(router.chosen, cards.consecutive_same_first, 1000, np.random.default_rng(0))
+    return per_layer, float(per_layer.mean()), chance, float(null.mean())
 
 
 def _statistics(loaded, stack, router) -> None:
@@ -298,7 +301,7 @@ def _statistics(loaded, stack, router) -> None:
 
 def _pattern_metrics(stack, router) -> None:
     same_id, repeated = routing.token_id_consistency(router, stack.token_ids)
-    per_layer, shared, chance = neighbour_sharing(router)
+    per_layer, shared, chance, null = neighbour_sharing(router)
     m2, m3 = st.columns(2)
     m2.metric(
         "Same token id → same first expert",
@@ -308,23 +311,22 @@ def _pattern_metrics(stack, router) -> None:
     m3.metric(
         "Neighbouring tokens share their first expert",
         "n/a" if per_layer.size == 0 else f"{shared:.1%}",
-        delta=None if per_layer.size == 0 else f"{(shared - chance) * 100:+.1f} points vs chance ({chance:.1%})",
+        delta=None if per_layer.size == 0 else f"{(shared - null) * 100:+.1f} points vs shuffled order ({null:.1%})",
         delta_color="off",
         help=(
             "The share of consecutive token pairs (t, t+1) whose first-choice expert is the same, per MoE layer "
-            f"({', '.join(f'{v:.1%}' for v in per_layer)}), averaged over the layers. Chance is 1/N = "
-            f"1/{router.num_experts} = {chance:.1%}: what two independent, uniformly random first choices would give. "
-            "The replication card 'Mixtral: same first expert' on the Experiments page computes this same "
-            "statistic with the same function, averaged over its everyday-sentences prompt set, so its value "
-            "differs from this text's by the text, not by the definition. Mixtral's paper (Jiang et al. 2024, "
-            "section 5) reports it per layer."
+            f"({', '.join(f'{v:.1%}' for v in per_layer)}), averaged over the layers. The baseline shuffles this "
+            "text's token positions (1,000 draws): every expert keeps its load, only the order is gone. 1/N = "
+            f"1/{router.num_experts} = {chance:.1%} would hold only if every expert got the same load. The "
+            "replication card 'Mixtral: same first expert' on the Experiments page computes the same statistic and "
+            "null over its prompt set. Mixtral's paper (Jiang et al. 2024, section 5) reports it per layer."
         ),
     )
     st.caption(
-        f"Neighbour sharing: of the consecutive token pairs, the share whose first-choice experts are the same, per "
-        f"MoE layer, averaged over the layers; chance = 1/{router.num_experts}, two independent uniform choices. "
-        "Same definition and function as the Experiments page's card 'Mixtral: same first expert', which averages "
-        "it over its own prompt set."
+        "Neighbour sharing: of the consecutive token pairs, the share whose first-choice experts are the same, per "
+        "MoE layer, averaged over the layers, beside the same share with the tokens in shuffled order (the same "
+        f"load on each expert, no order; 1/{router.num_experts} only if the load were even). Same definition and "
+        "null as the Experiments page's card 'Mixtral: same first expert'."
     )
 
 
