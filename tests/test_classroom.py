@@ -9,7 +9,7 @@ import pytest
 from test_browser import ARTIFACTS, _wait_idle, assert_no_error_elements, browser, server  # noqa: F401 (fixtures)
 
 SIZES = [(1280, 720), (1920, 1080)]
-PAGES = ["encoder", "decoder", "encoder-decoder", "moe", "experiments"]
+PAGES = ["encoder", "decoder", "encoder-decoder", "moe", "experiments", "compare", "gallery"]
 MEASURE = """() => {
   const lum = c => { const m = c.match(/\\d+(\\.\\d+)?/g).map(Number);
     const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };

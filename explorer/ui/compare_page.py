@@ -17,28 +17,35 @@ from explorer.ui.view import View
 VIEW = View("Compare view", text_key="compare_text", keys={"text": "compare_text"})
 
 
+HEADLINE = "Compare the four families on the same text"
+INTRO = (
+    "Each family's embedded model reads the same sentence. An encoder computes everything in **one** pass; a "
+    "decoder pays one forward pass **per generated token**; an encoder-decoder pays one encoder pass, then one "
+    "decoder step per token; a mixture of experts keeps more parameters in memory than it uses per token. "
+    "(The encoder-decoder is the project's English → Portuguese translator; pick Whisper on the encoder-decoder "
+    "page to hear the sentence spoken instead.)"
+)
+
+
+EXAMPLE_NOTES = {
+    "I like to read books about science.": "Every family's output is ordinary text here (the tour's step 9).",
+    "The quick brown fox jumps over the lazy dog.": (
+        "Where it fails: the translator garbles the fox sentence and the tiny MoE starts with an end token (after a "
+        "full stop it usually does)."
+    ),
+}
+
+
 def render() -> None:
+    VIEW.heading(HEADLINE, INTRO)  # the lead folded away: the timing figure shows beside the text on a projector
     VIEW.start()
-    st.title("Compare the four families on the same text")
-    st.markdown(
-        "Each family's embedded model reads the same sentence. An encoder computes everything in **one** pass; a "
-        "decoder pays one forward pass **per generated token**; an encoder-decoder pays one encoder pass, then one "
-        "decoder step per token; a mixture of experts keeps more parameters in memory than it uses per token. "
-        "(The encoder-decoder is the project's English → Portuguese translator; pick Whisper on the encoder-decoder "
-        "page to hear the sentence spoken instead.)"
-    )
-    cleaned = VIEW.text_input(
-        "Text",
-        "I like to read books about science.",
-        ["I like to read books about science.", "The quick brown fox jumps over the lazy dog."],
-        example_notes={
-            "I like to read books about science.": "Every family's output is ordinary text here (the tour's step 9).",
-            "The quick brown fox jumps over the lazy dog.": (
-                "Where it fails: the translator garbles the fox sentence and the tiny MoE starts with an end token "
-                "(after a full stop it usually does)."
-            ),
-        },
-    )
+    with VIEW.panels():
+        cleaned = VIEW.text_input(
+            "Text",
+            "I like to read books about science.",
+            ["I like to read books about science.", "The quick brown fox jumps over the lazy dog."],
+            example_notes=EXAMPLE_NOTES,
+        )
     if cleaned is None:
         return
     VIEW.safely(lambda: _body(cleaned.text))
@@ -49,13 +56,16 @@ def _body(text: str) -> None:
     catalogue = load_catalogue()
     device = default_device()
     runs = []
-    progress = st.progress(0.0, text="Running the four models…")
+    with VIEW.main():
+        progress = st.progress(0.0, text="Running the four models…")
     for n, key in enumerate(FAMILIES):
         loaded = cached_model(catalogue[key].default, device, key)
         speech = audio.speak(text[:400]) if loaded.arch.audio else None
         runs.append(run_family(loaded, text, speech=speech))
         progress.progress((n + 1) / len(FAMILIES), text=f"{catalogue[key].title} done")
     progress.empty()
+    with VIEW.main():
+        _latency(catalogue, runs)
     columns = st.columns(len(runs))
     for column, run, key in zip(columns, runs, FAMILIES):
         with column.container(border=True):
@@ -81,6 +91,9 @@ def _body(text: str) -> None:
         for k, r in zip(FAMILIES, runs)
     ]
     st.table(rows)
+
+
+def _latency(catalogue, runs) -> None:
     fig = compare_plots.family_latency(
         [catalogue[k].title for k in FAMILIES], [r.encoder_seconds for r in runs], [list(r.step_seconds) for r in runs]
     )

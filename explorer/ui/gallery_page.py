@@ -21,16 +21,42 @@ def _graph(name: str):
     return gallery_graph(name)
 
 
+HEADLINE = "Gallery: how big are famous models, and where are their parameters?"
+INTRO = (
+    "Every number here is **counted** by building the published configuration on PyTorch's meta device (shapes "
+    "without memory) and adding up its real parameter tensors: nothing is typed in by hand. The table's last "
+    "columns show the figure the original paper or model card gives, and where."
+)
+
+
 def render() -> None:
+    VIEW.heading(HEADLINE, INTRO)  # the lead folded away: the diagram shows beside its choice on a projector
     VIEW.start()
-    st.title("Gallery: how big are famous models, and where are their parameters?")
-    st.markdown(
-        "Every number here is **counted** by building the published configuration on PyTorch's meta device (shapes "
-        "without memory) and adding up its real parameter tensors: nothing is typed in by hand. The last column "
-        "shows the figure the original paper or model card gives."
-    )
     items = _gallery()
-    rows = [
+    with VIEW.panels():
+        name = st.selectbox("Look inside", list(items), index=list(items).index("mixtral-8x7b"), key="gallery_choice")
+        acc = items[name]
+        st.markdown(explain_moe(acc))
+        st.markdown(
+            "Parameters by role: "
+            + ", ".join(
+                f"{role} {count / 1e6:,.1f} M" for role, count in sorted(acc.by_role.items(), key=lambda kv: -kv[1])
+            )
+        )
+    with VIEW.main():
+        VIEW.safely(
+            lambda: VIEW.figure(
+                architecture_figure(_graph(name), f"{name}: structure built from its configuration"),
+                key="gallery_diagram",
+                caption="The dense feed-forward layer of an MoE block is drawn as a router feeding its experts.",
+            )
+        )
+    st.dataframe(_rows(items), hide_index=True, width="stretch")
+    VIEW.export()
+
+
+def _rows(items) -> list[dict]:
+    return [
         {
             "configuration": a.name,
             "parameters": f"{a.total / 1e6:,.1f} M",
@@ -43,21 +69,3 @@ def render() -> None:
         }
         for a in items.values()
     ]
-    st.dataframe(rows, hide_index=True, width="stretch")
-    name = st.selectbox("Look inside", list(items), index=list(items).index("mixtral-8x7b"), key="gallery_choice")
-    acc = items[name]
-    st.markdown(explain_moe(acc))
-    st.markdown(
-        "Parameters by role: "
-        + ", ".join(
-            f"{role} {count / 1e6:,.1f} M" for role, count in sorted(acc.by_role.items(), key=lambda kv: -kv[1])
-        )
-    )
-    VIEW.safely(
-        lambda: VIEW.figure(
-            architecture_figure(_graph(name), f"{name}: structure built from its configuration"),
-            key="gallery_diagram",
-            caption="The dense feed-forward layer of an MoE block is drawn as a router feeding its experts.",
-        )
-    )
-    VIEW.export()
