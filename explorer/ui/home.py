@@ -8,7 +8,7 @@ from explorer.catalogue import load_catalogue
 from explorer.diagrams import picture
 from explorer.registry import FAMILIES
 from explorer.ui.boundary import guarded
-from explorer.ui.pages import experiments_page, family_page
+from explorer.ui.pages import experiments_page, family_page, lessons_page
 
 TOUR_START = "_presenter_start"  # read by the presenter sidebar (app.py), which knows every page's View
 PATH = (  # a student alone: (family key or page, what to look at there)
@@ -42,12 +42,23 @@ def render() -> None:
     c2.caption(
         "Teaching a class? Turn on **Classroom mode** in the sidebar: large text for a projector. Links keep it."
     )
+    _lessons()
     _families()
     _student_path()
     st.caption(
         "Attention weights show where information flows, not why a model decided. Every number on these pages "
         "comes from the model's own forward pass."
     )
+
+
+def _lessons() -> None:
+    with st.container(border=True):
+        st.page_link(lessons_page(), label="**Lessons: predict, then watch the model**", icon=":material/school:")
+        st.caption(
+            "Guided labs on every family: commit a prediction (which word fills the gap, which expert a token goes "
+            "to), then see the live model's own answer and why. Alone, or with a class that votes from its own "
+            "browsers: a code, a live histogram, discuss and vote again, then the reveal."
+        )
 
 
 def _families() -> None:

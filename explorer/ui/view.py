@@ -35,7 +35,7 @@ from explorer.text import CleanText, InputError, clean_user_text, plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
 from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url, take_once
-from explorer.ui.pages import experiments_button
+from explorer.ui.pages import experiments_button, lessons_button
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class View:
         if loaded is None:
             return
         experiments_button(self.family.key)
+        lessons_button(self.family.key)
         run_safely(lambda: body(loaded))
         run_safely(lambda: self.architecture(loaded))
         self.export()
