@@ -307,8 +307,9 @@ def test_classroom_mode_draws_the_code_and_the_class_figures_large():
     at.query_params["lab"] = "moe-routing"
     at.run()
     at.button(key="lessons_teach").click().run()
+    assert any("font:700 72px" in h.proto.body for h in at.get("html"))  # until the first question: the code
     at.button(key="lessons_open").click().run()
     healthy(at)
-    assert any("font:700 96px" in h.proto.body for h in at.get("html"))
+    assert any("font:700 40px" in h.proto.body for h in at.get("html"))  # then the votes need the room
     layout = chart(at, "lessons_votes_1")["layout"]
     assert layout["font"]["size"] >= 18

@@ -125,21 +125,23 @@ def _share_link(code: str) -> str:
 
 
 def class_banner() -> None:
-    """The code, big (a class reads it off the projector), the link to share, and End the class."""
+    """The code, big until the first question (a class reads it off the projector; then smaller, so that the
+    votes stay above the fold), the link to share, and End the class."""
     code = st.session_state[CLASS]
-    size = 96 if classroom_on() else 56
-    left, right = st.columns([5, 7], vertical_alignment="center")
+    asked = classroom().state(code).question is not None  # once the class votes, the figure needs the room
+    size = (40 if asked else 72) if classroom_on() else (32 if asked else 48)
+    left, middle, right = st.columns([4, 6, 2], vertical_alignment="center")
     with left:
         st.caption("Class code")
-        st.html(f"<div class='lessons-code' style='font:700 {size}px/1.05 monospace;letter-spacing:.12em'>"
+        st.html(f"<div class='lessons-code' style='font:700 {size}px/1.05 monospace;letter-spacing:.08em'>"
                 f"{code}</div>")  # six letters and digits of CODE_ALPHABET: nothing to escape
-    with right:
-        st.markdown("Students: open **Lessons**, choose **Join a class** and type the code, or open this link:")
-        st.code(_share_link(code), language=None)
-        st.caption("Your address bar holds your teacher key (a reload keeps your controls): share the link above, "
-                   "not your address bar.")
-        st.button("End the class", key="lessons_end_class", icon=":material/stop_circle:",
-                  on_click=guarded(_end_class), help="Votes and joins are refused from now on.")
+    with middle:
+        st.markdown("Students: **Lessons** → **Join a class** and type the code, or open")
+        st.code(_share_link(code), language=None, wrap_lines=True)
+        st.caption("Your address bar holds your teacher key (a reload keeps your controls): share this link, not "
+                   "your address bar.")
+    right.button("End the class", key="lessons_end_class", icon=":material/stop_circle:", width="stretch",
+                 on_click=guarded(_end_class), help="Votes and joins are refused from now on.")
 
 
 def _act(action: str, question: Question) -> None:
@@ -168,13 +170,14 @@ def _buttons(question: Question, current: bool, round_: int, is_open: bool) -> N
     actions += [("close", "Close the voting", ":material/lock:", "secondary")] if current and is_open else []
     actions += [("open", "Reopen the voting", ":material/lock_open:", "secondary")] if current and not is_open else []
     actions.append(("reveal", "Reveal the answer", ":material/visibility:", "secondary"))
-    for column, (action, label, icon, kind) in zip(st.columns(len(actions)), actions):
-        column.button(label, key=f"lessons_{action}", icon=icon, type=kind, on_click=guarded(_act),
-                      args=(action, question), width="stretch")
+    for action, label, icon, kind in actions:  # stacked: they sit in the narrow panel beside the figure
+        st.button(label, key=f"lessons_{action}", icon=icon, type=kind, on_click=guarded(_act),
+                  args=(action, question), width="stretch")
 
 
-def teacher_step(answer: Answer, view: View) -> None:
-    """The teacher's controls for this step's question and the class's votes, live until the reveal."""
+def teacher_step(answer: Answer, view: View, left, right) -> None:
+    """The teacher's controls for this step's question (in ``left``, under the question) and the class's votes
+    beside them (in ``right``: above the fold on a projector), live."""
     question = class_question(answer)
     try:
         state = classroom().state(st.session_state[CLASS])
@@ -182,17 +185,19 @@ def teacher_step(answer: Answer, view: View) -> None:
             raise ClassError("This class session is over (ended, or past its 3 hours); start a new class to ask "
                              "again.")
     except ClassError as refusal:  # also a code the store no longer has (purged a day after it expired)
-        st.warning(plain(refusal))
-        st.button("Leave the class", key="lessons_leave", on_click=leave)
+        left.warning(plain(refusal))
+        left.button("Leave the class", key="lessons_leave", on_click=leave)
         return
     revealed = question.id in st.session_state.get(REVEALED, set())
     current = state.question is not None and state.question.id == question.id
-    if not revealed:
-        _buttons(question, current, state.round, state.is_open)
-    else:
-        st.success(plain(f"The model's answer: {answer.shown}{tolerance_note(answer)}."))
-        st.markdown(plain(answer.explanation))
-    live_votes(state.code, question, answer if revealed else None, view)
+    with left:
+        if not revealed:
+            _buttons(question, current, state.round, state.is_open)
+        else:
+            st.success(plain(f"The model's answer: {answer.shown}{tolerance_note(answer)}."))
+            st.markdown(plain(answer.explanation))
+    with right:
+        live_votes(state.code, question, answer if revealed else None, view)
 
 
 @st.fragment(run_every=LIVE_SECONDS)

@@ -228,15 +228,24 @@ def _step_body(lab: Lab, step: Step, loaded: LoadedModel, role: str) -> None:
         st.warning(plain(answer))
         return
     st.session_state.setdefault(SEEN, {}).setdefault(lab.id, {})[step.id] = answer
+    if role == "teacher":  # the question and its controls beside the class's votes, as a family page's panels
+        left, right = st.columns([5, 7], gap="medium")
+        with left:
+            st.markdown("### " + plain(answer.question))
+            _open_button(lab, step, loaded, overrides)
+        klass.teacher_step(answer, VIEW, left, right)
+        return
     question, open_view = st.columns([9, 3], vertical_alignment="top")
     question.markdown("### " + plain(answer.question))
-    if open_view.button("Open this view", key="lessons_open_view", icon=":material/open_in_new:", width="stretch",
-                        help=f"The {step.page} page with this step's settings; come back with 'Back to the lesson'"):
+    with open_view:
+        _open_button(lab, step, loaded, overrides)
+    _solo(answer, step)
+
+
+def _open_button(lab: Lab, step: Step, loaded: LoadedModel, overrides: tuple) -> None:
+    if st.button("Open this view", key="lessons_open_view", icon=":material/open_in_new:", width="stretch",
+                 help=f"The {step.page} page with this step's settings; come back with 'Back to the lesson'"):
         _open_view(lab, step, loaded, overrides)
-    if role == "teacher":
-        klass.teacher_step(answer, VIEW)
-    else:
-        _solo(answer, step)
 
 
 def _open_view(lab: Lab, step: Step, loaded: LoadedModel, overrides: tuple) -> None:
