@@ -313,3 +313,26 @@ def test_classroom_mode_draws_the_code_and_the_class_figures_large():
     assert any("font:700 40px" in h.proto.body for h in at.get("html"))  # then the votes need the room
     layout = chart(at, "lessons_votes_1")["layout"]
     assert layout["font"]["size"] >= 18
+
+
+def reload(at: AppTest, script: str = PAGE) -> AppTest:
+    """The same link in a new session, as a browser's reload opens it."""
+    return page(script, **{name: param(at, name) for name in at.query_params})
+
+
+def test_a_reload_keeps_the_teachers_controls_and_the_same_voter():
+    teacher = page(lab="moe-routing", step="2")
+    teacher.button(key="lessons_teach").click().run()
+    teacher.button(key="lessons_open").click().run()
+    student = join(teacher.session_state[CLASS])
+    vote(student, "Yes")
+    again = reload(student)  # the link carries the participant token: the same voter, not a new one
+    healthy(again)
+    assert state(again, ME) == state(student, ME)
+    vote(again, "No")
+    assert said(again, "Vote counted: No", "success")
+    teacher = reload(teacher)
+    healthy(teacher)
+    assert state(teacher, "lessons_step") == 2 and any(b.key == "lessons_again" for b in teacher.button)
+    assert any(t.startswith("**1 vote** in round 1 · 1 joined") for t in texts(teacher))
+    assert bar_total(chart(teacher, "lessons_votes_1")) == 1
