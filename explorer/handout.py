@@ -24,6 +24,21 @@ class HandoutFigure:
 
 
 @dataclass(frozen=True)
+class HandoutQuestion:
+    """A lesson's question on the handout: as asked, with the learner's or the class's answers and, once
+    revealed, the model's answer and why. Every string is shown as text (a question may quote typed text)."""
+
+    title: str  # "Step 2 of 4: How sure is it?"
+    question: str
+    choices: tuple[str, ...] = ()
+    model_answer: str = ""  # empty until the answer is revealed
+    explanation: str = ""
+    learner_answer: str = ""  # what a learner alone committed
+    learner_right: bool | None = None
+    class_votes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()  # (round, ((answer, votes), ...))
+
+
+@dataclass(frozen=True)
 class Handout:
     title: str  # the page's headline
     lead: str = ""  # the page's intro (Markdown written by the project)
@@ -33,6 +48,7 @@ class Handout:
     settings: tuple[tuple[str, str], ...] = ()  # (name, value) in the order the page declares them
     figures: tuple[HandoutFigure, ...] = field(default_factory=tuple)
     link: str | None = None  # the view's shareable query string
+    questions: tuple[HandoutQuestion, ...] = ()  # a lesson's questions, before its figures
 
 
 def _markdown(text: str) -> str:
@@ -71,6 +87,7 @@ def handout_html(handout: Handout) -> str:
             f"<p class='caption'>Open this view again: add <code>{e(handout.link)}</code> to the app's page "
             "address.</p>"
         )
+    parts += [_question_html(item) for item in handout.questions]
     for index, item in enumerate(handout.figures):
         parts.append(f"<h2>Figure {index + 1}</h2>")
         parts.append(pio.to_html(item.figure, full_html=False, include_plotlyjs=index == 0))
@@ -78,4 +95,24 @@ def handout_html(handout: Handout) -> str:
         if item.how_to_read:
             parts.append(f"<div class='read'><b>How to read this</b>{_markdown(item.how_to_read)}</div>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _question_html(item: HandoutQuestion) -> str:
+    e = html.escape
+    parts = [f"<h2>{e(item.title)}</h2>", f"<p><b>{e(item.question)}</b></p>"]
+    if item.choices:
+        parts.append("<ul>" + "".join(f"<li>{e(c)}</li>" for c in item.choices) + "</ul>")
+    if item.learner_answer:
+        verdict = "" if item.learner_right is None else (" (right)" if item.learner_right else " (not the model's)")
+        parts.append(f"<p><b>Your answer:</b> {e(item.learner_answer)}{verdict}</p>")
+    for name, counts in item.class_votes:
+        total = sum(n for _a, n in counts)
+        rows = "".join(f"<tr><td>{e(a)}</td><td><b>{n}</b></td></tr>" for a, n in counts)
+        parts.append(f"<p><b>The class, {e(name)}</b> ({total} votes)</p><table>{rows}</table>")
+    if item.model_answer:
+        parts.append(f"<div class='box'><b>The model's answer:</b> {e(item.model_answer)}"
+                     f"<p>{e(item.explanation)}</p></div>")
+    else:
+        parts.append("<p class='caption'>The model's answer was not revealed yet.</p>")
     return "\n".join(parts)

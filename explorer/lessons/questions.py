@@ -2,9 +2,11 @@
 
 ``Question.choice("sink-top1", ["yes", "no"])`` or ``Question.number("lens-layer", 0, 30, integer=True)``
 declares what may be answered (the lab that asks the question builds it; its answer key lives with
-the lab, not here). ``question.check(answer)`` returns the answer as it is stored (a choice exactly
-as declared, a number in one canonical spelling) or raises ``AnswerError`` with one sentence. The
-check never repeats what was typed in its sentence, so a hostile string goes nowhere.
+the lab, not here); ``text=`` optionally carries the question as the teacher's screen asks it, so that a
+student's screen shows the same words (stored with the choices; never anything a student typed).
+``question.check(answer)`` returns the answer as it is stored (a choice exactly as declared, a number in
+one canonical spelling) or raises ``AnswerError`` with one sentence. The check never repeats what was
+typed in its sentence, so a hostile string goes nowhere.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from explorer.text import InputError
 
 MAX_ANSWER_CHARS = 200  # a choice label or a typed number; anything longer is refused, not cut
 MAX_CHOICES = 12
+MAX_QUESTION_CHARS = 8000  # the question as asked: a lab's sentence quoting the teacher's text (5,000 at most)
 # Lab, question and request ids: chosen by code, yet they arrive through URLs and websockets.
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
 # A typed number: optional sign, ASCII digits with one optional decimal point, optional exponent. No
@@ -64,21 +67,23 @@ def canonical_number(value: float, integer: bool) -> str:
 
 @dataclass(frozen=True)
 class Question:
-    """``choices`` for multiple choice; otherwise a number between ``low`` and ``high`` inclusive."""
+    """``choices`` for multiple choice; otherwise a number between ``low`` and ``high`` inclusive.
+    ``text``: the question in words, as the teacher's screen asks it ('' when the caller has none)."""
 
     id: str
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
     integer: bool = False
+    text: str = ""
 
     @classmethod
-    def choice(cls, question_id: str, choices) -> Question:
-        return cls(question_id, tuple(choices)).validated()
+    def choice(cls, question_id: str, choices, text: str = "") -> Question:
+        return cls(question_id, tuple(choices), text=text).validated()
 
     @classmethod
-    def number(cls, question_id: str, low: float, high: float, integer: bool = False) -> Question:
-        return cls(question_id, (), float(low), float(high), integer).validated()
+    def number(cls, question_id: str, low: float, high: float, integer: bool = False, text: str = "") -> Question:
+        return cls(question_id, (), float(low), float(high), integer, text).validated()
 
     @property
     def kind(self) -> str:
@@ -87,13 +92,15 @@ class Question:
     def validated(self) -> Question:
         """Itself when well declared (a lab's bug is refused before any student sees it)."""
         check_id(self.id, "question")
+        if not isinstance(self.text, str) or len(self.text) > MAX_QUESTION_CHARS or _has_control(self.text):
+            raise ValueError(f"question {self.id}: its text is at most {MAX_QUESTION_CHARS} printable characters")
         if self.choices:
             labels = [unicodedata.normalize("NFC", c) if isinstance(c, str) else c for c in self.choices]
             bad = [c for c in labels if not isinstance(c, str) or not c.strip() or c != c.strip()
                    or len(c) > MAX_ANSWER_CHARS or _has_control(c)]
             if bad or len(set(labels)) != len(labels) or not 2 <= len(labels) <= MAX_CHOICES:
                 raise ValueError(f"question {self.id}: 2 to {MAX_CHOICES} distinct, trimmed, printable choices")
-            return Question(self.id, tuple(labels))
+            return Question(self.id, tuple(labels), text=self.text)
         finite = all(isinstance(v, float) and math.isfinite(v) for v in (self.low, self.high))
         if not finite or self.low > self.high:
             raise ValueError(f"question {self.id}: a number question needs finite bounds low <= high")
@@ -127,13 +134,16 @@ class Question:
         return canonical_number(value, self.integer)
 
     def to_json(self) -> str:
-        return json.dumps({"choices": list(self.choices), "low": self.low, "high": self.high,
-                           "integer": self.integer}, sort_keys=True)
+        spec = {"choices": list(self.choices), "low": self.low, "high": self.high, "integer": self.integer}
+        if self.text:  # only when there is one: a question stored without it keeps its spelling
+            spec["text"] = self.text
+        return json.dumps(spec, sort_keys=True)
 
     @classmethod
     def from_json(cls, question_id: str, spec: str) -> Question:
         data = json.loads(spec)
-        return cls(question_id, tuple(data["choices"]), data["low"], data["high"], data["integer"])
+        return cls(question_id, tuple(data["choices"]), data["low"], data["high"], data["integer"],
+                   data.get("text", ""))
 
     def order(self, answers) -> list[str]:
         """Stored answers in display order: the declared choices (all of them), or numbers ascending."""

@@ -20,6 +20,7 @@ from explorer.text import plain
 from explorer.ui import attribution_panel, picker
 from explorer.ui.boundary import guarded, run_safely
 from explorer.ui.links import publish_to_url, restore_from_url
+from explorer.ui.pages import lessons_button
 from explorer.ui.view import View, cached
 
 VIEW = View(
@@ -90,6 +91,7 @@ def render() -> None:
     loaded = picker.load_for_page(family)
     if loaded is None:
         return
+    lessons_button("experiments")
     with VIEW.side():
         tool = _tool_choice(family)
     with VIEW.main():

@@ -8,7 +8,7 @@ from explorer.catalogue import load_catalogue
 from explorer.diagrams import picture
 from explorer.registry import FAMILIES
 from explorer.ui.boundary import guarded
-from explorer.ui.pages import experiments_page, family_page
+from explorer.ui.pages import experiments_page, family_page, lessons_page
 
 TOUR_START = "_presenter_start"  # read by the presenter sidebar (app.py), which knows every page's View
 PATH = (  # a student alone: (family key or page, what to look at there)
@@ -31,7 +31,7 @@ def render() -> None:
         "Watch small, real language models work: pick a family, type some text, and every figure is computed "
         "live by a real model on this computer. The defaults are embedded and work offline."
     )
-    c1, c2 = st.columns([1, 2])
+    c1, c2, c3 = st.columns([4, 4, 6], vertical_alignment="center")
     c1.button(
         "Start the presenter tour",
         icon=":material/co_present:",
@@ -39,8 +39,17 @@ def render() -> None:
         on_click=guarded(_start_tour),
         help="A prepared walk through the four families, one view at a time, with what to say.",
     )
-    c2.caption(
-        "Teaching a class? Turn on **Classroom mode** in the sidebar: large text for a projector. Links keep it."
+    c2.page_link(
+        lessons_page(),
+        label="**Lessons: predict, then check**",
+        icon=":material/school:",
+        help="Guided labs on every family: commit a prediction, then see the live model's own answer and why. "
+        "Alone, or with a class that votes from its own browsers (a code, a live histogram, discuss and vote "
+        "again, the reveal).",
+    )
+    c3.caption(
+        "Teaching a class? Turn on **Classroom mode** in the sidebar: large text for a projector. Links keep it. "
+        "**Lessons** ask your students to predict, then vote from their own browsers."
     )
     _families()
     _student_path()

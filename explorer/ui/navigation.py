@@ -10,7 +10,15 @@ import streamlit as st
 
 from explorer.registry import FAMILIES
 from explorer.ui import home
-from explorer.ui.pages import EXPERIMENTS_MODULE, experiments_page, family_page, import_page, lazy_render
+from explorer.ui.pages import (
+    EXPERIMENTS_MODULE,
+    LESSONS_MODULE,
+    experiments_page,
+    family_page,
+    import_page,
+    lazy_render,
+    lessons_page,
+)
 
 OTHER_PAGES = {  # url path -> (module, title, icon)
     "compare": ("explorer.ui.compare_page", "Compare", ":material/view_column:"),
@@ -21,7 +29,8 @@ OTHER_PAGES = {  # url path -> (module, title, icon)
 def page_modules() -> dict[str, str]:
     """Every page with a View, by its address: the module that declares it."""
     pages = {family.url_path: family.page for family in FAMILIES.values()}
-    return pages | {"experiments": EXPERIMENTS_MODULE} | {url: spec[0] for url, spec in OTHER_PAGES.items()}
+    others = {url: spec[0] for url, spec in OTHER_PAGES.items()}
+    return pages | {"experiments": EXPERIMENTS_MODULE} | others | {"lessons": LESSONS_MODULE}
 
 
 def all_pages() -> list:
@@ -32,7 +41,13 @@ def all_pages() -> list:
         st.Page(lazy_render(module, title), title=title, icon=icon, url_path=url)
         for url, (module, title, icon) in OTHER_PAGES.items()
     ]
+    pages.append(lessons_page())
     return pages
+
+
+def page_by_url(url: str) -> st.Page:
+    """The page at this address (the lessons' "Open this view" switches to it)."""
+    return {page.url_path or "home": page for page in all_pages()}[url]
 
 
 def views_by_url() -> dict:

@@ -11,7 +11,9 @@ import streamlit as st
 
 from explorer.locks import BUILD_LOCK
 from explorer.registry import FAMILIES
+from explorer.ui.boundary import guarded
 from explorer.ui.memory import freeze_long_lived_objects
+from explorer.ui.presenter import bring_into_view
 
 # Libraries that other libraries import on first use, from whichever thread needs them first (plotly
 # and streamlit import pandas, pyarrow and narwhals when a figure or table is first built; the PCA and
@@ -100,3 +102,48 @@ def experiments_button(family_key: str) -> None:
     ):
         import_page(EXPERIMENTS_MODULE).open_experiments(family_key)
         st.switch_page(experiments_page())
+
+
+LESSONS_MODULE = "explorer.ui.lessons_page"  # imported by name: it builds on the View and the labs (torch)
+# Session keys the lessons page owns and reads here: the lab under way, its step (from 1), whether the page
+# shows its list of labs, the family that list starts with, and the figure to bring into view on landing.
+LESSON_LAB, LESSON_STEP, LESSON_CHOOSING, LESSON_FAMILY, LESSON_LANDING = (
+    "lessons_lab", "lessons_step", "_lessons_choosing", "_lessons_family", "_lessons_landing")
+
+
+def lessons_page() -> st.Page:
+    return st.Page(
+        lazy_render(LESSONS_MODULE, "Lessons", "Predict, then watch the model: guided labs, alone or with a class."),
+        title="Lessons",
+        icon=":material/school:",
+        url_path="lessons",
+    )
+
+
+def _lessons_of(family_key: str) -> None:
+    """The lessons page's list of labs, this family's first; a lab under way on this family stays open."""
+    from explorer.lessons.labs import labs_of  # the labs import the adapters (torch): only a page that has them
+
+    st.session_state[LESSON_FAMILY] = family_key
+    st.session_state[LESSON_CHOOSING] = st.session_state.get(LESSON_LAB) not in {lab.id for lab in labs_of(family_key)}
+
+
+def lessons_button(family_key: str) -> None:
+    """From a family page (or the experiments page) to the guided labs on it, and back to a lesson under way;
+    lands a lesson's "Open this view" on the figure its question is about."""
+    from explorer.lessons.labs import labs_of
+
+    landing = st.session_state.pop(LESSON_LANDING, None)
+    if landing:
+        bring_into_view(*landing)
+    if st.session_state.get(LESSON_LAB):
+        if st.sidebar.button("Back to the lesson", key="back_to_lesson", icon=":material/undo:",
+                             help=f"Step {st.session_state.get(LESSON_STEP, 1)} of the lab you were doing"):
+            st.session_state[LESSON_CHOOSING] = False
+            st.switch_page(lessons_page())
+    labs = labs_of(family_key)
+    if labs and st.sidebar.button(
+        "Lessons on this family", key="open_lessons", icon=":material/school:", on_click=guarded(_lessons_of),
+        args=(family_key,), help=f"{len(labs)} guided labs: predict what the model does, then check it live",
+    ):
+        st.switch_page(lessons_page())

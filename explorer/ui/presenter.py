@@ -87,7 +87,9 @@ _BRING_INTO_VIEW = """<script>
   let found = 0, lastTop = null, still = 0;
   const tick = () => {
     if (touched || window.__presenterMove !== move) return;
-    const el = document.querySelector(".st-key-" + CSS.escape(key));
+    // a key ending in "_" names figures keyed by position (the masked words' bars): the first of them
+    const el = key.endsWith("_") ? document.querySelector("[class*='st-key-" + CSS.escape(key) + "']")
+                                 : document.querySelector(".st-key-" + CSS.escape(key));
     if (!el) { if (Date.now() - start < 180000) setTimeout(tick, 200); return; }
     const rect = el.getBoundingClientRect();
     if (rect.height > 0) {
@@ -113,6 +115,7 @@ _BRING_INTO_VIEW = """<script>
 
 
 def bring_into_view(figure: str, move: int) -> None:
-    """Scroll the main area to the figure ``figure`` (its Streamlit key) and outline it for a few seconds."""
+    """Scroll the main area to the figure ``figure`` (its Streamlit key, or the prefix of keys that end in a
+    position) and outline it for a few seconds."""
     script = _BRING_INTO_VIEW.replace("__KEY__", json.dumps(figure)).replace("__MOVE__", str(int(move)))
     st.sidebar.html(script, unsafe_allow_javascript=True)

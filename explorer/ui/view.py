@@ -23,7 +23,7 @@ import streamlit as st
 from explorer.adapters.common import display_token
 from explorer.catalogue import load_catalogue
 from explorer.decoding import DepthReadout
-from explorer.handout import Handout, HandoutFigure, handout_html
+from explorer.handout import Handout, HandoutFigure, HandoutQuestion, handout_html
 from explorer.linkvalues import format_value, parse_value
 from explorer.models.building import LoadedModel
 from explorer.models.structure import architecture_graph
@@ -35,12 +35,13 @@ from explorer.text import CleanText, InputError, clean_user_text, plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
 from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url, take_once
-from explorer.ui.pages import experiments_button
+from explorer.ui.pages import experiments_button, lessons_button
 
 log = logging.getLogger(__name__)
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 FIGURES = "_view_figures"  # session key: (caption, figure) of this run, for the export
+QUESTIONS = "_view_questions"  # session key: a lesson's questions of this run, for the export
 PANELS = "_view_panels"  # session key: this run's (side, main) containers of a two-panel page
 HEADING = "_view_heading"  # session key: each View's (headline, intro), for the handout
 ANOTHER_RUN = "_view_another_run"  # session key: set during a run that asks for the next (Play)
@@ -72,6 +73,8 @@ class View:
     # restores them once per session and writes them back each run; the declared keys without one (text,
     # model, generated tokens) are read by their own code.
     settings: dict[str, str] = field(default_factory=dict)
+    # URL parameters that belong to one person (a class's teacher key): never written into a handout's link
+    private: tuple[str, ...] = ()
 
     @classmethod
     def of_family(
@@ -128,6 +131,7 @@ class View:
         """A fresh figure list for the export, and the sentence of a control that failed just before."""
         show_callback_failure()
         st.session_state[FIGURES] = []
+        st.session_state[QUESTIONS] = []
         st.session_state[PANELS] = None
         self._restore_settings()
         for key in (*self.keys.values(), *self.keep):
@@ -143,6 +147,7 @@ class View:
         if loaded is None:
             return
         experiments_button(self.family.key)
+        lessons_button(self.family.key)
         run_safely(lambda: body(loaded))
         run_safely(lambda: self.architecture(loaded))
         self.export()
@@ -293,13 +298,20 @@ class View:
                 ),
             )
 
-    def handout(self) -> Handout:
-        """This run's view as a handout: the page's lead, input, model, settings and figures."""
+    @staticmethod
+    def question(item: HandoutQuestion) -> None:
+        """A lesson's question (with its answers) for this run's handout."""
+        st.session_state.setdefault(QUESTIONS, []).append(item)
+
+    def handout(self, family_key: str | None = None) -> Handout:
+        """This run's view as a handout: the page's lead, input, model, settings, questions and figures.
+        ``family_key``: the family whose model the handout names, on a page without one of its own."""
         headline, intro = st.session_state.get(HEADING, {}).get(self.name, (self.name, ""))
         model, card = "", ""
-        if self.family is not None and st.session_state.get(f"{self.family.key}_last_loaded"):
-            model = st.session_state[f"{self.family.key}_last_loaded"][0]
-            entry = load_catalogue()[self.family.key].find(model)
+        family_key = self.family.key if self.family is not None else family_key
+        if family_key is not None and st.session_state.get(f"{family_key}_last_loaded"):
+            model = st.session_state[f"{family_key}_last_loaded"][0]
+            entry = load_catalogue()[family_key].find(model)
             card = (
                 "; ".join(
                     x for x in (entry.trained_by and f"trained by {entry.trained_by}", entry.source, entry.metrics) if x
@@ -312,7 +324,8 @@ class View:
             for param, key in self.keys.items()
             if (spec := self.settings.get(key)) and st.session_state.get(key) is not None
         )
-        link = "?" + "&".join(f"{k}={v}" for k, v in st.query_params.items()) if st.query_params else None
+        shared = [(k, v) for k, v in st.query_params.items() if k not in self.private]
+        link = "?" + "&".join(f"{k}={v}" for k, v in shared) if shared else None
         return Handout(
             headline,
             intro,
@@ -322,12 +335,14 @@ class View:
             settings,
             tuple(st.session_state.get(FIGURES, [])),
             link,
+            tuple(st.session_state.get(QUESTIONS, [])),
         )
 
-    def export(self) -> None:
-        """A download of every figure of this view as one offline HTML file (built on click)."""
+    def export(self, family_key: str | None = None) -> None:
+        """A download of every figure (and a lesson's questions) of this view as one offline HTML file (built
+        on click)."""
         self.publish_settings()
-        handout = self.handout()
+        handout = self.handout(family_key)
         title = self.name
 
         def build() -> str:  # runs on click, outside the script: a failure becomes a page that says so
@@ -337,7 +352,7 @@ class View:
                 log.error("export of %s failed", title, exc_info=error)
                 return f"<p>The export of this view failed ({html.escape(type(error).__name__)}); please try again.</p>"
 
-        if handout.figures:
+        if handout.figures or handout.questions:
             st.download_button(
                 "Download this view as a handout (HTML, works offline)",
                 data=build,
