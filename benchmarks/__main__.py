@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+# As app.py sets it for the app (before torch loads OpenMP): waiting threads sleep instead of spinning
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
