@@ -30,8 +30,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +50,19 @@ class VoteLoad:
     votes: int
     seconds: float
     per_second: float
+
+
+def start(process) -> None:
+    """Start a spawned process without the child re-running this process's ``__main__``: spawn re-imports the parent's
+    main module in the child, and after Streamlit has run a script in this process (AppTest.from_file in the test
+    suite) ``__main__`` is that script, app.py: every child would run the whole app and die (exit code 1)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        process.start()
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def cast_votes(url: str, code: str, question_id: str, round_: int, answers: list[str], ready, done) -> None:
@@ -80,7 +95,7 @@ def measure_votes(url: str, processes: int = 4, votes_each: int = 100) -> VoteLo
     workers = [context.Process(target=cast_votes, args=(url, made.code, QUESTION, 1, answers, ready, done))
                for _ in range(processes)]
     for worker in workers:
-        worker.start()
+        start(worker)
     ready.wait(timeout=300)
     began = time.perf_counter()
     results = [done.get(timeout=600) for _ in workers]

@@ -13,7 +13,7 @@ from collections import Counter
 
 import lesson_workers
 
-from benchmarks.votes import measure_votes
+from benchmarks.votes import measure_votes, start
 from explorer.lessons import Classroom, Question, open_store
 from explorer.lessons.store import SCHEMA_VERSION
 
@@ -31,7 +31,7 @@ def class_with_students(url: str, students: int):
 
 def run_all(processes) -> None:
     for process in processes:
-        process.start()
+        start(process)  # never re-running a script Streamlit left as __main__ (benchmarks.votes.start)
 
 
 def test_processes_creating_the_schema_at_once_create_it_once(store_url):
@@ -110,7 +110,7 @@ def test_a_voter_killed_inside_its_transaction_leaves_nothing_and_blocks_no_one(
     store, room, code, students = class_with_students(store_url, 2)
     in_transaction = SPAWN.Event()
     process = SPAWN.Process(target=lesson_workers.vote_then_hang, args=(store_url, code, students[0], in_transaction))
-    process.start()
+    start(process)
     assert in_transaction.wait(120)
     os.kill(process.pid, signal.SIGKILL)
     process.join(60)
