@@ -397,14 +397,6 @@ def _kind(loaded) -> str:
     return "encoder" if FAMILIES[loaded.family].encoder_only else "decoder"
 
 
-def _has_router(loaded) -> bool:
-    try:
-        moe.router_class(loaded.model)
-    except ValueError:
-        return False
-    return True
-
-
 def _default_target(kind: str, target) -> Target:
     if isinstance(target, Target):
         return target
@@ -416,7 +408,7 @@ def _check_kind(loaded, kind: str, target: Target) -> None:
     allowed = {"decoder": ("next", "router"), "encoder": ("masked",), "seq2seq": ("output",)}[kind]
     if target.kind not in allowed:
         raise InputError(f"A {loaded.arch.display} model explains {' or '.join(allowed)} targets, not {target.kind!r}.")
-    if target.kind == "router" and not _has_router(loaded):
+    if target.kind == "router" and not moe.has_router(loaded.model):
         raise InputError("Only a mixture-of-experts decoder has a router to explain.")
     if kind == "encoder" and not loaded.has_mlm_head:
         raise InputError(f"{loaded.model_id} has no trained masked-language head: there is no prediction to explain.")
@@ -757,7 +749,7 @@ def default_method(loaded) -> str:
     """The method a page opens with: occlusion for a model with a router (routing is piecewise constant, so the
     gradient along the integration path never sees an expert switch and integrated gradients' completeness
     fails), else integrated gradients."""
-    return "occlusion" if _has_router(loaded) else "integrated_gradients"
+    return "occlusion" if moe.has_router(loaded.model) else "integrated_gradients"
 
 
 def baselines(loaded) -> tuple[str, ...]:

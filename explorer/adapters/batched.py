@@ -17,6 +17,7 @@ import torch
 
 from explorer.adapters import moe
 from explorer.adapters.common import display_tokens, exclusive, to_numpy
+from explorer.registry import FAMILIES
 from explorer.trace import ForwardTrace, RouterTrace
 
 BATCH_TOKENS = 256  # padded tokens per forward: large enough for efficient products, short enough to share
@@ -60,9 +61,8 @@ def trace_batch(loaded, prompts: list[np.ndarray], with_logits: bool = False) ->
 
 
 def _trace_group(loaded, prompts: list[np.ndarray], with_logits: bool) -> list[ForwardTrace]:
-    family = loaded.family
-    causal = family != "encoder"
-    routed = family == "moe"
+    causal = not FAMILIES[loaded.family].encoder_only
+    routed = moe.has_router(loaded.model)
     keep_logits = causal and (with_logits or routed)
     model = loaded.model if keep_logits else loaded.model.base_model
     flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)

@@ -34,6 +34,16 @@ def router_class(model):
     raise ValueError(f"{type(model).__name__} does not record router logits")
 
 
+def has_router(model) -> bool:
+    """Whether the model routes tokens to experts (it records router logits): the question a page or an
+    experiment asks of a model, instead of its family's name."""
+    try:
+        router_class(model)
+    except ValueError:
+        return False
+    return True
+
+
 def router_module_names(model, stack: str) -> list[str]:
     """Names of the router modules of one stack ('model', 'encoder' or 'decoder'), in
     execution order; each MoE layer has exactly one."""

@@ -669,7 +669,7 @@ def card_plan(loaded) -> list[CardStep]:
         return CardStep(key, label, lambda: run(loaded), lambda: _count(loaded, prompts()))
 
     sentences = lambda: sentence_ids(loaded)  # noqa: E731
-    if loaded.family == "seq2seq":
+    if moe.is_encoder_decoder(loaded) and not moe.has_router(loaded.model):  # a translator or Whisper, not Switch
         if loaded.arch.audio:
             raise ValueError("the encoder-decoder's card (prediction depth) reads text: pick a text encoder-decoder")
         return [step("everyday-sentences", "everyday sentences: prediction depth", _translation_step, sentences)]
@@ -735,7 +735,7 @@ def estimate_seconds(loaded, steps: list[CardStep] | None = None) -> float:
         vocab, width = loaded.model.get_output_embeddings().weight.shape
         rows = tokens.get("repeated-random-tokens", 0) + LENS_DEPTHS * tokens.get("everyday-sentences", 0)
         flops += 2 * width * vocab * rows
-    if loaded.family == "seq2seq":
+    if moe.is_encoder_decoder(loaded):
         forwards += len(SENTENCES) * GREEDY_STEPS
     return SECONDS_FIXED + flops / FLOPS_PER_SECOND + SECONDS_PER_FORWARD * forwards
 
