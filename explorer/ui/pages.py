@@ -83,13 +83,14 @@ def family_page(key: str) -> st.Page:
 EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it builds on the View, which links here
 
 
+def lazy_page(module: str, title: str, lead: str, icon: str, url_path: str) -> st.Page:
+    """A page whose module is imported on its first run (title and lead on screen before the heavy imports)."""
+    return st.Page(lazy_render(module, title, lead), title=title, icon=icon, url_path=url_path)
+
+
 def experiments_page() -> st.Page:
-    return st.Page(
-        lazy_render(EXPERIMENTS_MODULE, "Experiments", "Change the model, or test a published claim on it."),
-        title="Experiments",
-        icon=":material/science:",
-        url_path="experiments",
-    )
+    lead = "Change the model, or test a published claim on it."
+    return lazy_page(EXPERIMENTS_MODULE, "Experiments", lead, ":material/science:", "experiments")
 
 
 def experiments_button(family_key: str) -> None:
@@ -112,12 +113,8 @@ LESSON_LAB, LESSON_STEP, LESSON_CHOOSING, LESSON_FAMILY, LESSON_LANDING = (
 
 
 def lessons_page() -> st.Page:
-    return st.Page(
-        lazy_render(LESSONS_MODULE, "Lessons", "Predict, then watch the model: guided labs, alone or with a class."),
-        title="Lessons",
-        icon=":material/school:",
-        url_path="lessons",
-    )
+    lead = "Predict, then watch the model: guided labs, alone or with a class."
+    return lazy_page(LESSONS_MODULE, "Lessons", lead, ":material/school:", "lessons")
 
 
 def _lessons_of(family_key: str) -> None:
