@@ -97,7 +97,9 @@ def attribution_share_section(table, defaults: dict[str, str]) -> None:
         for row in shares(loaded):
             n = row["prompts"]
             error = "" if row["completeness"] is None else f"; median completeness error {row['completeness']:.1%}"
-            table.add(f"Attribution beats 20 random orders, {family} ({model_id}), {row['method']}",
-                      f"{row['both']}/{n} prompts on both curves (deletion {row['deletion']}/{n}, insertion "
-                      f"{row['insertion']}/{n}){error}")
+            name = f"Attribution beats 20 random orders, {family} ({model_id}), {row['method']}"
+            value = (f"{row['both']}/{n} prompts on both curves (deletion {row['deletion']}/{n}, insertion "
+                     f"{row['insertion']}/{n}){error}")
+            table.add(name, value)
+            print(f"  | {name} | {value} |", file=sys.stderr, flush=True)  # kept if a later family is interrupted
         print(f"  {family}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
