@@ -11,7 +11,9 @@ from issue 6; a missed target says so in the table. Activation patching beside a
 against alone) runs on a server of its own (``--patching-only``: those rows alone). The replication
 cards of the decoder default (issue 23: the full card set at most 20 s on two quiet cores) have a row
 of their own (``--cards-only``: that row alone). Class votes (issue 24): votes per second into SQLite and
-PostgreSQL with several processes voting at once (``--votes-only``: those rows alone, no model loaded).
+PostgreSQL with several processes voting at once, and a class of 40 simulated students through nginx with
+2 replicas, one killed mid-way (the last vote within 60 s, each counted once, the teacher's histogram
+delay p95 within 2 s) (``--votes-only``: those rows alone).
 Not part of the test suite.
 """
 

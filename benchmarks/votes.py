@@ -17,7 +17,9 @@ throwaway PostgreSQL server for that measure and for the tests (no Streamlit, no
     vote_sections(table, processes, votes_each)
         The rows of ``python -m benchmarks`` (``--votes-only`` prints them alone): votes per second into
         SQLite (a new file) and into PostgreSQL (``EXPLORER_DATABASE_URL`` when set, else a throwaway server
-        when Debian's postgresql is installed, else a row saying it was not measured).
+        when Debian's postgresql is installed, else a row saying it was not measured), and on each store a class of
+        40 simulated students through nginx with 2 replicas, one killed mid-way (``class_rows``,
+        benchmarks/classload.py): seconds to the last vote, every vote counted once, the teacher's histogram delay p95.
 
 ``url`` is what ``explorer.lessons.open_store`` takes: ``sqlite:///path/file`` or ``postgresql://...``.
 """
@@ -29,6 +31,7 @@ import multiprocessing
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,15 +122,42 @@ def vote_sections(table, processes: int = 4, votes_each: int = 250) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         add("SQLite file, WAL", measure_votes(f"sqlite:///{folder}/lessons.sqlite3", processes, votes_each))
+        class_rows(table, "SQLite file, WAL", f"sqlite:///{folder}/class.sqlite3")
     url = os.environ.get("EXPLORER_DATABASE_URL", "")
     if url.startswith(("postgresql://", "postgres://")):
         add("PostgreSQL at EXPLORER_DATABASE_URL", measure_votes(url, processes, votes_each))
+        class_rows(table, "PostgreSQL at EXPLORER_DATABASE_URL", url)
     elif postgres_bin() is None:
         add("PostgreSQL", None, "not measured: no server (apt-get install -y postgresql)")
     else:
         with throwaway_postgres() as server:
-            load = measure_votes(fresh_database(server), processes, votes_each)
-        add(f"PostgreSQL {postgres_bin().parent.name}, a throwaway server on this host, fsync on", load)
+            where = f"PostgreSQL {postgres_bin().parent.name}, a throwaway server on this host, fsync on"
+            add(where, measure_votes(fresh_database(server), processes, votes_each))
+            class_rows(table, where, fresh_database(server))
+
+
+def class_rows(table, where: str, url: str, students: int = 40) -> None:
+    """A class through nginx with 2 replicas, one killed mid-way (benchmarks/classload.py): the seconds until the
+    last vote (target: within 60 s), whether every vote counted once, and the teacher's histogram delay at p95
+    (target 2 s). Needs Debian's nginx."""
+    from benchmarks.classload import run_class
+    from explorer.replicas import find_nginx
+
+    name = f"A class of {students} through nginx, 2 replicas, one killed mid-way, {where}"
+    try:
+        find_nginx()
+    except RuntimeError as missing:
+        table.add(name, f"not measured: {missing}")
+        return
+    run = run_class(url, students=students)
+    exact = "every vote counted exactly once" if run.exact else f"{run.counted} of {students} counted: WRONG"
+    table.add(f"{name}: the last vote {run.seconds:.1f} s after the first student opened the link", exact
+              + f" ({run.double_clicks} double clicks, {run.reloads} reloads, {run.moved} reconnections after "
+              f"replica {run.killed} died)", "<= 60 s, exactly once",
+              "met" if run.exact and run.seconds <= 60 else "MISSED")
+    table.add(f"{name}: teacher's histogram delay, p95 of {len(run.delays)} votes (click sent to the projected total)",
+              f"{run.delay_p95:.2f} s (median {statistics.median(run.delays):.2f} s; the histogram reruns every 1.5 s)",
+              "<= 2 s", "met" if run.delay_p95 <= 2.0 else "MISSED")
 
 
 def postgres_bin() -> Path | None:
