@@ -1,7 +1,7 @@
 """Interventions on a live model (adapter-level code: torch lives here).
 
 Every intervention runs the input twice, once as the model is and once changed, and returns
-both side by side (``results``). The model's lock is held per forward, not per job
+both side by side (``explorer.effects``). The model's lock is held per forward, not per job
 (``_one_forward``: take the lock, attach the hooks, run one forward, remove the hooks, release),
 so a long job (activation patching runs dozens of forwards) lets other visitors' forwards in
 between its own, and steps aside while they keep coming (``_give_way``). Changes are made with
@@ -27,8 +27,7 @@ import torch
 
 from explorer.adapters import batched, moe, seq2seq
 from explorer.adapters.common import as_batch, exclusive, to_numpy
-from explorer.experiments.cards import mean_probs_by_token
-from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax
+from explorer.effects import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax, mean_probs_by_token
 from explorer.models.accounting import account
 from explorer.text import InputError
 
@@ -701,7 +700,7 @@ def route_override(
     force        (moe_layer or None for every layer, position, expert): that token's first choice,
                  weighted by ``force_weight`` (FORCE_WEIGHTS: 'first' or 'own')
     token_table  [M, V, E] router probabilities per token id (nan rows: unknown id), e.g. from
-                 ``cards.mean_probs_by_token``: every token routed by its id alone
+                 ``effects.mean_probs_by_token``: every token routed by its id alone
 
     Settings that leave a token fewer than k experts (or force a dropped one) are refused with
     ``InterventionRefused`` before anything runs (``check_routing``)."""
