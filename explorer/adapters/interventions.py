@@ -25,8 +25,9 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from explorer.adapters import batched, moe, seq2seq
+from explorer.adapters import batched, family, moe, seq2seq
 from explorer.adapters.common import as_batch, exclusive, to_numpy
+from explorer.adapters.lookup import adapter_for
 from explorer.effects import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax, mean_probs_by_token
 from explorer.models.accounting import account
 from explorer.text import InputError
@@ -127,15 +128,16 @@ def _logits(loaded, ids: np.ndarray, **kwargs) -> np.ndarray:
 
 
 def _causal(loaded) -> bool:
-    return loaded.family != "encoder"
+    return adapter_for(loaded).causal
 
 
 def _check_scorable(loaded) -> None:
-    if loaded.family == "encoder" and not loaded.has_mlm_head:
+    adapter = adapter_for(loaded)
+    if adapter.answer == family.MASKED and not loaded.has_mlm_head:
         raise InterventionRefused(
             f"{loaded.model_id} has no trained masked-language head: there is no output distribution to compare."
         )
-    if loaded.family == "seq2seq" or getattr(loaded.model.config, "is_encoder_decoder", False):
+    if adapter.encoder_decoder(loaded):
         raise InterventionRefused(
             "This intervention needs an encoder-only, decoder-only or MoE model; for an encoder-decoder, remove "
             "cross-attention instead."
