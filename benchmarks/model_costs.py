@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.adapters import decoder, encoder, moe, seq2seq
+from explorer.adapters import decoder, seq2seq
+from explorer.adapters.lookup import adapter_for
 from explorer.decoding import SamplingSettings, choose_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +72,8 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
     both without autograd."""
     rows = []
     for family, loaded in loaded_by_family.items():
-        model = loaded.model
-        if family == "seq2seq" and loaded.arch.audio:
+        model, adapter = loaded.model, adapter_for(loaded)
+        if adapter.encoder_decoder(loaded) and loaded.arch.audio:
             features = seq2seq.audio_features(loaded, speech)
             start_ids = seq2seq.start_ids(loaded)
             answer = seq2seq.greedy_decode(loaded, seq2seq.encode_features(loaded, features), max_new_tokens=48)
@@ -83,7 +84,7 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
             def traced(features=features, dec_ids=dec_ids, loaded=loaded):
                 seq2seq.trace(loaded, seq2seq.encode_features(loaded, features), dec_ids)
             what = f"{len(speech) / 16000:.1f} s of speech, {len(dec_ids)} decoder tokens"
-        elif family == "seq2seq":
+        elif adapter.encoder_decoder(loaded):
             ids = _ids(loaded, tokens)
             dec_ids = np.concatenate([seq2seq.start_ids(loaded), ids[:16]])
             plain_inputs = dict(input_ids=torch.as_tensor(ids)[None], decoder_input_ids=torch.as_tensor(dec_ids)[None])
@@ -94,10 +95,9 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
         else:
             ids = _ids(loaded, tokens)
             plain_inputs = dict(input_ids=torch.as_tensor(ids)[None])
-            adapter = {"encoder": encoder.trace_ids, "decoder": decoder.trace_ids, "moe": moe.trace_ids}[family]
 
             def traced(ids=ids, adapter=adapter, loaded=loaded):
-                adapter(loaded, ids)
+                adapter.trace(loaded, ids)
             what = f"{len(ids)} tokens"
 
         def plain(plain_inputs=plain_inputs, model=model):

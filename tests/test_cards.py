@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from explorer.effects import compare
 from explorer.experiments import cards
 from explorer.experiments.prompts import repeated_random_tokens
-from explorer.experiments.results import compare
 
 
 def causal_uniform(layers, heads, t):

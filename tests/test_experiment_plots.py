@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from explorer.effects import PatchingResult, TopKSweep, compare
 from explorer.experiments.cards import Card, Taxonomy
-from explorer.experiments.results import PatchingResult, TopKSweep, compare
 from explorer.plots import experiments as plots
 
 

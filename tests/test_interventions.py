@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.adapters import family, moe
 from explorer.adapters import interventions as iv
-from explorer.adapters import moe
 from explorer.adapters.common import hook_count
+from explorer.adapters.lookup import adapter_for
 from explorer.experiments import cards
 from explorer.models.accounting import account
 from explorer.text import InputError
@@ -594,17 +595,18 @@ def test_prediction_depth_reads_every_family_on_the_same_sentences(model_id):
 
     loaded = load_model(model_id, device="cpu")
     texts = ("The old man walked slowly to the harbour at night.", "Rain had fallen all night, so the roads flooded.")
-    if loaded.family == "encoder":
-        prompts = measure.masked_sentence_prompts(loaded, texts)
+    steps = adapter_for(loaded).card_steps(loaded)  # the step that reads the family's lens
+    if family.MASKED_SENTENCES in steps:
+        step, prompts = family.MASKED_SENTENCES, measure.masked_sentence_prompts(loaded, texts)
         traces = measure.read(loaded, [ids for ids, _ in prompts])
         lens = measure.masked_lens(loaded, traces, [chosen for _, chosen in prompts])
-    elif loaded.family == "seq2seq":
-        lens = measure.translation_lens(loaded, texts)
+    elif family.TRANSLATIONS in steps:
+        step, lens = family.TRANSLATIONS, measure.translation_lens(loaded, texts)
     else:
-        lens = measure.lens_from_top(loaded, measure.sentence_traces(loaded, texts))
-    card = measure.prediction_depth_card(loaded, lens)
+        step, lens = family.SENTENCES, measure.lens_from_top(loaded, measure.sentence_traces(loaded, texts))
+    card = measure.prediction_depth_card(loaded, lens, step)
     assert 0.0 <= card.measured <= 1.0 and card.prompt_set == "everyday-sentences"
-    assert card.method == measure.DEPTH_METHODS[loaded.family] and card.per_prompt.shape == (2,)
+    assert card.method == measure.DEPTH_METHODS[step] and card.per_prompt.shape == (2,)
 
 
 def test_a_long_job_steps_aside_while_another_visitor_uses_the_model(monkeypatch):

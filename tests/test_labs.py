@@ -82,7 +82,7 @@ def test_experiments_steps_preset_tools_the_page_has():
     for lab in labs.LABS:
         for step in lab.steps:
             if step.page == "experiments":
-                assert step.preset["exp_tool"] in experiments_page.TOOLS[step.preset["exp_family"]]
+                assert step.preset["exp_tool"] in experiments_page.tools(step.preset["exp_family"])
     assert f'"{labs.TOP_K_SWEEP}"' in inspect.getsource(experiments_page.routing_body)
     assert keys_experiments.INDUCTION_TEXT == experiments_page.INDUCTION_DEMO
     assert keys_experiments.EXPERIMENT_TOKENS == experiments_page.MAX_TOKENS

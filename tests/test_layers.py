@@ -1,4 +1,5 @@
 """The shape of the code, measured: no import circle in explorer/ (imports inside functions count),
+layers in one direction (imports by name count), no branch on a family's name outside the registry,
 short UI functions, streamlit only in the UI layer, torch only where models run, and ruff clean."""
 
 import ast
@@ -13,6 +14,25 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "explorer"
 UI_FUNCTION_LINES = 50
 TORCH_PACKAGES = ("explorer.adapters", "explorer.models", "explorer.train", "benchmarks")
+# The layers, lowest first: a module imports modules of its own layer or of lower ones, never of a higher
+# one. The first holds explorer's top-level modules (the trace and the effects of an intervention, the
+# registry, text, decoding rules, the catalogue…); a module no layer names fails test_every_module_has_a_layer.
+LAYERS = (
+    ("explorer", "explorer.trace", "explorer.effects", "explorer.registry", "explorer.text", "explorer.decoding",
+     "explorer.locks", "explorer.linkvalues", "explorer.routing", "explorer.catalogue", "explorer.audio",
+     "explorer.diagrams", "explorer.handout", "explorer.session", "explorer.replicas"),
+    ("explorer.models",),
+    ("explorer.adapters",),
+    ("explorer.train",),
+    ("explorer.experiments",),
+    ("explorer.plots",),
+    ("explorer.lessons",),
+    ("explorer.ui",),
+    ("benchmarks",),
+)  # fmt: skip
+# Who imports the modules a Family record names (explorer/registry.py holds them as strings).
+FAMILY_MODULE_IMPORTERS = {"adapter": "explorer.adapters.lookup", "page": "explorer.ui.pages"}
+REGISTRY = "explorer.registry"
 
 
 def module_name(path: Path) -> str:
@@ -39,6 +59,54 @@ def imported_modules(path: Path) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in python_files("explorer")}
     return {name: {m for m in imported_modules(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def by_name_imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Modules imported by their name as a string (``importlib.import_module(name)``): every string
+    constant naming a module, counted as an import of the file that holds it, except the registry's
+    Family records, whose ``adapter`` and ``page`` count as imports of the module that imports them
+    (FAMILY_MODULE_IMPORTERS)."""
+    from explorer.registry import FAMILIES
+
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        if name == REGISTRY:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules:
+                if node.value != name:
+                    edges[name].add(node.value)
+    for family in FAMILIES.values():
+        for field, importer in FAMILY_MODULE_IMPORTERS.items():
+            edges[importer].add(getattr(family, field))
+    return edges
+
+
+def layer_of(module: str) -> int | None:
+    """The index in LAYERS of the layer whose longest prefix names ``module``."""
+    best, found = -1, None
+    for index, names in enumerate(LAYERS):
+        for prefix in names:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, found = len(prefix), index
+    return found
+
+
+def layered_graph() -> dict[str, set[str]]:
+    """Every import between modules of explorer/ and benchmarks/, static or by name."""
+    modules = {module_name(p): p for p in python_files("explorer", "benchmarks")}
+    static = {name: {m for m in imported_modules(path) if m in modules and m != name} for name, path in modules.items()}
+    named = by_name_imports(modules)
+    return {name: static[name] | named[name] for name in modules}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{a} (layer {layer_of(a)}) -> {b} (layer {layer_of(b)})"
+        for a, targets in graph.items()
+        for b in targets
+        if layer_of(b) > layer_of(a)
+    )
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -70,6 +138,62 @@ def test_no_import_circle_in_explorer():
 def test_the_cycle_finder_sees_a_circle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_module_has_a_layer():
+    assert [name for name in layered_graph() if layer_of(name) is None] == []
+
+
+def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
+    assert upward_imports(layered_graph()) == []
+
+
+def test_the_layer_check_sees_an_upward_import_by_name():
+    graph = {"explorer.adapters.decoder": {"explorer.ui.decoder_page"}, "explorer.ui.view": {"explorer.trace"}}
+    assert upward_imports(graph) == ["explorer.adapters.decoder (layer 2) -> explorer.ui.decoder_page (layer 7)"]
+    modules = {module_name(p): p for p in python_files("explorer")}
+    named = by_name_imports(modules)
+    assert "explorer.ui.decoder_page" in named["explorer.ui.pages"]  # a Family record's page
+    assert "explorer.adapters.decoder" in named["explorer.adapters.lookup"]  # its adapter
+    assert "explorer.ui.experiments_page" in named["explorer.ui.pages"]  # a module name held in a constant
+
+
+def family_name_branches(paths: list[Path]) -> list[str]:
+    """Comparisons of a family (``loaded.family``, ``family``, ``x.family``) with a registered family's
+    key written as a literal: ``== "moe"``, ``!= "encoder"``, ``in ("decoder", "moe")``."""
+    from explorer.registry import FAMILIES
+
+    def names_a_family(node: ast.AST) -> bool:
+        name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+        return name == "family" or name.endswith("_family")
+
+    def literal_keys(node: ast.AST) -> bool:
+        values = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return any(isinstance(v, ast.Constant) and v.value in FAMILIES for v in values)
+
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            if any(names_a_family(o) for o in operands) and any(literal_keys(o) for o in operands):
+                where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+                found.append(f"{where}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_no_branch_on_a_family_name_outside_the_registry():
+    paths = [p for p in python_files("explorer", "benchmarks") if module_name(p) != REGISTRY] + [ROOT / "app.py"]
+    assert family_name_branches(paths) == []
+
+
+def test_the_branch_check_sees_each_form(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('a = loaded.family == "moe"\nb = family != "encoder"\nc = x.family in ("decoder", "moe")\n'
+                      'd = stack == "decoder"\ne = loaded.family == other\n')
+    found = family_name_branches([sample])
+    assert [line.split(":")[1].split()[0] for line in found] == ["1", "2", "3"]
 
 
 def test_ui_functions_are_short():

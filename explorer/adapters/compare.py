@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
+from explorer.adapters.lookup import adapter_for
 from explorer.adapters.runs import FamilyRun
-from explorer.registry import FAMILIES
 
 __all__ = ["FamilyRun", "run_family"]
 
@@ -13,5 +11,4 @@ __all__ = ["FamilyRun", "run_family"]
 def run_family(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
     """One measured run: an encoder pass, or decoding ``new_tokens`` greedy steps."""
     # The family's registry record names its adapter; each adapter knows how its family runs.
-    adapter = importlib.import_module(FAMILIES[loaded.family].adapter)
-    return adapter.compare_run(loaded, text, new_tokens=new_tokens, speech=speech)
+    return adapter_for(loaded).compare_run(loaded, text, new_tokens=new_tokens, speech=speech)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from explorer.adapters import family
 from explorer.adapters.common import (
     Stopwatch,
     as_batch,
@@ -220,3 +221,35 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
     run = greedy_run(loaded, ids, new_tokens, "predicts the next token from the left context only, one step at a time",
                      parameters)
     return replace(run, notes=notes)
+
+
+class DecoderAdapter:
+    """The decoder-only family's answers (explorer.adapters.family.FamilyAdapter)."""
+
+    key = "decoder"
+    causal = True
+    answer = family.NEXT
+    keep_end = False
+    head_modes = family.HEAD_MODES_CAUSAL
+    experiments = (family.SINK, family.HEADS, family.PATCHING, family.ATTRIBUTION, family.CARDS)
+
+    def trace(self, loaded, ids: np.ndarray, notes: tuple[str, ...] = (), with_logits: bool = True) -> ForwardTrace:
+        return trace_ids(loaded, ids, notes)  # the logits are the model's own output: always kept
+
+    def lens(self, loaded, hidden: np.ndarray) -> np.ndarray | None:
+        return logit_lens(loaded, hidden)
+
+    def routed(self, loaded) -> bool:
+        return False
+
+    def encoder_decoder(self, loaded) -> bool:
+        return False
+
+    def card_steps(self, loaded) -> tuple[str, ...]:
+        return (family.SENTENCES, family.WORDS, family.RANDOM_TOKENS)
+
+    def compare_run(self, loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+        return compare_run(loaded, text, new_tokens, speech)
+
+
+ADAPTER = DecoderAdapter()

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from explorer.adapters import family
 from explorer.adapters.common import as_batch, display_tokens, exclusive, stack_batch0, to_numpy, to_torch, tokenize
 from explorer.adapters.runs import FamilyRun, dense_parameters
 from explorer.trace import ForwardTrace
@@ -82,3 +83,35 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
     computes = "one contextual vector per token (all tokens at once)"
     return FamilyRun(loaded.family, loaded.model_id, trace.tokens, computes, output, seconds, (), total, active,
                      trace.notes)
+
+
+class EncoderAdapter:
+    """The encoder-only family's answers (explorer.adapters.family.FamilyAdapter)."""
+
+    key = "encoder"
+    causal = False
+    answer = family.MASKED
+    keep_end = True
+    head_modes = family.HEAD_MODES_BIDIRECTIONAL
+    experiments = (family.SINK, family.HEADS, family.PATCHING, family.ATTRIBUTION, family.CARDS)
+
+    def trace(self, loaded, ids: np.ndarray, notes: tuple[str, ...] = (), with_logits: bool = True) -> ForwardTrace:
+        return trace_ids(loaded, ids, notes, with_logits)
+
+    def lens(self, loaded, hidden: np.ndarray) -> np.ndarray | None:
+        return mlm_lens(loaded, hidden)
+
+    def routed(self, loaded) -> bool:
+        return False
+
+    def encoder_decoder(self, loaded) -> bool:
+        return False
+
+    def card_steps(self, loaded) -> tuple[str, ...]:
+        return (family.SENTENCES, family.MASKED_SENTENCES, family.WORDS, family.SENTENCE_PAIRS)
+
+    def compare_run(self, loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+        return compare_run(loaded, text, new_tokens, speech)
+
+
+ADAPTER = EncoderAdapter()

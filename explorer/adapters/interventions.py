@@ -1,7 +1,7 @@
 """Interventions on a live model (adapter-level code: torch lives here).
 
 Every intervention runs the input twice, once as the model is and once changed, and returns
-both side by side (``results``). The model's lock is held per forward, not per job
+both side by side (``explorer.effects``). The model's lock is held per forward, not per job
 (``_one_forward``: take the lock, attach the hooks, run one forward, remove the hooks, release),
 so a long job (activation patching runs dozens of forwards) lets other visitors' forwards in
 between its own, and steps aside while they keep coming (``_give_way``). Changes are made with
@@ -25,10 +25,10 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from explorer.adapters import batched, moe, seq2seq
+from explorer.adapters import batched, family, moe, seq2seq
 from explorer.adapters.common import as_batch, exclusive, to_numpy
-from explorer.experiments.cards import mean_probs_by_token
-from explorer.experiments.results import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax
+from explorer.adapters.lookup import adapter_for
+from explorer.effects import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax, mean_probs_by_token
 from explorer.models.accounting import account
 from explorer.text import InputError
 
@@ -128,15 +128,16 @@ def _logits(loaded, ids: np.ndarray, **kwargs) -> np.ndarray:
 
 
 def _causal(loaded) -> bool:
-    return loaded.family != "encoder"
+    return adapter_for(loaded).causal
 
 
 def _check_scorable(loaded) -> None:
-    if loaded.family == "encoder" and not loaded.has_mlm_head:
+    adapter = adapter_for(loaded)
+    if adapter.answer == family.MASKED and not loaded.has_mlm_head:
         raise InterventionRefused(
             f"{loaded.model_id} has no trained masked-language head: there is no output distribution to compare."
         )
-    if loaded.family == "seq2seq" or getattr(loaded.model.config, "is_encoder_decoder", False):
+    if adapter.encoder_decoder(loaded):
         raise InterventionRefused(
             "This intervention needs an encoder-only, decoder-only or MoE model; for an encoder-decoder, remove "
             "cross-attention instead."
@@ -701,7 +702,7 @@ def route_override(
     force        (moe_layer or None for every layer, position, expert): that token's first choice,
                  weighted by ``force_weight`` (FORCE_WEIGHTS: 'first' or 'own')
     token_table  [M, V, E] router probabilities per token id (nan rows: unknown id), e.g. from
-                 ``cards.mean_probs_by_token``: every token routed by its id alone
+                 ``effects.mean_probs_by_token``: every token routed by its id alone
 
     Settings that leave a token fewer than k experts (or force a dropped one) are refused with
     ``InterventionRefused`` before anything runs (``check_routing``)."""

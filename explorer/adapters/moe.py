@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from explorer.adapters import decoder, seq2seq
+from explorer.adapters import decoder, family, seq2seq
 from explorer.adapters.common import display_tokens, to_numpy, tokenize
 from explorer.adapters.runs import FamilyRun
 from explorer.decoding import softmax
@@ -154,3 +154,39 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
     computes = (f"like a decoder, but each token's feed-forward work goes to {top_k(loaded.model.config)} of the "
                 "router's experts")
     return replace(decoder.greedy_run(loaded, ids, new_tokens, computes, params), notes=notes)
+
+
+class MoeAdapter:
+    """The mixture-of-experts family's answers (explorer.adapters.family.FamilyAdapter): a decoder MoE
+    answers as a decoder; Switch Transformers is an encoder-decoder that routes."""
+
+    key = "moe"
+    causal = True
+    answer = family.NEXT
+    keep_end = False
+    head_modes = family.HEAD_MODES_CAUSAL
+    experiments = (family.ROUTING, family.SINK, family.HEADS, family.PATCHING, family.ATTRIBUTION, family.CARDS)
+
+    def trace(self, loaded, ids: np.ndarray, notes: tuple[str, ...] = (),
+              with_logits: bool = True) -> ForwardTrace | Seq2SeqTrace:  # fmt: skip
+        return trace_ids(loaded, ids, notes)
+
+    def lens(self, loaded, hidden: np.ndarray) -> np.ndarray | None:
+        return (seq2seq.decoder_lens if is_encoder_decoder(loaded) else decoder.logit_lens)(loaded, hidden)
+
+    def routed(self, loaded) -> bool:
+        return has_router(loaded.model)
+
+    def encoder_decoder(self, loaded) -> bool:
+        return is_encoder_decoder(loaded)
+
+    def card_steps(self, loaded) -> tuple[str, ...]:
+        if is_encoder_decoder(loaded):
+            raise ValueError("the cards cover decoder-only mixtures of experts; this one is an encoder-decoder")
+        return (family.SENTENCES, family.WORDS, family.RANDOM_TOKENS, family.HELD_OUT)
+
+    def compare_run(self, loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+        return compare_run(loaded, text, new_tokens, speech)
+
+
+ADAPTER = MoeAdapter()

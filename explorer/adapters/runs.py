@@ -1,6 +1,6 @@
 """One measured run of a model on a text, the same record for every family (the compare page).
 
-Each family adapter provides ``compare_run(loaded, text, new_tokens, speech) -> FamilyRun``;
+Each family adapter provides ``compare_run(loaded, text, new_tokens, speech) -> FamilyRun`` (explorer.adapters.family);
 explorer.adapters.compare picks the adapter from the family's registry record.
 """
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import MoEModelOutput
 
+from explorer.adapters import family
 from explorer.adapters.common import (
     MAX_TRACE_TOKENS,
     Stopwatch,
@@ -112,6 +113,13 @@ def _decoder_forward(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, rout
     return loaded.model(
         encoder_outputs=encoder_outputs, decoder_input_ids=as_batch(decoder_ids, loaded.device), **flags
     )
+
+
+def trace_ids(loaded, ids: np.ndarray, notes: tuple[str, ...] = (), router_extractor=None) -> Seq2SeqTrace:
+    """The encoder reads ``ids`` [S] once, the decoder its start ids against it (a prompt alone, as
+    the experiments read one)."""
+    encoded = encode_ids(loaded, ids, notes, router_extractor=router_extractor)
+    return trace(loaded, encoded, start_ids(loaded), router_extractor=router_extractor)
 
 
 def trace(loaded, encoder: EncoderPass, decoder_ids: np.ndarray, router_extractor=None) -> Seq2SeqTrace:
@@ -265,3 +273,37 @@ def decoder_lens(loaded, hidden: np.ndarray) -> np.ndarray:
         if bias is not None:
             logits = logits + bias[0]
     return to_numpy(logits)
+
+
+class Seq2SeqAdapter:
+    """The encoder-decoder family's answers (explorer.adapters.family.FamilyAdapter)."""
+
+    key = "seq2seq"
+    causal = True  # the decoder's: each output token reads the source and the output before it
+    answer = family.OUTPUT
+    keep_end = False
+    head_modes = family.HEAD_MODES_CAUSAL
+    experiments = (family.CROSS_ATTENTION, family.ATTRIBUTION, family.CARDS)
+
+    def trace(self, loaded, ids: np.ndarray, notes: tuple[str, ...] = (), with_logits: bool = True) -> Seq2SeqTrace:
+        return trace_ids(loaded, ids, notes)
+
+    def lens(self, loaded, hidden: np.ndarray) -> np.ndarray | None:
+        return decoder_lens(loaded, hidden)
+
+    def routed(self, loaded) -> bool:
+        return False
+
+    def encoder_decoder(self, loaded) -> bool:
+        return True
+
+    def card_steps(self, loaded) -> tuple[str, ...]:
+        if loaded.arch.audio:
+            raise ValueError("the encoder-decoder's card (prediction depth) reads text: pick a text encoder-decoder")
+        return (family.TRANSLATIONS,)
+
+    def compare_run(self, loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
+        return compare_run(loaded, text, new_tokens, speech)
+
+
+ADAPTER = Seq2SeqAdapter()

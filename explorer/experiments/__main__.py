@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.adapters import interventions
+from explorer.adapters import family, interventions
 from explorer.adapters.common import tokenize
+from explorer.adapters.lookup import adapter_for
 from explorer.experiments import measure, prompts, report
 from explorer.experiments.prompts import SENTENCES
 from explorer.models.loading import load_model
@@ -61,11 +62,12 @@ def interventions_lines(loaded, tax) -> list[str]:
         top = np.argsort(-np.nan_to_num(tax.induction).ravel())[:3]
         heads = [tuple(int(x) for x in np.unravel_index(i, tax.induction.shape)) for i in top]
         lines.append("intervention: " + interventions.head_ablation(loaded, ids, heads).summary())
-    if loaded.family == "seq2seq":
-        return lines
-    lines.append("intervention: " + interventions.sink_removal(loaded, tokenize(loaded, SENTENCES[0])[0]).summary())
-    lines.append(patching_line(loaded))
-    if loaded.family == "moe":
+    offered = adapter_for(loaded).experiments  # what the Experiments page offers this family
+    if family.SINK in offered:
+        lines.append("intervention: " + interventions.sink_removal(loaded, tokenize(loaded, SENTENCES[0])[0]).summary())
+    if family.PATCHING in offered:
+        lines.append(patching_line(loaded))
+    if family.ROUTING in offered:
         sweep = interventions.top_k_sweep(loaded, tokenize(loaded, " ".join(SENTENCES[:4]))[0])
         steps = ", ".join(f"k={k}: loss {loss:.3f}, {a / 1e6:.2f} M active"
                           for k, loss, a in zip(sweep.ks, sweep.loss, sweep.active_params))  # fmt: skip

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.adapters import batched, decoder, encoder, moe, seq2seq
+from explorer.adapters import batched, decoder, encoder, family, seq2seq
 from explorer.adapters.common import tokenize
+from explorer.adapters.lookup import adapter_for
 from explorer.experiments import cards
 from explorer.experiments.cards import Card, mean_and_spread
 from explorer.experiments.prompts import (
@@ -109,20 +110,13 @@ def _card(loaded, key: str, per_prompt, null, **fields) -> Card:
 # --- reading the prompt sets: one traced forward per prompt ---------------------------------------
 
 
-def _trace(loaded, ids):
-    # one prompt alone, through the family adapter (encoder-decoder MoE such as Switch, and the translator)
-    if loaded.family == "moe":
-        return moe.trace_ids(loaded, ids)
-    if loaded.family == "encoder":
-        return encoder.trace_ids(loaded, ids, with_logits=False)
-    return decoder.trace_ids(loaded, ids)
-
-
 def read(loaded, prompts: list[np.ndarray], with_logits: bool = False) -> list:
     """One ForwardTrace per prompt (ids [T_i] each): batched forwards for encoder-only and
-    decoder-only models, one forward per prompt otherwise."""
-    if getattr(loaded.model.config, "is_encoder_decoder", False):
-        return [_trace(loaded, ids) for ids in prompts]
+    decoder-only models, one forward per prompt through the family adapter otherwise (an
+    encoder-decoder: Switch, the translator)."""
+    adapter = adapter_for(loaded)
+    if adapter.encoder_decoder(loaded):
+        return [adapter.trace(loaded, ids, with_logits=False) for ids in prompts]
     return batched.trace_batch(loaded, [np.asarray(p) for p in prompts], with_logits=with_logits)
 
 
@@ -443,17 +437,23 @@ def translation_lens(loaded, texts=SENTENCES) -> list[np.ndarray]:
     return out
 
 
+# How each card step that measures prediction depth reads its lens (family.CARD_STEPS).
 DEPTH_METHODS = {
-    "decoder": "the logit lens (final norm and output head) at every depth of every position of each sentence",
-    "moe": "the logit lens (final norm and output head) at every depth of every position of each sentence",
-    "encoder": f"the masked-language head at every depth of every {MASK_EVERY}th ordinary token, masked",
-    "seq2seq": "the decoder's lens at every depth of every position of its greedy output for each sentence",
+    family.SENTENCES: "the logit lens (final norm and output head) at every depth of every position of each "
+    "sentence",
+    family.MASKED_SENTENCES: f"the masked-language head at every depth of every {MASK_EVERY}th ordinary token, "
+    "masked",
+    family.TRANSLATIONS: "the decoder's lens at every depth of every position of its greedy output for each "
+    "sentence",
 }
 
 
-def prediction_depth_card(loaded, lens: list[np.ndarray], prompt_set: str = "everyday-sentences") -> Card:
+def prediction_depth_card(
+    loaded, lens: list[np.ndarray], step: str = family.SENTENCES, prompt_set: str = "everyday-sentences"
+) -> Card:
     """Settled depth from each prompt's lens top-1 [L+1, T] (matched prompts across the families:
-    the same everyday sentences, read as each family reads them)."""
+    the same everyday sentences, read as each family reads them; ``step``: the card step whose lens
+    it is, DEPTH_METHODS)."""
     depths = [cards.settled_depth(top) for top in lens]  # each [T]
     rng = _rng("depth", loaded.model_id)
     null = [cards.settled_depth_null(d, top[-1], DRAWS, rng) for d, top in zip(depths, lens)]
@@ -462,7 +462,7 @@ def prediction_depth_card(loaded, lens: list[np.ndarray], prompt_set: str = "eve
         name="prediction depth",
         quantity="first depth from which every later depth's lens top-1 equals the final prediction, as a "
         "fraction of the blocks (lower = earlier)",
-        method=DEPTH_METHODS[loaded.family],
+        method=DEPTH_METHODS[step],
         prompt_set=prompt_set,
         chance=1.0,
         chance_note="ceiling, not chance: settled only at the output (lower = earlier)",
@@ -552,7 +552,7 @@ class PatchingSetup:
 
 
 def patching_pairs(loaded) -> tuple[Pair, ...]:
-    return MASKED_PAIRS if loaded.family == "encoder" else PAIRS
+    return MASKED_PAIRS if adapter_for(loaded).answer == family.MASKED else PAIRS
 
 
 def patchable_pairs(loaded) -> list[Pair]:
@@ -571,7 +571,8 @@ def patching_setup(loaded, pair: Pair) -> PatchingSetup:
     """Tokenise a pair; ValueError (saying what differs) when the two prompts are not equally long
     or an answer is not one token in this model's tokenizer."""
     tokenizer = loaded.tokenizer
-    if loaded.family == "encoder":
+    masked = adapter_for(loaded).answer == family.MASKED  # read at the [MASK], else after the last token
+    if masked:
         texts = [text.format(mask=tokenizer.mask_token) for text in (pair.clean, pair.corrupted)]
     else:
         texts = [pair.clean, pair.corrupted]
@@ -587,8 +588,8 @@ def patching_setup(loaded, pair: Pair) -> PatchingSetup:
             f"the clean prompt is {len(clean)} tokens and the corrupted one {len(corrupted)}: patching needs them "
             "equally long (words that are one token each)"
         )
-    position = int(np.argmax(clean == tokenizer.mask_token_id)) if loaded.family == "encoder" else len(clean) - 1
-    metric = "probability" if loaded.family == "encoder" else "logit_diff"
+    position = int(np.argmax(clean == tokenizer.mask_token_id)) if masked else len(clean) - 1
+    metric = "probability" if masked else "logit_diff"
     return PatchingSetup(pair, clean, corrupted, answers[0], answers[1], position, metric)
 
 
@@ -612,14 +613,16 @@ class CardStep:
     label: str
     run: Callable[[], StepResult]
     tokens: Callable[[], int]  # tokens the step's forwards read (the estimate before a click)
+    name: str = ""  # the step (explorer.adapters.family.CARD_STEPS)
 
 
 def _sentences_step(loaded) -> StepResult:
     traces = sentence_traces(loaded)
+    adapter = adapter_for(loaded)
     out = [sink_card(loaded, traces), anisotropy_card(loaded, traces)]
-    if loaded.family != "encoder":
+    if adapter.causal:  # the logit lens reads the next token at every position
         out.append(prediction_depth_card(loaded, lens_from_top(loaded, traces)))
-    if loaded.family == "moe":
+    if adapter.routed(loaded):
         out += routing_cards(loaded, traces)
     return StepResult(tuple(out))
 
@@ -628,7 +631,7 @@ def _masked_step(loaded) -> StepResult:
     prompts = masked_sentence_prompts(loaded)
     traces = read(loaded, [ids for ids, _ in prompts])
     lens = masked_lens(loaded, traces, [chosen for _, chosen in prompts])
-    return StepResult((prediction_depth_card(loaded, lens, "everyday-sentences-masked"),))
+    return StepResult((prediction_depth_card(loaded, lens, family.MASKED_SENTENCES, "everyday-sentences-masked"),))
 
 
 def _words_step(loaded) -> StepResult:
@@ -655,49 +658,47 @@ def _pairs_step(loaded) -> StepResult:
 
 
 def _translation_step(loaded) -> StepResult:
-    return StepResult((prediction_depth_card(loaded, translation_lens(loaded)),))
+    return StepResult((prediction_depth_card(loaded, translation_lens(loaded), family.TRANSLATIONS),))
 
 
 def _count(loaded, prompts) -> int:
     return int(sum(len(p) for p in prompts))
 
 
+def _sentences_label(loaded) -> str:
+    adapter = adapter_for(loaded)
+    return ("everyday sentences: sink, anisotropy" + (", depth" if adapter.causal else "")
+            + (", routing" if adapter.routed(loaded) else ""))  # fmt: skip
+
+
+# Each card step (family.CARD_STEPS): (its prompt set, the cache key beside the model; its label; what it
+# yields; the prompts it reads, for the estimate).
+STEPS: dict[str, tuple[str, Callable, Callable, Callable]] = {
+    family.SENTENCES: ("everyday-sentences", _sentences_label, _sentences_step, lambda loaded: sentence_ids(loaded)),
+    family.MASKED_SENTENCES: ("everyday-sentences-masked", lambda loaded: "masked sentences: prediction depth",
+                              _masked_step, lambda loaded: [ids for ids, _ in masked_sentence_prompts(loaded)]),
+    family.WORDS: ("word-in-contexts", lambda loaded: "one word in many contexts: self-similarity", _words_step,
+                   lambda loaded: [ids for ids, _, _ in word_context_prompts(loaded)]),
+    family.RANDOM_TOKENS: ("repeated-random-tokens", lambda loaded: "repeated random tokens: induction, head kinds",
+                           _random_step, lambda loaded: [ids for ids, _ in random_token_prompts(loaded)]),
+    family.HELD_OUT: ("austen-held-out", lambda loaded: "held-out corpus sentences: token-id routing", _held_out_step,
+                      lambda loaded: sentence_ids(loaded, sum(held_out(), ()))),
+    family.SENTENCE_PAIRS: ("sentence-pairs", lambda loaded: "sentence pairs: [CLS], [SEP], punctuation",
+                            _pairs_step, lambda loaded: sentence_pair_ids(loaded)),
+    family.TRANSLATIONS: ("everyday-sentences", lambda loaded: "everyday sentences: prediction depth",
+                          _translation_step, lambda loaded: sentence_ids(loaded)),
+}  # fmt: skip
+
+
 def card_plan(loaded) -> list[CardStep]:
-    """The steps that measure every card applying to the loaded model's family."""
+    """The steps that measure every card applying to the loaded model (its family adapter's
+    ``card_steps``; ValueError when none applies)."""
 
-    def step(key, label, run, prompts):
-        return CardStep(key, label, lambda: run(loaded), lambda: _count(loaded, prompts()))
+    def step(name: str) -> CardStep:
+        key, label, run, prompts = STEPS[name]
+        return CardStep(key, label(loaded), lambda: run(loaded), lambda: _count(loaded, prompts(loaded)), name)
 
-    sentences = lambda: sentence_ids(loaded)  # noqa: E731
-    if moe.is_encoder_decoder(loaded) and not moe.has_router(loaded.model):  # a translator or Whisper, not Switch
-        if loaded.arch.audio:
-            raise ValueError("the encoder-decoder's card (prediction depth) reads text: pick a text encoder-decoder")
-        return [step("everyday-sentences", "everyday sentences: prediction depth", _translation_step, sentences)]
-    if getattr(loaded.model.config, "is_encoder_decoder", False):
-        raise ValueError("the cards cover decoder-only mixtures of experts; this one is an encoder-decoder")
-    words = lambda: [ids for ids, _, _ in word_context_prompts(loaded)]  # noqa: E731
-    if loaded.family == "encoder":
-        return [
-            step("everyday-sentences", "everyday sentences: sink, anisotropy", _sentences_step, sentences),
-            step("everyday-sentences-masked", "masked sentences: prediction depth", _masked_step,
-                 lambda: [ids for ids, _ in masked_sentence_prompts(loaded)]),
-            step("word-in-contexts", "one word in many contexts: self-similarity", _words_step, words),
-            step("sentence-pairs", "sentence pairs: [CLS], [SEP], punctuation", _pairs_step,
-                 lambda: sentence_pair_ids(loaded)),
-        ]  # fmt: skip
-    steps = [
-        step("everyday-sentences", "everyday sentences: sink, anisotropy, depth"
-             + (", routing" if loaded.family == "moe" else ""), _sentences_step, sentences),
-        step("word-in-contexts", "one word in many contexts: self-similarity", _words_step, words),
-        step("repeated-random-tokens", "repeated random tokens: induction, head kinds", _random_step,
-             lambda: [ids for ids, _ in random_token_prompts(loaded)]),
-    ]  # fmt: skip
-    if loaded.family == "moe":
-        steps.append(
-            step("austen-held-out", "held-out corpus sentences: token-id routing", _held_out_step,
-                 lambda: sentence_ids(loaded, sum(held_out(), ())))
-        )  # fmt: skip
-    return steps
+    return [step(name) for name in adapter_for(loaded).card_steps(loaded)]
 
 
 def measure_all(loaded) -> tuple[list[Card], cards.Taxonomy | None]:
@@ -726,16 +727,19 @@ def estimate_seconds(loaded, steps: list[CardStep] | None = None) -> float:
     model's arithmetic per token (parameters a token passes through, and the vocabulary head where
     the cards read it: every position of the repeated tokens, a few depths of the sentences' lens)."""
     steps = card_plan(loaded) if steps is None else steps
-    tokens = {step.key: step.tokens() for step in steps}
+    adapter = adapter_for(loaded)
+    tokens = {step.name: step.tokens() for step in steps}
     acc = account(loaded.model.config)
     per_token = acc.active - acc.by_role.get("embeddings", 0) - acc.by_role.get("head", 0)
     flops = 2 * per_token * sum(tokens.values())
     forwards = sum(-(-n // batched.BATCH_TOKENS) for n in tokens.values())
-    if loaded.family in ("decoder", "moe"):
+    # the vocabulary head over every repeated token, and the sentences' logit lens where it is read (causal)
+    lens_rows = LENS_DEPTHS * tokens.get(family.SENTENCES, 0) if adapter.causal else 0
+    rows = tokens.get(family.RANDOM_TOKENS, 0) + lens_rows
+    if rows:
         vocab, width = loaded.model.get_output_embeddings().weight.shape
-        rows = tokens.get("repeated-random-tokens", 0) + LENS_DEPTHS * tokens.get("everyday-sentences", 0)
         flops += 2 * width * vocab * rows
-    if moe.is_encoder_decoder(loaded):
+    if adapter.encoder_decoder(loaded):
         forwards += len(SENTENCES) * GREEDY_STEPS
     return SECONDS_FIXED + flops / FLOPS_PER_SECOND + SECONDS_PER_FORWARD * forwards
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from explorer.adapters import interventions
 from explorer.adapters.common import display_token, tokenize
+from explorer.adapters.lookup import adapter_for
 from explorer.experiments import measure
 from explorer.lessons.core import NO, YES, Key, LabRefused, setting
 
@@ -26,7 +27,7 @@ INDUCTION_HEADS = 3
 def text_ids(loaded, view: Mapping) -> np.ndarray:
     """The ids the experiments page feeds its tools for the view's text."""
     text = str(setting(view, TEXT, "")).strip()
-    ids, _notes = tokenize(loaded, text or " ", limit=EXPERIMENT_TOKENS, keep_end=loaded.family == "encoder")
+    ids, _notes = tokenize(loaded, text or " ", limit=EXPERIMENT_TOKENS, keep_end=adapter_for(loaded).keep_end)
     if len(ids) < 3:
         raise LabRefused("Type a longer text: an intervention needs at least 3 tokens to compare.")
     return ids

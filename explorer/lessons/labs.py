@@ -26,7 +26,7 @@ def _last_block(loaded) -> int:
 
 # The page's block sliders count from 1: the last block of whichever model the family page has loaded
 LAST_BLOCK = FromModel("the model's last block", _last_block)
-# The experiments page's tools and MoE actions (explorer/ui/experiments_page.py TOOLS; the test checks them)
+# The experiments page's tools and MoE actions (explorer/ui/experiments_page.py tools(); the test checks them)
 SINK_TOOL, HEADS_TOOL, ROUTING_TOOL, TOP_K_SWEEP = (
     "Remove the attention sink", "Switch heads off", "Change the routing", "Top-k sweep")
 

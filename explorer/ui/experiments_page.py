@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from explorer.adapters import family as interface
 from explorer.adapters import interventions
 from explorer.adapters.common import display_token, display_tokens, tokenize
+from explorer.adapters.lookup import adapter_for, adapter_of
 from explorer.catalogue import TRANSLATOR_ID, load_catalogue
 from explorer.experiments import cards, measure, report
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
@@ -48,13 +50,15 @@ CARDS, HEADS, SINK, PATCHING, ROUTING, CROSS, ATTRIBUTION = (
     "Remove cross-attention",
     "Which tokens mattered",
 )
-# The first of each family opens with a result on screen; the cards wait for a click (they run
-# several prompt sets).
-TOOLS = {
-    "encoder": [SINK, HEADS, PATCHING, ATTRIBUTION, CARDS],
-    "decoder": [SINK, HEADS, PATCHING, ATTRIBUTION, CARDS],
-    "moe": [ROUTING, SINK, HEADS, PATCHING, ATTRIBUTION, CARDS],
-    "seq2seq": [CROSS, ATTRIBUTION, CARDS],
+# Each experiment a family adapter may offer (explorer.adapters.family.EXPERIMENTS), by its label here.
+LABELS = {
+    interface.CARDS: CARDS,
+    interface.HEADS: HEADS,
+    interface.SINK: SINK,
+    interface.PATCHING: PATCHING,
+    interface.ROUTING: ROUTING,
+    interface.CROSS_ATTENTION: CROSS,
+    interface.ATTRIBUTION: ATTRIBUTION,
 }
 EXAMPLES = [
     "The cat sat on the mat. The cat sat on the mat.",
@@ -119,12 +123,19 @@ def _family_choice() -> str:
     return family
 
 
+def tools(family_key: str) -> list[str]:
+    """The family's tools (its adapter's ``experiments``), labelled. The first of each family opens with a
+    result on screen; the cards wait for a click (they run several prompt sets)."""
+    return [LABELS[slug] for slug in adapter_of(family_key).experiments]
+
+
 def _tool_choice(family: str) -> str:
     key = VIEW.keys["tool"]
     restore_from_url("tool", key)
-    if st.session_state.get(key) not in TOOLS[family]:
-        st.session_state[key] = TOOLS[family][0]
-    tool = st.radio("Experiment", TOOLS[family], key=key, horizontal=True)
+    offered = tools(family)
+    if st.session_state.get(key) not in offered:
+        st.session_state[key] = offered[0]
+    tool = st.radio("Experiment", offered, key=key, horizontal=True)
     publish_to_url(tool=tool)
     return tool
 
@@ -132,7 +143,7 @@ def _tool_choice(family: str) -> str:
 def open_experiments(family_key: str) -> None:
     """Callback of a family page's button: this page, on that family's model."""
     VIEW.preset(VIEW.keys["family"], family_key)
-    VIEW.preset(VIEW.keys["tool"], TOOLS[family_key][0])
+    VIEW.preset(VIEW.keys["tool"], tools(family_key)[0])
 
 
 # --- cached computations (shared by every session, keyed by model and inputs) -----------------
@@ -249,7 +260,7 @@ def _text_ids(loaded) -> np.ndarray | None:
     _keep(key, st.session_state.get(key))
     if cleaned is None:
         return None
-    ids, notes = tokenize(loaded, cleaned.text, limit=MAX_TOKENS, keep_end=loaded.family == "encoder")
+    ids, notes = tokenize(loaded, cleaned.text, limit=MAX_TOKENS, keep_end=adapter_for(loaded).keep_end)
     for note in notes:
         st.info(note + " (experiments read at most this many tokens)")
     if len(ids) < 3:
@@ -439,20 +450,21 @@ def heads_body(loaded) -> None:
         f"Heads to switch off ({layers} layers × {heads} heads; L0 = first block)", options, key=key
     )
     _keep(key, list(chosen))
-    modes = ["zero", "mean"] if loaded.family == "encoder" else ["zero", "mean", "prefix"]
+    adapter = adapter_for(loaded)
+    modes = list(adapter.head_modes)
     _restore("exp_head_mode", lambda value: value in modes)
     mode = cols[1].radio(
         "Replace the head's output by", modes, key="exp_head_mode", format_func=HEAD_MODE_LABELS.get,
         help=HEAD_MODE_HELP,
     )  # fmt: skip
     _keep("exp_head_mode", mode)
-    if loaded.family != "encoder":
+    if adapter.causal:  # induction: a repeated token attends to what followed its earlier copy
         _induction_buttons(cols[2], loaded)
     if not chosen:
         st.info("Pick one or more heads above (or ask for the induction heads, then use a text that repeats itself).")
         return
     pairs = tuple((int(n[1:].split("H")[0]), int(n.split("H")[1])) for n in chosen)
-    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode, loaded.family != "encoder")):
+    if _refused(lambda: interventions.check_heads(loaded.model, pairs, mode, adapter.causal)):
         return
     show_result(loaded, head_ablation(loaded, tuple(ids.tolist()), pairs, mode), "exp_heads_fig", HOW_INTERVENTION)
 

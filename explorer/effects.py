@@ -1,4 +1,7 @@
-"""What an intervention returns: the unmodified and the modified run side by side (pure numpy)."""
+"""What an intervention returns: the unmodified and the modified run side by side (pure numpy).
+
+Below the adapters, beside the trace: ``explorer.adapters.interventions`` builds these records, the
+experiments, plots and pages read them."""
 
 from __future__ import annotations
 
@@ -155,3 +158,17 @@ class TopKSweep:
 
     def __post_init__(self) -> None:
         _read_only(self)
+
+
+def mean_probs_by_token(runs: list[tuple[np.ndarray, np.ndarray]], vocab_size: int) -> np.ndarray:
+    """[M, V, E] mean router probabilities of each token id over reference runs, each
+    (token_ids [T], probs [M, T, E]); nan rows for ids that never occur. A router that
+    'sees only the token id' routes every occurrence by its id's row."""
+    m, _, e = runs[0][1].shape
+    sums, counts = np.zeros((m, vocab_size, e)), np.zeros(vocab_size)
+    for ids, probs in runs:
+        for t, token in enumerate(ids):
+            sums[:, token] += probs[:, t]
+            counts[token] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts[None, :, None] > 0, sums / counts[None, :, None], np.nan)
