@@ -3,6 +3,8 @@ their bars on held-out text, and the training loops still run (tiny configuratio
 
 import json
 import math
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -138,6 +140,23 @@ def test_training_loops_run_a_few_steps(tmp_path, tiny_corpus):
         log = lm.train_lm(kind, tiny_corpus, tmp_path / kind, steps=3, batch=2, seq_len=16, eval_every=2, eval_rows=4,
                           tokenizer_dir=tmp_path / "tok")
         assert np.isfinite(log["held_out_loss"]) and log["steps"][-1]["step"] == 3
+
+
+def test_the_training_commands_of_the_readme_and_the_model_cards_parse():
+    from explorer.train import __main__ as cli
+
+    root = PROJECT_MODELS.parent.parent
+    texts = [(root / "README.md").read_text()] + [p.read_text() for p in sorted(PROJECT_MODELS.glob("*/README.md"))]
+    commands = [c for text in texts for c in re.findall(r"python -m explorer\.train ([^`#\n]+)", text)]
+    assert len(commands) >= 8
+    runs = {"mlm": cli._run_mlm, "moe": cli._run_lm, "dense": cli._run_lm, "translate": cli._run_translate}
+    for command in commands:
+        args = cli.parser().parse_args(shlex.split(command))
+        assert args.run is runs[args.what] and args.corpus
+    mlm_help, translate_help = (cli.parser().parse_args([r, "--corpus", "x"]) for r in ("mlm", "translate"))
+    assert (mlm_help.steps, mlm_help.batch, translate_help.steps, translate_help.eval_every) == (320, 16, 6000, 500)
+    with pytest.raises(SystemExit):  # each recipe takes only its own options
+        cli.parser().parse_args(["dense", "--corpus", "x", "--rank", "4"])
 
 
 def test_one_schedule_draws_the_three_recipes_curves():
