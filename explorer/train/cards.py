@@ -209,6 +209,21 @@ TEACHER_NOTE = (
 )
 
 
+def _translate_examples(folder: Path, work: Path, examples: int) -> str:
+    """Table rows: the first ``examples`` everyday sentences, the model's greedy translation and the
+    teacher's (from the reference caches in ``work``)."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    references = {}
+    for name in ("everyday", "held-out"):
+        path = work / f"teacher-{name}.jsonl"
+        if path.exists():
+            references.update({r["en"]: r["pt"] for r in map(json.loads, path.read_text().splitlines())})
+    chosen = everyday_sentences()[:examples]
+    return "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
+                     for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
+
+
 def write_translate_card(folder: Path, command: str, work: Path, examples: int = 12) -> None:
     """Card of the English -> Portuguese student, with its measured numbers and example translations
     (the teacher's beside them, from the reference caches in ``work``)."""
@@ -221,16 +236,7 @@ def write_translate_card(folder: Path, command: str, work: Path, examples: int =
     results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): **chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
                         for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
     bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45 else "does **not yet** meet")
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    references = {}
-    for name in ("everyday", "held-out"):
-        path = work / f"teacher-{name}.jsonl"
-        if path.exists():
-            references.update({r["en"]: r["pt"] for r in map(json.loads, path.read_text().splitlines())})
-    chosen = everyday_sentences()[:examples]
-    rows = "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
-                     for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
+    rows = _translate_examples(folder, work, examples)
     status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress (step {log['step']:,}); it does not yet "
                                          "meet its bar, and its translations are often wrong.\n")
     text = f"""# marian-en-pt-tiny: English → Portuguese, a small MarianMT trained by the LLM architecture explorer
