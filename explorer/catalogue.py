@@ -20,7 +20,6 @@ SPEECH_ID = "embedded:whisper-tiny.en"  # speech: English audio -> English text
 class CatalogueEntry:
     id: str
     label: str
-    params_m: float
     source: str = ""
     license: str = ""
     trained_by: str = ""
