@@ -80,8 +80,7 @@ class Card:
                     null's mean there when it has one
     chance          the analytic value without the phenomenon (uniform attention, random routing,
                     ...), stated in ``chance_note``; nan where there is none
-    published       the paper's value, read in the paper itself, when it is the same quantity;
-                    None otherwise, and ``published_text`` says what the paper reports instead
+    published_text  what the paper reports, in its words, for the model it names
     """
 
     name: str
@@ -92,7 +91,6 @@ class Card:
     spread: float
     chance: float
     chance_note: str
-    published: float | None
     source: str
     by_layer: np.ndarray | None = None
     model_id: str = ""
@@ -131,12 +129,11 @@ class Card:
         return verdict(self.per_prompt, self.null, self.direction)
 
     def line(self) -> str:
-        published = self.published_text if self.published is None else f"{self.published:.3g}"
         return (
             f"{self.name}: measured {self.measured:.3f} ± {self.spread:.3f} over {self.prompts} prompts of "
             f"'{self.prompt_set}' (null {self.null_mean:.3f}, {'95th' if self.direction > 0 else '5th'} percentile "
             f"{self.null_cut:.3f}; beyond it in {self.share_beyond:.0%}: {self.verdict}; chance {self.chance:.3f}; "
-            f"published: {published or 'n/a'} [{self.source}])"
+            f"published: {self.published_text or 'n/a'} [{self.source}])"
         )
 
 
