@@ -13,6 +13,7 @@ import torch
 from explorer.adapters import interventions as iv
 from explorer.adapters import moe
 from explorer.adapters.common import hook_count
+from explorer.decoding import log_softmax
 from explorer.experiments import cards
 from explorer.models.accounting import account
 from explorer.text import InputError
@@ -25,11 +26,6 @@ TOL = 1e-5
 def plain(model, ids, **kwargs):
     with torch.no_grad():
         return model(input_ids=torch.tensor(ids)[None], **kwargs).logits[0].numpy()
-
-
-def log_softmax(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)) - x.max(-1, keepdims=True)
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])

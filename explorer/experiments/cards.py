@@ -12,6 +12,8 @@ from math import comb
 
 import numpy as np
 
+from explorer.decoding import log_softmax
+
 # --- the verdict: one rule for every card --------------------------------------------------------
 
 NULL_DRAWS = 1000  # resampled nulls: draws per prompt
@@ -248,11 +250,6 @@ def repeated_copy_losses(logits: np.ndarray, token_ids: np.ndarray, start: int, 
     return float(first.mean()), float(second.mean())
 
 
-def _logsumexp(logits: np.ndarray) -> np.ndarray:
-    top = logits.max(axis=-1, keepdims=True)
-    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
-
-
 def induction_targets(token_ids: np.ndarray) -> list[tuple[int, list[int]]]:
     """For every query q whose token occurred before: (q, [j + 1 for each earlier j with
     ids[j] == ids[q]]), the positions an induction head attends to (the token that
@@ -286,8 +283,7 @@ def copy_token_losses(
 ) -> tuple[np.ndarray, np.ndarray]:
     """([period-1], [period-1]) next-token loss (nats) of each scored token of the first and the
     second copy (see ``repeated_copy_losses``; logits [T, V])."""
-    logits = np.asarray(logits, dtype=np.float64)
-    logprobs = logits - _logsumexp(logits)  # [T, V]
+    logprobs = log_softmax(logits)  # [T, V]
     first = np.arange(start + 1, start + period)
     second = np.arange(start + period + 1, start + 2 * period)
     ids = np.asarray(token_ids)
