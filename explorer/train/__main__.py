@@ -12,7 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
+from explorer.catalogue import PROJECT_MODELS
+
 MLM_NAME = "distilbert-grammar-mlm"
 LM_NAMES = {"moe": "moe-tiny-austen", "dense": "dense-twin-austen"}
 TRANSLATE_NAME = "marian-en-pt-tiny"
@@ -118,7 +119,7 @@ def _run_mlm(args) -> int:
     from explorer.train.cards import write_mlm_card
     from explorer.train.mlm import report_mlm, train_mlm
 
-    out = args.out or ASSETS / MLM_NAME
+    out = args.out or PROJECT_MODELS / MLM_NAME
     if not args.report_only:
         bar, progress = _mlm_progress(args.steps)
         log = train_mlm(args.corpus, out, quire_dir(), steps=args.steps, batch=args.batch, seed=args.seed,
@@ -196,7 +197,7 @@ def _run_lm(args) -> int:
             routing = f"; first-choice load entropy per layer {entropy}" if entropy else ""
             bar.write(f"step {step}: held-out loss {held_out:.3f} (perplexity {math.exp(held_out):.1f}){routing}")
 
-    out = args.out or ASSETS / LM_NAMES[args.what]
+    out = args.out or PROJECT_MODELS / LM_NAMES[args.what]
     balance = {"balance_coef": args.balance_coef} if getattr(args, "balance_coef", None) is not None else {}
     log = train_lm(args.what, args.corpus, out, steps=args.steps, batch=args.batch, seed=args.seed,
                    eval_every=args.eval_every, tokenizer_dir=args.tokenizer_dir, progress=progress, **balance)
@@ -215,7 +216,7 @@ def write_card(args, out: Path) -> None:
     from explorer.train.cards import write_lm_card
     from explorer.train.report import routing_report
 
-    if out.resolve().parent != ASSETS.resolve():
+    if out.resolve().parent != PROJECT_MODELS.resolve():
         print(f"{out} is outside assets/models: no model card written")
         return
     command = " ".join(["python -m explorer.train", *(sys.argv[1:] or [args.what])])
@@ -233,7 +234,7 @@ def _run_translate(args) -> int:
     from explorer.train import teacher, translate
     from explorer.train.cards import write_translate_card
 
-    out = args.out or ASSETS / TRANSLATE_NAME
+    out = args.out or PROJECT_MODELS / TRANSLATE_NAME
     unpacked = teacher.seed_cache(args.work)
     if unpacked:
         print(f"unpacked {', '.join(unpacked)} from {teacher.ARCHIVE} into {args.work}")
