@@ -20,7 +20,6 @@ SPEECH_ID = "embedded:whisper-tiny.en"  # speech: English audio -> English text
 class CatalogueEntry:
     id: str
     label: str
-    params_m: float
     source: str = ""
     license: str = ""
     trained_by: str = ""
@@ -55,7 +54,7 @@ def load_catalogue(path: Path = ASSETS / "catalogue.json") -> dict[str, FamilyEn
     return families
 
 
-PROJECT_MODELS = ASSETS / "models"
+PROJECT_MODELS = ASSETS / "models"  # the models this project trained or converted (the one definition)
 # The project's MoE and its dense twin share one comparison: both logs belong to either id.
 TWIN_RUNS = {"moe": "moe-tiny-austen", "dense": "dense-twin-austen"}
 

@@ -29,6 +29,14 @@ class SamplingSettings:
             raise ValueError("top_k must be >= 0")
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log p over the last axis, in float64 (differences of nearly equal runs stay exact); the maximum
+    is subtracted before exp, so large logits do not overflow."""
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Stable softmax over the last axis; -inf entries get probability 0."""
     z = logits.astype(np.float64)

@@ -9,14 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.decoding import log_softmax
 from explorer.trace import _read_only
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log p over the last axis, in float64 (differences of nearly equal runs stay exact)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    top = logits.max(axis=-1, keepdims=True)
-    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
 
 
 @dataclass(frozen=True)

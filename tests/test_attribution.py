@@ -17,6 +17,7 @@ import transformers
 from explorer.adapters import attribution as A
 from explorer.adapters import decoder, seq2seq
 from explorer.adapters.common import hook_count
+from explorer.decoding import log_softmax
 from explorer.models.building import LoadedModel
 from explorer.plots import attribution as plots
 from explorer.registry import ARCHITECTURES
@@ -67,11 +68,6 @@ def _weights(loaded):
     return (loaded.model.embed.weight.detach().double().numpy(), loaded.model.head.weight.detach().double().numpy())
 
 
-def _log_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 BAG_IDS = np.array([3, 7, 2, 9, 5, 4])
 
 
@@ -100,20 +96,20 @@ def test_log_probability_attributions_equal_a_hand_computation():
     s, s0 = e.sum(0), base.sum(0)
 
     def grad(point):
-        p = np.exp(_log_softmax(head @ point))
+        p = np.exp(log_softmax(head @ point))
         return head[y] - p @ head
 
     gxi = A.explain(loaded, BAG_IDS, y, "gradient_x_input", engine="own", measure="logprob")
     np.testing.assert_allclose(gxi.scores, e @ grad(s), rtol=1e-4, atol=1e-6)
     occ = A.explain(loaded, BAG_IDS, y, "occlusion", engine="own", measure="logprob")
-    expected = [_log_softmax(head @ s)[y] - _log_softmax(head @ (s - e[t] + base[t]))[y] for t in range(len(e))]
+    expected = [log_softmax(head @ s)[y] - log_softmax(head @ (s - e[t] + base[t]))[y] for t in range(len(e))]
     np.testing.assert_allclose(occ.scores, expected, rtol=1e-4, atol=1e-6)
     alphas = (np.arange(4000) + 0.5) / 4000
     mean_grad = np.mean([grad(s0 + a * (s - s0)) for a in alphas], axis=0)
     ig = A.explain(loaded, BAG_IDS, y, "integrated_gradients", steps=32, measure="logprob")
     np.testing.assert_allclose(ig.scores, (e - base) @ mean_grad, rtol=1e-4, atol=1e-6)
-    assert ig.target_score == pytest.approx(_log_softmax(head @ s)[y], abs=1e-5)
-    assert ig.baseline_score == pytest.approx(_log_softmax(head @ s0)[y], abs=1e-5)
+    assert ig.target_score == pytest.approx(log_softmax(head @ s)[y], abs=1e-5)
+    assert ig.baseline_score == pytest.approx(log_softmax(head @ s0)[y], abs=1e-5)
     assert ig.completeness_error < 1e-4
 
 

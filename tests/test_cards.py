@@ -191,7 +191,6 @@ def test_card_line_says_when_no_published_value_was_verified():
         spread=0.1,
         chance=0.2,
         chance_note="uniform",
-        published=None,
         source="not found in the paper",
     )
     assert "published: n/a [not found in the paper]" in card.line()

@@ -12,6 +12,7 @@ from explorer.decoding import (
     drawn_distribution,
     entropy_bits,
     filtered_distribution,
+    log_softmax,
     rules_text,
     softmax,
 )
@@ -22,6 +23,15 @@ LOGITS = np.log(np.array([0.5, 0.2, 0.15, 0.1, 0.05], dtype=np.float32))
 def test_softmax_matches_definition():
     p = softmax(LOGITS)
     assert np.allclose(p, [0.5, 0.2, 0.15, 0.1, 0.05], atol=1e-6)
+
+
+def test_log_softmax_matches_torch_and_survives_large_logits():
+    import torch
+
+    logits = np.random.default_rng(0).normal(size=(3, 7)) * 5
+    assert np.allclose(log_softmax(logits), torch.log_softmax(torch.tensor(logits), -1).numpy(), atol=1e-12)
+    assert log_softmax(logits).dtype == np.float64 and log_softmax(LOGITS).shape == LOGITS.shape
+    assert np.allclose(log_softmax(np.array([1000.0, 1000.0])), np.log(0.5))
 
 
 def test_greedy_takes_argmax_and_ignores_sampling_knobs():

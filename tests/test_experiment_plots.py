@@ -10,7 +10,7 @@ from explorer.plots import experiments as plots
 
 def card(by_layer=None, **changes) -> Card:
     fields = dict(name="sink", quantity="mass", method="m", prompt_set="everyday-sentences", measured=0.6,
-                  spread=0.1, chance=0.2, chance_note="uniform", published=None, source="paper",
+                  spread=0.1, chance=0.2, chance_note="uniform", source="paper",
                   by_layer=by_layer, layer_axis="depth (0 = embeddings)")
     return Card(**{**fields, **changes})
 

@@ -137,7 +137,7 @@ def fifth(monkeypatch, model_root):
     monkeypatch.setitem(FAMILIES, FIFTH, Family(FIFTH, "The fifth family", "fifth", ":material/looks_5:",
                                                 module.__name__, module.__name__, "a decoder by another name."))
     monkeypatch.setitem(ARCHITECTURES, MODEL_TYPE, Architecture(MODEL_TYPE, FIFTH, "AutoModelForCausalLM", "Qwen2"))
-    entry = CatalogueEntry(MODEL_ID, "tiny random Qwen2 (the fifth family)", 0.3)
+    entry = CatalogueEntry(MODEL_ID, "tiny random Qwen2 (the fifth family)")
     monkeypatch.setitem(load_catalogue(), FIFTH, FamilyEntry(FIFTH, "The fifth family", MODEL_ID, (entry,)))
     monkeypatch.setenv("EXPLORER_LOCAL_MODEL_ROOT", str(model_root))
     monkeypatch.setattr(module, "VIEW", View.of_family(FIFTH, "fifth_text"))

@@ -14,6 +14,7 @@ from explorer.adapters import family, moe
 from explorer.adapters import interventions as iv
 from explorer.adapters.common import hook_count
 from explorer.adapters.lookup import adapter_for
+from explorer.decoding import log_softmax
 from explorer.experiments import cards
 from explorer.models.accounting import account
 from explorer.text import InputError
@@ -26,11 +27,6 @@ TOL = 1e-5
 def plain(model, ids, **kwargs):
     with torch.no_grad():
         return model(input_ids=torch.tensor(ids)[None], **kwargs).logits[0].numpy()
-
-
-def log_softmax(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)) - x.max(-1, keepdims=True)
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "bert"])

@@ -13,6 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "explorer"
 UI_FUNCTION_LINES = 50
+FUNCTION_LINES = 60  # everywhere in explorer/
+# TEMPORARY (issue 22): explorer/adapters/interventions.py is being reworked on the family-interface
+# branch at the same time; shorten this function there, then remove this list.
+LONG_FOR_NOW = {"explorer/adapters/interventions.py:activation_patching"}
 TORCH_PACKAGES = ("explorer.adapters", "explorer.models", "explorer.train", "benchmarks")
 # The layers, lowest first: a module imports modules of its own layer or of lower ones, never of a higher
 # one. The first holds explorer's top-level modules (the trace and the effects of an intervention, the
@@ -196,15 +200,35 @@ def test_the_branch_check_sees_each_form(tmp_path):
     assert [line.split(":")[1].split()[0] for line in found] == ["1", "2", "3"]
 
 
-def test_ui_functions_are_short():
-    long = []
-    for path in python_files("explorer/ui"):
+def long_functions(folder: str, limit: int) -> dict[str, str]:
+    """{'path:name': 'path:line name (N lines)'} for every function (nested ones too) over ``limit`` lines."""
+    long = {}
+    for path in python_files(folder):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
-                if length > UI_FUNCTION_LINES:
-                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
-    assert not long
+                if length > limit:
+                    where = path.relative_to(ROOT).as_posix()
+                    long[f"{where}:{node.name}"] = f"{where}:{node.lineno} {node.name} ({length} lines)"
+    return long
+
+
+def test_ui_functions_are_short():
+    assert not list(long_functions("explorer/ui", UI_FUNCTION_LINES).values())
+
+
+def test_no_function_in_explorer_is_long():
+    long = long_functions("explorer", FUNCTION_LINES)
+    assert not [found for key, found in long.items() if key not in LONG_FOR_NOW]
+    assert set(LONG_FOR_NOW) <= set(long), "shortened: remove it from LONG_FOR_NOW"
+
+
+def test_the_function_length_check_sees_a_long_function(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(FUNCTION_LINES))
+    (tmp_path / "pkg" / "m.py").write_text(f"def short():\n    pass\n\n\ndef long():\n{body}")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert list(long_functions("pkg", FUNCTION_LINES)) == ["pkg/m.py:long"]
 
 
 def test_only_the_ui_layer_imports_streamlit():

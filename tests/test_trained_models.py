@@ -2,6 +2,9 @@
 their bars on held-out text, and the training loops still run (tiny configuration)."""
 
 import json
+import math
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from explorer.models.loading import load_model
 from explorer.train import mlm
 from explorer.train.cards import metrics_line
 from explorer.train.mlm import PROBES, probe_top5
+from explorer.train.recipe import load_checkpoint, lr_scale, restore, save_checkpoint
 
 MLM = PROJECT_MODELS / "distilbert-grammar-mlm"
 MOE = PROJECT_MODELS / "moe-tiny-austen"
@@ -136,6 +140,56 @@ def test_training_loops_run_a_few_steps(tmp_path, tiny_corpus):
         log = lm.train_lm(kind, tiny_corpus, tmp_path / kind, steps=3, batch=2, seq_len=16, eval_every=2, eval_rows=4,
                           tokenizer_dir=tmp_path / "tok")
         assert np.isfinite(log["held_out_loss"]) and log["steps"][-1]["step"] == 3
+
+
+def test_the_training_commands_of_the_readme_and_the_model_cards_parse():
+    from explorer.train import __main__ as cli
+
+    root = PROJECT_MODELS.parent.parent
+    texts = [(root / "README.md").read_text()] + [p.read_text() for p in sorted(PROJECT_MODELS.glob("*/README.md"))]
+    found = [c for text in texts for c in re.findall(r"python -m explorer\.train ([^`#\n]+)", text)]
+    commands = [c for c in found if not c.startswith("RECIPE ")]  # 'RECIPE --help' names them all
+    assert len(commands) >= 8
+    runs = {"mlm": cli._run_mlm, "moe": cli._run_lm, "dense": cli._run_lm, "translate": cli._run_translate}
+    for command in commands:
+        args = cli.parser().parse_args(shlex.split(command))
+        assert args.run is runs[args.what] and args.corpus
+    mlm_help, translate_help = (cli.parser().parse_args([r, "--corpus", "x"]) for r in ("mlm", "translate"))
+    assert (mlm_help.steps, mlm_help.batch, translate_help.steps, translate_help.eval_every) == (320, 16, 6000, 500)
+    with pytest.raises(SystemExit):  # each recipe takes only its own options
+        cli.parser().parse_args(["dense", "--corpus", "x", "--rank", "4"])
+
+
+def test_one_schedule_draws_the_three_recipes_curves():
+    warmup, total = 5, 60
+    for step in range(1, total + 1):
+        arc = 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        ramp = step / warmup
+        assert lr_scale(step, warmup, total) == (ramp if step <= warmup else arc)  # fill-mask: cosine to 0
+        assert lr_scale(step, warmup, total, floor=0.1) == (ramp if step <= warmup else 0.1 + 0.9 * arc)  # moe, dense
+        assert lr_scale(step, warmup) == min(ramp, math.sqrt(warmup / step))  # translator: inverse square root
+
+
+def test_one_checkpoint_file_round_trips_and_reads_the_old_fill_mask_format(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    rng = np.random.default_rng(7)
+    rng.random(3)
+    save_checkpoint(tmp_path / "a" / "ckpt.pt", 3, model.state_dict(), optimizer, {"steps": []}, numpy_rng=rng)
+    expected = rng.random(2)
+    fresh, fresh_rng = torch.nn.Linear(3, 2), np.random.default_rng(0)
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    state = load_checkpoint(tmp_path / "a" / "ckpt.pt")
+    restore(state, fresh, fresh_optimizer, fresh_rng)
+    assert state["step"] == 3 and torch.equal(fresh.weight, model.weight) and (fresh_rng.random(2) == expected).all()
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == 1
+    # the fill-mask recipe's checkpoints once named the trained tensors 'trainable'
+    old = {k: v for k, v in torch.load(tmp_path / "a" / "ckpt.pt", weights_only=True).items() if k != "model"}
+    torch.save({**old, "trainable": {"bias": torch.zeros(2)}}, tmp_path / "old.pt")
+    restore(load_checkpoint(tmp_path / "old.pt"), fresh, fresh_optimizer, strict=False)
+    assert torch.equal(fresh.bias, torch.zeros(2)) and torch.equal(fresh.weight, model.weight)
 
 
 def test_fill_mask_training_resumes_and_its_delta_merges_like_peft(tmp_path, tiny_corpus):

@@ -782,13 +782,7 @@ def explain(
     ``target``: a Target, a token id (the family's default kind of target, explaining that token), or None
     (the model's own top choice). ``steps``: integration points of integrated gradients. ``engine``:
     "captum" or "own" (None: DEFAULT_ENGINE[method], or "own" where Captum is not installed; the two agree)."""
-    if method not in METHODS:
-        raise InputError(f"The method is one of {', '.join(METHODS)}, not {method!r}.")
-    engine = engine or (DEFAULT_ENGINE[method] if _has_captum() else "own")
-    if engine not in ("own", "captum") or (method == "attention_rollout" and engine != "own"):
-        raise InputError(f"{method} runs with engine 'own'{'' if method == 'attention_rollout' else ' or captum'}.")
-    if method == "integrated_gradients" and not 1 <= int(steps) <= 1024:
-        raise InputError("Integrated gradients needs between 1 and 1024 steps.")
+    engine = _checked_engine(method, engine, steps)
     began = time.perf_counter()
     problem = _problem(loaded, ids, target, baseline, measure)
     if method == "gradient_x_input" and engine == "own":
@@ -801,14 +795,7 @@ def explain(
     elif method == "integrated_gradients":
         run = _integrated_gradients_captum if engine == "captum" else _integrated_gradients_own
         scores = run(problem, int(steps))
-        gap = float(scores.sum() - (f[0] - f[1]))
-        error = abs(gap) / abs(f[0] - f[1]) if abs(f[0] - f[1]) > 1e-12 else float("nan")
-        if not error <= COMPLETENESS_TOLERANCE:
-            problem.notes += (
-                f"The scores add up to {scores.sum():+.4g}, not f(x) - f(x') = {f[0] - f[1]:+.4g} "
-                f"(completeness error {error:.0%}): {steps} steps miss sharp turns of the path from "
-                "the baseline; more steps, or the zero baseline, usually close the gap.",
-            )
+        gap, error = _completeness(problem, scores, f, steps)
     elif method == "occlusion":
         scores = _occlusion_captum(problem) if engine == "captum" else _occlusion_own(problem, float(f[0]))
     else:
@@ -836,6 +823,32 @@ def explain(
         seconds=time.perf_counter() - began,
         notes=problem.notes,
     )
+
+
+def _checked_engine(method: str, engine: str | None, steps: int) -> str:
+    """The engine that runs ``method``; InputError for an unknown method, a wrong engine or step count."""
+    if method not in METHODS:
+        raise InputError(f"The method is one of {', '.join(METHODS)}, not {method!r}.")
+    engine = engine or (DEFAULT_ENGINE[method] if _has_captum() else "own")
+    if engine not in ("own", "captum") or (method == "attention_rollout" and engine != "own"):
+        raise InputError(f"{method} runs with engine 'own'{'' if method == 'attention_rollout' else ' or captum'}.")
+    if method == "integrated_gradients" and not 1 <= int(steps) <= 1024:
+        raise InputError("Integrated gradients needs between 1 and 1024 steps.")
+    return engine
+
+
+def _completeness(problem, scores: np.ndarray, f, steps: int) -> tuple[float, float]:
+    """(gap, relative error) of integrated gradients' completeness: the scores [T] should add up to
+    f(x) - f(x'); the problem gets a note when they miss by more than COMPLETENESS_TOLERANCE."""
+    gap = float(scores.sum() - (f[0] - f[1]))
+    error = abs(gap) / abs(f[0] - f[1]) if abs(f[0] - f[1]) > 1e-12 else float("nan")
+    if not error <= COMPLETENESS_TOLERANCE:
+        problem.notes += (
+            f"The scores add up to {scores.sum():+.4g}, not f(x) - f(x') = {f[0] - f[1]:+.4g} "
+            f"(completeness error {error:.0%}): {steps} steps miss sharp turns of the path from "
+            "the baseline; more steps, or the zero baseline, usually close the gap.",
+        )
+    return gap, error
 
 
 @dataclass(frozen=True)

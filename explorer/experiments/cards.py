@@ -12,6 +12,8 @@ from math import comb
 
 import numpy as np
 
+from explorer.decoding import log_softmax
+
 # --- the verdict: one rule for every card --------------------------------------------------------
 
 NULL_DRAWS = 1000  # resampled nulls: draws per prompt
@@ -80,8 +82,7 @@ class Card:
                     null's mean there when it has one
     chance          the analytic value without the phenomenon (uniform attention, random routing,
                     ...), stated in ``chance_note``; nan where there is none
-    published       the paper's value, read in the paper itself, when it is the same quantity;
-                    None otherwise, and ``published_text`` says what the paper reports instead
+    published_text  what the paper reports, in its words, for the model it names
     """
 
     name: str
@@ -92,7 +93,6 @@ class Card:
     spread: float
     chance: float
     chance_note: str
-    published: float | None
     source: str
     by_layer: np.ndarray | None = None
     model_id: str = ""
@@ -131,12 +131,11 @@ class Card:
         return verdict(self.per_prompt, self.null, self.direction)
 
     def line(self) -> str:
-        published = self.published_text if self.published is None else f"{self.published:.3g}"
         return (
             f"{self.name}: measured {self.measured:.3f} ± {self.spread:.3f} over {self.prompts} prompts of "
             f"'{self.prompt_set}' (null {self.null_mean:.3f}, {'95th' if self.direction > 0 else '5th'} percentile "
             f"{self.null_cut:.3f}; beyond it in {self.share_beyond:.0%}: {self.verdict}; chance {self.chance:.3f}; "
-            f"published: {published or 'n/a'} [{self.source}])"
+            f"published: {self.published_text or 'n/a'} [{self.source}])"
         )
 
 
@@ -251,11 +250,6 @@ def repeated_copy_losses(logits: np.ndarray, token_ids: np.ndarray, start: int, 
     return float(first.mean()), float(second.mean())
 
 
-def _logsumexp(logits: np.ndarray) -> np.ndarray:
-    top = logits.max(axis=-1, keepdims=True)
-    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
-
-
 def induction_targets(token_ids: np.ndarray) -> list[tuple[int, list[int]]]:
     """For every query q whose token occurred before: (q, [j + 1 for each earlier j with
     ids[j] == ids[q]]), the positions an induction head attends to (the token that
@@ -289,8 +283,7 @@ def copy_token_losses(
 ) -> tuple[np.ndarray, np.ndarray]:
     """([period-1], [period-1]) next-token loss (nats) of each scored token of the first and the
     second copy (see ``repeated_copy_losses``; logits [T, V])."""
-    logits = np.asarray(logits, dtype=np.float64)
-    logprobs = logits - _logsumexp(logits)  # [T, V]
+    logprobs = log_softmax(logits)  # [T, V]
     first = np.arange(start + 1, start + period)
     second = np.arange(start + period + 1, start + 2 * period)
     ids = np.asarray(token_ids)

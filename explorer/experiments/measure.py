@@ -207,7 +207,6 @@ def sink_card(loaded, traces, prompt_set: str = "everyday-sentences") -> Card:
         chance_note="uniform attention over the keys each query may see",
         null_note=f"the same attention on as many random keys as {sink} takes, among those each query may see "
         "(same length and causal positions)",
-        published=None,
         source=SOURCES["sink" if on_first else "sink-sep"],
         published_text=FINDINGS["sink" if on_first else "sink-sep"],
         by_layer=by_layer,
@@ -246,7 +245,7 @@ def induction_cards(loaded, traces, starts: list[int], period: int = RANDOM_PERI
             chance_note="no copying: both copies are equally unpredictable",
             null_note="the copy labels permuted over the prompt's scored tokens (the same tokens and losses, no "
             "second copy)",
-            published=None, source=SOURCES["induction"], published_text=FINDINGS["induction-loss"],
+            source=SOURCES["induction"], published_text=FINDINGS["induction-loss"],
         ),
         _card(
             loaded, "induction-head", scores[:, best[0], best[1]], head_null,
@@ -260,7 +259,7 @@ def induction_cards(loaded, traces, starts: list[int], period: int = RANDOM_PERI
             chance_note="uniform causal attention",
             null_note="the best head (max over all heads, as the measured one is) scored on a random earlier key "
             "instead of the token after the earlier occurrence",
-            published=None, source=SOURCES["induction"], published_text=FINDINGS["induction-head"],
+            source=SOURCES["induction"], published_text=FINDINGS["induction-head"],
             by_layer=scores.mean(0),
         ),
     ]  # fmt: skip
@@ -308,7 +307,7 @@ def clark_cards(loaded, traces) -> list[Card]:
                 chance=float(np.mean([m.mean() for m in masks])),
                 chance_note="uniform attention: the share of such tokens",
                 null_note=f"the same attention on as many random positions as the prompt has {kind} tokens",
-                published=None, source=SOURCES["clark"], published_text=FINDINGS[kind], by_layer=by_layer,
+                source=SOURCES["clark"], published_text=FINDINGS[kind], by_layer=by_layer,
             )
         )  # fmt: skip
     return out
@@ -336,7 +335,7 @@ def anisotropy_card(loaded, traces) -> Card:
         chance=0.0,
         chance_note="isotropic vectors",
         null_note="the same vectors with their signs flipped at random (the same angles, no shared direction)",
-        published=None, source=SOURCES["anisotropy"], published_text=FINDINGS["anisotropy"],
+        source=SOURCES["anisotropy"], published_text=FINDINGS["anisotropy"],
         by_layer=cosines.mean(0), layer_axis=DEPTH_AXIS,
     )  # fmt: skip
 
@@ -383,7 +382,7 @@ def self_similarity_card(loaded, traces, positions: list[int], groups: list[int]
         chance=0.0,
         chance_note="the word is no more like itself than tokens of different sentences are alike",
         null_note="each other occurrence of the word replaced by a random other token of the same sentence",
-        published=None, source=SOURCES["anisotropy"], published_text=FINDINGS["self-similarity"],
+        source=SOURCES["anisotropy"], published_text=FINDINGS["self-similarity"],
         by_layer=by_layer, layer_axis=DEPTH_AXIS,
     )  # fmt: skip
 
@@ -469,7 +468,7 @@ def prediction_depth_card(
         null_note="each position's target replaced by another position's final prediction (the same predicted "
         "tokens and their frequencies)",
         direction=-1,
-        published=None, source=SOURCES["depth"], published_text=FINDINGS["depth"],
+        source=SOURCES["depth"], published_text=FINDINGS["depth"],
     )  # fmt: skip
 
 
@@ -501,7 +500,7 @@ def routing_cards(loaded, traces) -> list[Card]:
                 chance=chance, chance_note=note,
                 null_note="token positions shuffled within the sentence (each token keeps its experts, so the "
                 "load stays the sentence's own)",
-                published=None, source=SOURCES["mixtral"], published_text=FINDINGS[key],
+                source=SOURCES["mixtral"], published_text=FINDINGS[key],
                 by_layer=values.mean(axis=0), null_by_layer=nulls.mean(axis=(0, 1)), layer_axis=MOE_AXIS,
             )
         )  # fmt: skip
@@ -531,7 +530,7 @@ def token_id_card(loaded, fit_traces, test_traces) -> Card:
         chance_note="always the fitting text's most used expert",
         null_note="the table fitted on the fitting sentences' first choices shuffled over their positions (each "
         "expert keeps its load, each id its frequency)",
-        published=None, source=SOURCES["openmoe"], published_text=FINDINGS["token-id"],
+        source=SOURCES["openmoe"], published_text=FINDINGS["token-id"],
         by_layer=result.by_layer, layer_axis=MOE_AXIS,
     )  # fmt: skip
 

@@ -60,7 +60,7 @@ def summary(card: Card, model: str) -> dict:
         "chance_note": card.chance_note,
         "null_note": card.null_note,
         "by_layer": by_layer_text(card),
-        "published": card.published_text if card.published is None else f"{card.published:.3g}",
+        "published": card.published_text,
         "source": card.source,
     }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from explorer.catalogue import PROJECT_MODELS
 from explorer.models.building import ModelLoadError, finish_loading, wrap_model
 from explorer.models.packages import package_dir
 from explorer.registry import ARCHITECTURES, Architecture
@@ -35,9 +36,6 @@ PACKAGED_FAMILIES = {
     "embedded:whisper-tiny.en": "seq2seq",
     "embedded:tiny-random-moe": "moe",
 }
-
-
-PROJECT_MODELS = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
 
 
 def project_model_dir(model_id: str) -> Path | None:

@@ -39,6 +39,30 @@ def architecture_graph(model, family: str) -> nx.DiGraph:
     block (or None), x, y. Sum of ``params`` over nodes = the model's parameter count."""
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     only_encoder = FAMILIES[family].encoder_only
+    parts, experts_seen = _parts(model, only_encoder, encoder_decoder)
+    graph = nx.DiGraph()
+    stacks = ["encoder", "decoder"] if encoder_decoder else (["encoder"] if only_encoder else ["decoder"])
+    column = {s: i * 2 for i, s in enumerate(stacks)}
+    _add_node(graph, parts, "embeddings", "Token embeddings", "embeddings", "model", None,
+              sum(column.values()) / max(len(column), 1), 0, ("model", None, "embeddings"))
+    labels = _BlockLabels(model.config, parts, experts_seen)
+    last_of_stack = {stack: _add_stack(graph, parts, labels, stack, column[stack]) for stack in stacks}
+    if encoder_decoder:
+        encoder_out = last_of_stack["encoder"]
+        for node, data in list(graph.nodes(data=True)):
+            if data["kind"] == "cross-attention":
+                graph.add_edge(encoder_out, node, cross=True)
+    depth = min(d["y"] for _n, d in graph.nodes(data=True)) - 2
+    head_x = column[stacks[-1]]
+    _add_node(graph, parts, "head", "Output head" if not only_encoder else "Output (head, pooler)", "head", "model",
+              None, head_x, depth, ("model", None, "head"))
+    graph.add_edge(last_of_stack[stacks[-1]], "head")
+    return graph
+
+
+def _parts(model, only_encoder: bool, encoder_decoder: bool) -> tuple[dict[tuple, dict], dict[tuple, set]]:
+    """({(stack, block, part) or ('model', None, kind): {'params', 'shapes'}}, {(stack, block): expert
+    indices seen}) from the model's named parameters."""
     parts: dict[tuple, dict] = defaultdict(lambda: {"params": 0, "shapes": []})
     experts_seen: dict[tuple, set] = defaultdict(set)
     for name, p in model.named_parameters():
@@ -60,67 +84,64 @@ def architecture_graph(model, family: str) -> nx.DiGraph:
             key = ("model", None, kind)
         parts[key]["params"] += p.numel()
         parts[key]["shapes"].append(f"{name.split('.', 1)[-1] if len(name) > 60 else name}: {tuple(p.shape)}")
+    return parts, experts_seen
 
-    graph = nx.DiGraph()
-    stacks = ["encoder", "decoder"] if encoder_decoder else (["encoder"] if only_encoder else ["decoder"])
-    column = {s: i * 2 for i, s in enumerate(stacks)}
-    num_experts = int(getattr(model.config, "num_local_experts", None) or getattr(model.config, "num_experts", None) or 0)
 
-    def add(node, label, kind, stack, block, x, y, key=None):
-        info = parts.get(key, {"params": 0, "shapes": []}) if key else {"params": 0, "shapes": []}
-        graph.add_node(node, label=label, kind=kind, params=info["params"], shapes=info["shapes"][:12], stack=stack,
-                       block=block, x=x, y=y)
+def _add_node(graph: nx.DiGraph, parts: dict, node, label, kind, stack, block, x, y, key=None) -> None:
+    info = parts.get(key, {"params": 0, "shapes": []}) if key else {"params": 0, "shapes": []}
+    graph.add_node(node, label=label, kind=kind, params=info["params"], shapes=info["shapes"][:12], stack=stack,
+                   block=block, x=x, y=y)
 
-    add("embeddings", "Token embeddings", "embeddings", "model", None, sum(column.values()) / max(len(column), 1), 0,
-        ("model", None, "embeddings"))
-    last_of_stack = {}
-    for stack in stacks:
-        blocks = sorted({b for (s, b, _p) in parts if s == stack and b is not None})
-        previous = "embeddings"
-        for b in blocks:
-            y = -(1 + 3 * b) if stack != "decoder" or not encoder_decoder else -(1 + 3 * b)
-            x0 = column[stack]
-            for part, dx, dy in (("attention", 0, 0), ("cross-attention", 0.5, -0.9), ("feed-forward", 0, -1.8),
-                                 ("router", 0, -1.8), ("experts", 0.9, -1.8)):
-                key = (stack, b, part)
-                if key not in parts:
-                    continue
-                node = f"{stack}.{b}.{part}"
-                shared = f" (weights shared by all {model.config.num_hidden_layers} blocks)" if model.config.model_type == "albert" else ""
-                label = {"attention": f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "") + shared,
-                         "cross-attention": f"block {b + 1}: cross-attention",
-                         "feed-forward": f"block {b + 1}: " + ("shared expert (always on)" if (stack, b, "router") in parts
-                                                                 else "dense feed-forward"),
-                         "router": f"block {b + 1}: router (top-{getattr(model.config, 'num_experts_per_tok', 1) or 1})",
-                         "experts": f"block {b + 1}: {len(experts_seen[(stack, b)]) or num_experts} experts"}[part]
-                add(node, label, part, stack, b, x0 + dx, y + dy, key)
-            attention = f"{stack}.{b}.attention"
-            graph.add_edge(previous, attention)
-            tail = attention
-            cross = f"{stack}.{b}.cross-attention"
-            if cross in graph:
-                graph.add_edge(tail, cross)
-                tail = cross
-            if f"{stack}.{b}.router" in graph:
-                graph.add_edge(tail, f"{stack}.{b}.router")
-                graph.add_edge(f"{stack}.{b}.router", f"{stack}.{b}.experts")
-                if f"{stack}.{b}.feed-forward" in graph:  # Qwen2-MoE's shared expert runs beside the routed ones
-                    graph.add_edge(tail, f"{stack}.{b}.feed-forward")
-                previous = f"{stack}.{b}.experts"
-            elif f"{stack}.{b}.feed-forward" in graph:
-                graph.add_edge(tail, f"{stack}.{b}.feed-forward")
-                previous = f"{stack}.{b}.feed-forward"
-            else:
-                previous = tail
-        last_of_stack[stack] = previous
-    if encoder_decoder:
-        encoder_out = last_of_stack["encoder"]
-        for node, data in list(graph.nodes(data=True)):
-            if data["kind"] == "cross-attention":
-                graph.add_edge(encoder_out, node, cross=True)
-    depth = min(d["y"] for _n, d in graph.nodes(data=True)) - 2
-    head_x = column[stacks[-1]]
-    add("head", "Output head" if not only_encoder else "Output (head, pooler)", "head", "model", None, head_x, depth,
-        ("model", None, "head"))
-    graph.add_edge(last_of_stack[stacks[-1]], "head")
-    return graph
+
+class _BlockLabels:
+    """The label of each part of a block, as the diagram shows it."""
+
+    def __init__(self, config, parts: dict, experts_seen: dict):
+        self.config, self.parts, self.experts_seen = config, parts, experts_seen
+        self.num_experts = int(getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None) or 0)
+
+    def __call__(self, stack: str, b: int, part: str) -> str:
+        config = self.config
+        shared = f" (weights shared by all {config.num_hidden_layers} blocks)" if config.model_type == "albert" else ""
+        return {"attention": f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "") + shared,
+                "cross-attention": f"block {b + 1}: cross-attention",
+                "feed-forward": f"block {b + 1}: " + ("shared expert (always on)" if (stack, b, "router") in self.parts
+                                                        else "dense feed-forward"),
+                "router": f"block {b + 1}: router (top-{getattr(config, 'num_experts_per_tok', 1) or 1})",
+                "experts": f"block {b + 1}: {len(self.experts_seen[(stack, b)]) or self.num_experts} experts"}[part]
+
+
+def _add_stack(graph: nx.DiGraph, parts: dict, labels: _BlockLabels, stack: str, x0: float) -> str:
+    """Add the blocks of one stack below the embeddings, in a column at ``x0``; returns its last node."""
+    previous = "embeddings"
+    for b in sorted({b for (s, b, _p) in parts if s == stack and b is not None}):
+        y = -(1 + 3 * b)
+        for part, dx, dy in (("attention", 0, 0), ("cross-attention", 0.5, -0.9), ("feed-forward", 0, -1.8),
+                             ("router", 0, -1.8), ("experts", 0.9, -1.8)):
+            key = (stack, b, part)
+            if key in parts:
+                _add_node(graph, parts, f"{stack}.{b}.{part}", labels(stack, b, part), part, stack, b, x0 + dx, y + dy, key)
+        previous = _connect_block(graph, f"{stack}.{b}", previous)
+    return previous
+
+
+def _connect_block(graph: nx.DiGraph, block: str, previous: str) -> str:
+    """Edges from ``previous`` through the block's attention (cross-attention) and feed-forward or
+    router and experts; returns the block's last node."""
+    attention = f"{block}.attention"
+    graph.add_edge(previous, attention)
+    tail = attention
+    cross = f"{block}.cross-attention"
+    if cross in graph:
+        graph.add_edge(tail, cross)
+        tail = cross
+    if f"{block}.router" in graph:
+        graph.add_edge(tail, f"{block}.router")
+        graph.add_edge(f"{block}.router", f"{block}.experts")
+        if f"{block}.feed-forward" in graph:  # Qwen2-MoE's shared expert runs beside the routed ones
+            graph.add_edge(tail, f"{block}.feed-forward")
+        return f"{block}.experts"
+    if f"{block}.feed-forward" in graph:
+        graph.add_edge(tail, f"{block}.feed-forward")
+        return f"{block}.feed-forward"
+    return tail

@@ -143,30 +143,15 @@ def _count_layers(variables: dict[str, np.ndarray], stack: str) -> int:
     return len({m.group(1) for name in variables if (m := re.match(rf"{stack}/layer_(\d+)/", name))})
 
 
-def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
-    """Convert a CTranslate2 Whisper folder into a Hugging Face folder at ``out_dir``."""
-    import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizerFast,
-    )
+def _whisper_config(variables: dict[str, np.ndarray], enc_layers: int, dec_layers: int, special: dict[str, int]):
+    """The WhisperConfig of the converted model, read from the shapes of its CTranslate2 variables."""
+    from transformers import WhisperConfig
 
-    ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
-    variables = read_ct2_variables(ct2_dir / "model.bin")
-    ct2_config = json.loads((ct2_dir / "config.json").read_text())
-    enc_layers, dec_layers = _count_layers(variables, "encoder"), _count_layers(variables, "decoder")
     vocab, d_model = variables["decoder/embeddings/weight"].shape
-    n_mels = variables["encoder/conv1/weight"].shape[1]
     ffn_dim = variables["encoder/layer_0/ffn/linear_0/weight"].shape[0]
-    tokenizer = WhisperTokenizerFast(tokenizer_file=str(ct2_dir / "tokenizer.json"))
-    special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")}
-    config = WhisperConfig(
+    return WhisperConfig(
         vocab_size=int(vocab),
-        num_mel_bins=int(n_mels),
+        num_mel_bins=int(variables["encoder/conv1/weight"].shape[1]),
         d_model=int(d_model),
         encoder_layers=enc_layers,
         decoder_layers=dec_layers,
@@ -182,6 +167,27 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
         decoder_start_token_id=special["<|startoftranscript|>"],
         tie_word_embeddings=True,
     )
+
+
+def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
+    """Convert a CTranslate2 Whisper folder into a Hugging Face folder at ``out_dir``."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizerFast,
+    )
+
+    ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
+    variables = read_ct2_variables(ct2_dir / "model.bin")
+    ct2_config = json.loads((ct2_dir / "config.json").read_text())
+    enc_layers, dec_layers = _count_layers(variables, "encoder"), _count_layers(variables, "decoder")
+    n_mels = variables["encoder/conv1/weight"].shape[1]
+    tokenizer = WhisperTokenizerFast(tokenizer_file=str(ct2_dir / "tokenizer.json"))
+    special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")}
+    config = _whisper_config(variables, enc_layers, dec_layers, special)
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
     # np.array: writable copies, since the CTranslate2 arrays are read-only views of the file's bytes

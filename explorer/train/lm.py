@@ -25,6 +25,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM, PreTrainedTokenizerFast
 
 from explorer.train.corpus import load_corpus
+from explorer.train.recipe import device, lr_scale
 
 EOS = "<|endoftext|>"
 SHAPE = dict(vocab_size=4096, hidden_size=160, num_hidden_layers=4, num_attention_heads=5, num_key_value_heads=5,
@@ -122,6 +123,44 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
     ``tokenizer_dir`` when it exists so both models read the same tokens."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    tokenizer, train, held = _lm_data(corpus, seq_len, eval_rows, tokenizer_dir)
+    torch.manual_seed(seed)
+    where = device()
+    model = build(kind).to(where)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    params = sum(p.numel() for p in model.parameters())
+    log = {"kind": kind, "parameters": params, "steps": [],
+           "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=where,
+                          threads=torch.get_num_threads(), train_rows=int(len(train)), eval_rows=int(len(held)))}
+    if kind == "moe":
+        log["config"]["balancing"] = (f"per-layer Switch loss (first choices) x {balance_coef}, averaged over layers, "
+                                      f"+ router z-loss x {Z_LOSS_COEF}; transformers' pooled aux loss off")
+    start = time.perf_counter()
+    log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
+    warmup = max(1, steps // 20)
+    for step in range(1, steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_scale(step, warmup, steps, floor=0.1)
+        x = torch.as_tensor(train[rng.integers(0, len(train), size=batch)], device=where)
+        losses = _lm_step(model, optimizer, x, balance_coef)
+        entry = {"step": step, "tokens": step * batch * seq_len, "seconds": time.perf_counter() - start, **losses}
+        if step % eval_every == 0 or step == steps:
+            entry["held_out_loss"] = held_out_loss(model, held)
+            if kind == "moe":
+                entry["first_choice_entropy"] = first_choice_entropy(model, held)
+        if step % 10 == 0 or "held_out_loss" in entry:
+            log["steps"].append(entry)
+        if progress:
+            progress(step, steps, entry["train_loss"], entry.get("held_out_loss"), entry.get("first_choice_entropy"))
+    log["seconds"] = time.perf_counter() - start
+    _lm_export(model, tokenizer, log, out)
+    return log
+
+
+def _lm_data(corpus: Path, seq_len: int, eval_rows: int, tokenizer_dir: Path | None):
+    """(tokenizer, train rows [N, seq_len], held-out rows [eval_rows, seq_len]); the tokenizer is
+    read from ``tokenizer_dir`` when it holds one, else trained on the training split (and saved there)."""
     split = load_corpus(corpus)
     if tokenizer_dir is not None and (tokenizer_dir / "tokenizer.json").exists():
         tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
@@ -131,50 +170,29 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
             tokenizer.save_pretrained(tokenizer_dir)
     train = rows(token_stream(tokenizer, split.train), seq_len)
     held = rows(token_stream(tokenizer, split.held_out), seq_len)
-    held = held[np.random.default_rng(1234).permutation(len(held))[:eval_rows]]
-    torch.manual_seed(seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build(kind).to(device)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
-    warmup = max(1, steps // 20)
-    params = sum(p.numel() for p in model.parameters())
-    log = {"kind": kind, "parameters": params, "steps": [],
-           "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=device,
-                         threads=torch.get_num_threads(), train_rows=int(len(train)), eval_rows=int(len(held)))}
-    if kind == "moe":
-        log["config"]["balancing"] = (f"per-layer Switch loss (first choices) x {balance_coef}, averaged over layers, "
-                                      f"+ router z-loss x {Z_LOSS_COEF}; transformers' pooled aux loss off")
-    start = time.perf_counter()
-    log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
-    for step in range(1, steps + 1):
-        scale = step / warmup if step <= warmup else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
-        for group in optimizer.param_groups:
-            group["lr"] = lr * scale
-        x = torch.as_tensor(train[rng.integers(0, len(train), size=batch)], device=device)
-        kwargs = {"output_router_logits": True} if kind == "moe" else {}
-        result = model(input_ids=x, labels=x, **kwargs)  # router_aux_loss_coef is 0: result.loss is the LM loss
-        loss = result.loss
-        if kind == "moe":
-            balance, z = per_layer_balance_loss(result.router_logits), router_z_loss(result.router_logits)
-            loss = loss + balance_coef * balance + Z_LOSS_COEF * z
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        lm_loss = float(result.loss.detach())
-        entry = {"step": step, "tokens": step * batch * seq_len, "seconds": time.perf_counter() - start, "train_loss": lm_loss}
-        if kind == "moe":
-            entry["balance_loss"], entry["z_loss"] = float(balance.detach()), float(z.detach())
-        if step % eval_every == 0 or step == steps:
-            entry["held_out_loss"] = held_out_loss(model, held)
-            if kind == "moe":
-                entry["first_choice_entropy"] = first_choice_entropy(model, held)
-        if step % 10 == 0 or "held_out_loss" in entry:
-            log["steps"].append(entry)
-        if progress:
-            progress(step, steps, lm_loss, entry.get("held_out_loss"), entry.get("first_choice_entropy"))
-    log["seconds"] = time.perf_counter() - start
+    return tokenizer, train, held[np.random.default_rng(1234).permutation(len(held))[:eval_rows]]
+
+
+def _lm_step(model, optimizer, x: torch.Tensor, balance_coef: float) -> dict:
+    """One optimiser step on the batch ``x`` [B, T]; its losses (the MoE adds its balancing terms)."""
+    moe = isinstance(model, MixtralForCausalLM)
+    result = model(input_ids=x, labels=x, **({"output_router_logits": True} if moe else {}))
+    loss = result.loss  # router_aux_loss_coef is 0: result.loss is the LM loss
+    if moe:
+        balance, z = per_layer_balance_loss(result.router_logits), router_z_loss(result.router_logits)
+        loss = loss + balance_coef * balance + Z_LOSS_COEF * z
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    losses = {"train_loss": float(result.loss.detach())}
+    if moe:
+        losses["balance_loss"], losses["z_loss"] = float(balance.detach()), float(z.detach())
+    return losses
+
+
+def _lm_export(model, tokenizer, log: dict, out: Path) -> None:
+    """Float16 weights, tokenizer and training_log.json (with the final held-out loss) in ``out``."""
     log["held_out_loss"] = log["steps"][-1]["held_out_loss"]
     log["held_out_perplexity"] = math.exp(log["held_out_loss"])
     out.mkdir(parents=True, exist_ok=True)
@@ -182,4 +200,3 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
     model.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
-    return log

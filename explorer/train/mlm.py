@@ -11,8 +11,8 @@ and LayerNorms, float16 (quire.merge_delta adds it to the base at load).
 from __future__ import annotations
 
 import json
-import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 from explorer.train.corpus import load_corpus
+from explorer.train.recipe import device, load_checkpoint, lr_scale, restore, save_checkpoint
 
 MASK_RATE = 0.15
 
@@ -207,19 +208,26 @@ def load_delta_into(model, folder: Path) -> dict:
     return json.loads((folder / "training_log.json").read_text())
 
 
-def _save_checkpoint(path: Path, model, optimizer, rng, step: int, log: dict) -> None:
-    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    state = {
-        "step": step,
-        "trainable": trainable,
-        "optimizer": optimizer.state_dict(),
-        "log": log,
-        "numpy_rng": rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)  # never a half-written checkpoint
+@dataclass
+class _MlmRun:
+    """One fill-mask run: its settings (``config``: the arguments of train_mlm that shape it), data,
+    model, optimiser, batch generator and log, and where it starts (after a checkpoint's step)."""
+
+    config: dict
+    tokenizer: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    peaks: list[float]  # each parameter group's peak learning rate
+    trained: list[torch.nn.Parameter]  # what the optimiser moves (and the gradient clip sees)
+    train_rows: np.ndarray  # [N, T] packed training sequences
+    held_rows: np.ndarray  # [E, T] the fixed held-out sample
+    held_masked: np.ndarray  # [E, T] bool, its fixed 15% masking
+    special: np.ndarray  # [V] bool: special tokens, never masked
+    rng: np.random.Generator
+    log: dict
+    device: str
+    first_step: int = 1
+    seconds_before: float = 0.0
 
 
 def train_mlm(
@@ -250,124 +258,135 @@ def train_mlm(
     writes the checkpointed model without training further. ``continue_from`` (a folder this function
     wrote) starts from its adapters, head and LayerNorms instead of from zero, with a fresh optimiser and
     schedule; its log is kept under ``continued_from`` so the card states the compute of both runs."""
-    from explorer.models.quire import DELTA_CONFIG, DELTA_FILE, masked_lm_from_base
+    config = dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, head_lr=head_lr, norm_lr=norm_lr, rank=rank,
+                  alpha=alpha, seed=seed)
+    run = _mlm_setup(corpus, base, config, eval_rows, continue_from)
+    if resume and checkpoint is not None and checkpoint.exists():
+        _mlm_resume(run, checkpoint, progress)
+    _mlm_loop(run, min(steps, stop_at or steps), eval_every, checkpoint, progress)
+    _mlm_export(run, out)
+    return run.log
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+def _mlm_setup(corpus: Path, base: Path, config: dict, eval_rows: int, continue_from: Path | None) -> _MlmRun:
+    """Seeds, data, the LoRA-wrapped model (from ``continue_from``'s delta when given), optimiser, log."""
+    from explorer.models.quire import masked_lm_from_base
+
+    torch.manual_seed(config["seed"])
+    rng = np.random.default_rng(config["seed"])
+    where = device()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    train_rows = pack(tokenizer, load_corpus(corpus).train, seq_len)
-    held_rows, held_masked, _ = held_out_sample(tokenizer, corpus, seq_len, eval_rows)
-    model = add_lora(masked_lm_from_base(base), rank, alpha)
+    train_rows = pack(tokenizer, load_corpus(corpus).train, config["seq_len"])
+    held_rows, held_masked, _ = held_out_sample(tokenizer, corpus, config["seq_len"], eval_rows)
+    model = add_lora(masked_lm_from_base(base), config["rank"], config["alpha"])
     previous = load_delta_into(model, continue_from) if continue_from is not None else None
-    model = model.to(device)
-    vocab = model.config.vocab_size
-    special = np.zeros(vocab, dtype=bool)
+    model = model.to(where)
+    special = np.zeros(model.config.vocab_size, dtype=bool)
     special[tokenizer.all_special_ids] = True
-
-    groups = {"adapters": [], "head": [], "norms": []}
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            groups["adapters" if "lora_" in name else "head" if name.startswith(HEAD) else "norms"].append(param)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": groups["adapters"], "lr": lr},
-            {"params": groups["head"], "lr": head_lr},
-            {"params": groups["norms"], "lr": norm_lr},
-        ],
-        weight_decay=0.01,
-    )
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    warmup = max(1, steps // 20)
-    trainable = sum(p.numel() for g in groups.values() for p in g)
+    optimizer, peaks, trained = _mlm_optimizer(model, config)
     log = {
         "steps": [],
         "config": {
-            "steps": steps,
-            "batch": batch,
-            "seq_len": seq_len,
-            "lr": lr,
-            "head_lr": head_lr,
-            "norm_lr": norm_lr,
-            "rank": rank,
-            "alpha": alpha,
-            "seed": seed,
-            "device": device,
+            **config,
+            "device": where,
             "threads": torch.get_num_threads(),
             "masking": "15% of tokens, 80/10/10 [MASK]/random/unchanged",
-            "trainable": trainable,
+            "trainable": sum(p.numel() for p in trained),
             "train_rows": len(train_rows),
             "eval_rows": len(held_rows),
         },
     }
     if previous is not None:
         log["continued_from"] = previous
-    first_step, seconds_before = 1, 0.0
-    if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["trainable"].items():
-                params[name].copy_(value)
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        log, first_step = state["log"], state["step"] + 1
-        seconds_before = log["steps"][-1]["seconds"]
+    return _MlmRun(config, tokenizer, model, optimizer, peaks, trained, train_rows, held_rows, held_masked, special,
+                   rng, log, where)
+
+
+def _mlm_optimizer(model, config: dict) -> tuple[torch.optim.AdamW, list[float], list[torch.nn.Parameter]]:
+    """AdamW with one group (and peak rate) each for the adapters, the head and the LayerNorms."""
+    groups = {"adapters": [], "head": [], "norms": []}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups["adapters" if "lora_" in name else "head" if name.startswith(HEAD) else "norms"].append(param)
+    peaks = [config["lr"], config["head_lr"], config["norm_lr"]]
+    optimizer = torch.optim.AdamW(
+        [{"params": params, "lr": peak} for params, peak in zip(groups.values(), peaks)], weight_decay=0.01
+    )
+    return optimizer, peaks, [p for g in groups.values() for p in g]
+
+
+def _mlm_resume(run: _MlmRun, checkpoint: Path, progress) -> None:
+    """Continue after the checkpoint's step: its trained tensors, optimiser, generators and log."""
+    state = load_checkpoint(checkpoint, run.device)
+    restore(state, run.model, run.optimizer, run.rng, strict=False)  # it holds the trained tensors only
+    run.log, run.first_step = state["log"], state["step"] + 1
+    run.seconds_before = run.log["steps"][-1]["seconds"]
+    if progress:
+        progress(state["step"], run.config["steps"], float("nan"), resumed=True)
+
+
+def _mlm_loop(run: _MlmRun, last: int, eval_every: int, checkpoint: Path | None, progress) -> None:
+    """Steps ``run.first_step`` .. ``last`` (the schedule is that of config['steps']); evaluate every
+    ``eval_every`` steps and at ``last``, writing ``checkpoint`` each time."""
+    c, log = run.config, run.log
+    start = time.perf_counter() - run.seconds_before
+    if run.first_step == 1:
+        log["steps"].append({"step": 0, "seconds": 0.0, "tokens": 0, **_mlm_evaluate(run)})
+    run.model.train()
+    warmup = max(1, c["steps"] // 20)
+    for step in range(run.first_step, last + 1):
+        scale = lr_scale(step, warmup, c["steps"])
+        for group, peak in zip(run.optimizer.param_groups, run.peaks):
+            group["lr"] = peak * scale
+        loss = _mlm_step(run)
         if progress:
-            progress(state["step"], steps, float("nan"), resumed=True)
-    start = time.perf_counter() - seconds_before
-    if first_step == 1:
-        first = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)
-        log["steps"].append({"step": 0, "seconds": 0.0, "tokens": 0, **first})
-    model.train()
-    last = min(steps, stop_at or steps)
-    for step in range(first_step, last + 1):
-        scale = (
-            step / warmup
-            if step <= warmup
-            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-        )
-        for group, base_lr in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base_lr * scale
-        rows = train_rows[rng.integers(0, len(train_rows), size=batch)]  # [B, T]
-        masked = choose_masked_tokens(rows, special, rng)
-        inputs, labels = corrupt(rows, masked, tokenizer, vocab, rng)
-        labels = torch.as_tensor(labels, device=device)
-        where = labels != -100
-        loss = torch.nn.functional.cross_entropy(
-            mlm_logits(model, torch.as_tensor(inputs, device=device), where), labels[where]
-        )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in groups.values() for p in g], 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss = float(loss.detach())
-        if progress:
-            progress(step, steps, loss)
+            progress(step, c["steps"], loss)
         if step % eval_every == 0 or step == last:
-            metrics = evaluate(model, held_rows, held_masked, tokenizer.mask_token_id)
+            metrics = _mlm_evaluate(run)
+            tokens = step * c["batch"] * c["seq_len"]
             log["steps"].append(
-                {
-                    "step": step,
-                    "seconds": time.perf_counter() - start,
-                    "tokens": step * batch * seq_len,
-                    "train_loss": loss,
-                    **metrics,
-                }
+                {"step": step, "seconds": time.perf_counter() - start, "tokens": tokens, "train_loss": loss, **metrics}
             )
             if progress:
-                progress(step, steps, loss, metrics)
+                progress(step, c["steps"], loss, metrics)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, rng, step, log)
-    log["seconds"] = log["steps"][-1]["seconds"] if first_step > last else time.perf_counter() - start
+                trained = {n: p.detach().cpu() for n, p in run.model.named_parameters() if p.requires_grad}
+                save_checkpoint(checkpoint, step, trained, run.optimizer, log, numpy_rng=run.rng)
+    log["seconds"] = log["steps"][-1]["seconds"] if run.first_step > last else time.perf_counter() - start
     log["final"] = log["steps"][-1]
+
+
+def _mlm_evaluate(run: _MlmRun) -> dict:
+    return evaluate(run.model, run.held_rows, run.held_masked, run.tokenizer.mask_token_id)
+
+
+def _mlm_step(run: _MlmRun) -> float:
+    """One optimiser step on a fresh batch (rows drawn, 15% of tokens masked 80/10/10); its loss."""
+    rows = run.train_rows[run.rng.integers(0, len(run.train_rows), size=run.config["batch"])]  # [B, T]
+    masked = choose_masked_tokens(rows, run.special, run.rng)
+    inputs, labels = corrupt(rows, masked, run.tokenizer, len(run.special), run.rng)
+    labels = torch.as_tensor(labels, device=run.device)
+    where = labels != -100
+    loss = torch.nn.functional.cross_entropy(
+        mlm_logits(run.model, torch.as_tensor(inputs, device=run.device), where), labels[where]
+    )
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.trained, 1.0)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def _mlm_export(run: _MlmRun, out: Path) -> None:
+    """Write ``out``: the delta (delta.safetensors, delta.json), the architecture, tokenizer and log."""
+    from explorer.models.quire import DELTA_CONFIG, DELTA_FILE
+
     out.mkdir(parents=True, exist_ok=True)
-    tensors, spec = extract_delta(model, rank, alpha)
+    tensors, spec = extract_delta(run.model, run.config["rank"], run.config["alpha"])
     save_file(tensors, str(out / DELTA_FILE), metadata={"format": "pt"})
     (out / DELTA_CONFIG).write_text(json.dumps(spec, indent=1))
     # The architecture only (no tagger labels); the weights are the base plus the delta.
-    c = model.config
+    c = run.model.config
     config = type(c)(
         vocab_size=c.vocab_size,
         dim=c.dim,
@@ -380,9 +399,8 @@ def train_mlm(
     )
     config.architectures = ["DistilBertForMaskedLM"]
     config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / "training_log.json").write_text(json.dumps(log, indent=1))
-    return log
+    run.tokenizer.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps(run.log, indent=1))
 
 
 # Everyday sentences and the words a person would guess there (the bar: one of them among the

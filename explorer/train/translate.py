@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import json
-import math
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from transformers import (
 )
 from transformers.models.marian.modeling_marian import shift_tokens_right
 
+from explorer.train.recipe import device, load_checkpoint, lr_scale, restore, save_checkpoint
 from explorer.train.teacher import read_cache
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"  # ids 0, 1, 2: pad is also the decoder's start token, as in opus-mt
@@ -151,12 +152,6 @@ def batch_tensors(src, tgt, picked, pad: int, device: str) -> dict:
     )
 
 
-def lr_at(step: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then inverse square root (Vaswani et al.; Marian's default): needs no
-    total step count, so a run can be extended by resuming."""
-    return peak * min(step / warmup, math.sqrt(warmup / max(step, 1)))
-
-
 @torch.no_grad()
 def translate(model, tokenizer, sentences: list[str], batch: int = 32, max_new_tokens: int = MAX_TOKENS) -> list[str]:
     """Greedy translations, batched by length (same outputs as one at a time)."""
@@ -207,19 +202,41 @@ def return_freed_heap() -> None:
         pass
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, log: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "log": log,
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
-    )
-    tmp.replace(path)  # a run killed while saving keeps the previous checkpoint
+@dataclass
+class _Pairs:
+    """The teacher's pairs as batches read them: token ids, padded cost and the length order."""
+
+    rows: list[dict]
+    src: list[np.ndarray]  # each [S]: English, ending in </s>
+    tgt: list[np.ndarray]  # each [T]: Portuguese, ending in </s>
+    lengths: np.ndarray  # [N] source + target tokens (the padded cost of a pair)
+    order: np.ndarray  # [N] pairs by length, ties in an order fixed by the seed
+
+
+def _load_pairs(tokenizer, rows: list[dict], seed: int) -> _Pairs:
+    src, tgt = encode_pairs(tokenizer, rows)
+    lengths = np.asarray([len(s) + len(t) for s, t in zip(src, tgt)])
+    tie = np.random.default_rng(seed).random(len(lengths))
+    return _Pairs(rows, src, tgt, lengths, np.lexsort((tie, lengths)))
+
+
+@dataclass
+class _StudentRun:
+    """One sitting of the student's training: ``config`` (the arguments of train_translate that shape
+    it), the model, optimiser and log, the step it has reached, and the learning-rate ramp after a
+    restart from an export (``rewarm``: (first step, ramp length)) or None."""
+
+    config: dict
+    tokenizer: PreTrainedTokenizerFast
+    model: MarianMTModel
+    optimizer: torch.optim.Optimizer
+    log: dict
+    checkpoint: Path
+    device: str
+    step: int = 0
+    rewarm: tuple[int, int] | None = None
+    pairs: _Pairs | None = None
+    session: dict | None = None
 
 
 def train_translate(
@@ -251,139 +268,135 @@ def train_translate(
     The vocabulary is trained once, on the pairs cached when the first run starts (equal parts
     English and Portuguese), and kept in ``work``/tokenizer for every resume.
     """
-    eval_sets = eval_sets or {}
     work.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = read_pairs(pairs_path)
     if not rows:
         raise FileNotFoundError(f"no teacher pairs in {pairs_path}: run the teacher first")
-    tok_dir, ckpt_path = work / "tokenizer", work / "checkpoint.pt"
+    if (checkpoint := work / "checkpoint.pt").exists() and not resume:
+        raise FileExistsError(f"{checkpoint} exists: pass --resume to continue it, or delete it to start again")
+    config = dict(shape=shape or SHAPE, vocab_size=vocab_size, tokens_per_batch=tokens_per_batch, lr=lr, warmup=warmup,
+                  seed=seed, label_smoothing=0.1, schedule="inverse square root", bf16=bf16)
+    run = _student_setup(rows, work, config, resume, init_from)
+    try:
+        _student_loop(run, pairs_path, steps, eval_sets or {}, eval_every, save_every, progress)
+    except KeyboardInterrupt:
+        save_checkpoint(run.checkpoint, run.step, run.model.state_dict(), run.optimizer, run.log)
+        raise
+    save_checkpoint(run.checkpoint, run.step, run.model.state_dict(), run.optimizer, run.log)
+    run.log["step"] = run.step
+    return run.log
+
+
+def _student_tokenizer(rows: list[dict], work: Path, vocab_size: int, resume: bool, init_from: Path | None):
+    """(tokenizer, warm): the exported folder's when ``resume`` has only that to continue (``warm``),
+    else the one kept in ``work`` for a run that continues, else a new one trained on ``rows``."""
+    tok_dir, checkpoint = work / "tokenizer", work / "checkpoint.pt"
     # a fresh machine has no checkpoint: --resume then continues from the exported folder kept in git
-    warm = resume and not ckpt_path.exists() and init_from is not None and (init_from / "training_log.json").exists()
+    warm = resume and not checkpoint.exists() and init_from is not None and (init_from / "training_log.json").exists()
     if warm:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(init_from)
         tokenizer.save_pretrained(tok_dir)
-    elif (tok_dir / "tokenizer.json").exists() and (resume or ckpt_path.exists()):
+    elif (tok_dir / "tokenizer.json").exists() and (resume or checkpoint.exists()):
         tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
     else:
         tokenizer = train_tokenizer([r["en"] for r in rows] + [r["pt"] for r in rows], vocab_size)
         tokenizer.save_pretrained(tok_dir)
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or delete it to start again")
-    state = torch.load(ckpt_path, map_location=device, weights_only=True) if resume and ckpt_path.exists() else None
+    return tokenizer, warm
+
+
+def _student_setup(rows: list[dict], work: Path, config: dict, resume: bool, init_from: Path | None) -> _StudentRun:
+    """The model, optimiser and log: new, or continued from work/checkpoint.pt, or (``warm``) from the
+    exported folder ``init_from``; then the pairs and this sitting's entry in log['sessions']."""
+    where = device()
+    tokenizer, warm = _student_tokenizer(rows, work, config["vocab_size"], resume, init_from)
+    checkpoint = work / "checkpoint.pt"
+    state = load_checkpoint(checkpoint, where) if resume and checkpoint.exists() else None
     previous = state["log"] if state else json.loads((init_from / "training_log.json").read_text()) if warm else None
-    torch.manual_seed(seed)
-    model = build(tokenizer, previous["config"]["shape"] if previous else shape).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)
-    pad = tokenizer.pad_token_id
-    log = {
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "steps": [],
-        "evaluations": [],
-        "sessions": [],
-        "sentences_seen": 0,
-        "config": dict(
-            shape=shape or SHAPE,
-            vocab_size=len(tokenizer),
-            tokens_per_batch=tokens_per_batch,
-            lr=lr,
-            warmup=warmup,
-            seed=seed,
-            label_smoothing=0.1,
-            schedule="inverse square root",
-            bf16=bf16,
-        ),
-    }
-    step, rewarm = 0, None
+    torch.manual_seed(config["seed"])
+    model = build(tokenizer, previous["config"]["shape"] if previous else config["shape"]).to(where)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)
+    log = {"parameters": sum(p.numel() for p in model.parameters()), "steps": [], "evaluations": [], "sessions": [],
+           "sentences_seen": 0, "config": {**config, "vocab_size": len(tokenizer)}}
+    run = _StudentRun(config, tokenizer, model, optimizer, log, checkpoint, where)
     if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        step, log = state["step"], state["log"]
+        restore(state, model, optimizer)
+        run.step, run.log = state["step"], state["log"]
     elif warm:
-        # float16 weights, step and log of the export; the optimiser's moments are lost, so the
-        # learning rate ramps up again over warmup // 5 steps instead of jumping to its scheduled value
-        exported = AutoModelForSeq2SeqLM.from_pretrained(init_from, dtype=torch.float32)
-        model.load_state_dict(exported.state_dict())
-        log = {k: v for k, v in previous.items() if k not in ("final", "step")}
-        step = previous["step"]
-        rewarm = (step, max(1, warmup // 5))
+        _student_from_export(run, init_from, previous)
+    run.pairs = _load_pairs(tokenizer, rows, config["seed"])
+    run.session = {"start_step": run.step, "pairs": len(run.pairs.src), "device": where,
+                   "threads": torch.get_num_threads(), "seconds": 0.0,
+                   "from": "export (optimiser restarted)" if warm else "checkpoint" if state else "scratch"}
+    run.log["sessions"].append(run.session)
+    return run
 
-    def load_data(rows):
-        src, tgt = encode_pairs(tokenizer, rows)
-        lengths = np.asarray([len(s) + len(t) for s, t in zip(src, tgt)])  # padded cost of a pair ~ source + target
-        tie = np.random.default_rng(seed).random(len(lengths))
-        return src, tgt, lengths, np.lexsort((tie, lengths))
 
-    src, tgt, lengths, order = load_data(rows)
-    session = {
-        "start_step": step,
-        "pairs": len(src),
-        "device": device,
-        "threads": torch.get_num_threads(),
-        "seconds": 0.0,
-        "from": "export (optimiser restarted)" if warm else "checkpoint" if state else "scratch",
-    }
-    log["sessions"].append(session)
+def _student_from_export(run: _StudentRun, folder: Path, previous: dict) -> None:
+    """Continue from an exported folder: its float16 weights, step and log. The optimiser's moments
+    are lost, so the learning rate ramps up again over warmup // 5 steps instead of jumping to its
+    scheduled value."""
+    exported = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    run.model.load_state_dict(exported.state_dict())
+    run.log = {k: v for k, v in previous.items() if k not in ("final", "step")}
+    run.step = previous["step"]
+    run.rewarm = (run.step, max(1, run.config["warmup"] // 5))
+
+
+def _student_loop(run: _StudentRun, pairs_path: Path, steps: int, eval_sets: dict, eval_every: int,
+                  save_every: int, progress) -> None:
+    """Steps up to ``steps`` in all: evaluate every ``eval_every``, save every ``save_every`` steps
+    (and at the end), then take in the pairs the teacher has added to the cache meanwhile."""
+    log, session = run.log, run.session
     done_before = sum(s["seconds"] for s in log["sessions"][:-1])
     start = time.perf_counter()
-    model.train()
-    try:
-        while step < steps:
-            step += 1
-            ramp = min(1.0, (step - rewarm[0]) / rewarm[1]) if rewarm else 1.0
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, lr, warmup) * ramp
-            picked = draw_batch(lengths, order, tokens_per_batch, seed, step)
-            batch = batch_tensors(src, tgt, picked, pad, device)
-            labels = batch.pop("labels")
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(**batch).logits  # [B, T, V]
-            loss = torch.nn.functional.cross_entropy(
-                logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.1
-            )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            session["seconds"] = time.perf_counter() - start
-            log["sentences_seen"] += len(picked)
-            entry = {
-                "step": step,
-                "seconds": done_before + session["seconds"],
-                "train_loss": float(loss.detach()),
-                "sentences": len(picked),
-                "pairs": len(src),
-            }
-            if step % 10 == 0:
-                log["steps"].append(entry)
-            if eval_sets and (step % eval_every == 0 or step == steps):
-                log["evaluations"].append(
-                    {"step": step, "seconds": entry["seconds"], **evaluate(model, tokenizer, eval_sets)}
-                )
-            if progress:
-                progress(
-                    step,
-                    steps,
-                    entry["train_loss"],
-                    log["evaluations"][-1] if log["evaluations"] and log["evaluations"][-1]["step"] == step else None,
-                )
-            if step % save_every == 0 or step == steps:
-                session["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-                save_checkpoint(ckpt_path, model, optimizer, step, log)
-                return_freed_heap()
-                fresh = read_pairs(pairs_path)  # the teacher may still be filling the cache
-                if len(fresh) > len(rows):
-                    rows = fresh
-                    src, tgt, lengths, order = load_data(rows)
-                    session["pairs"] = len(src)
-    except KeyboardInterrupt:
-        save_checkpoint(ckpt_path, model, optimizer, step, log)
-        raise
+    run.model.train()
+    while run.step < steps:
+        run.step += 1
+        step = run.step
+        loss, sentences = _student_step(run)
+        session["seconds"] = time.perf_counter() - start
+        log["sentences_seen"] += sentences
+        seconds = done_before + session["seconds"]
+        if step % 10 == 0:
+            entry = {"step": step, "seconds": seconds, "train_loss": loss, "sentences": sentences,
+                     "pairs": len(run.pairs.src)}
+            log["steps"].append(entry)
+        evaluation = None
+        if eval_sets and (step % eval_every == 0 or step == steps):
+            evaluation = {"step": step, "seconds": seconds, **evaluate(run.model, run.tokenizer, eval_sets)}
+            log["evaluations"].append(evaluation)
+        if progress:
+            progress(step, steps, loss, evaluation)
+        if step % save_every == 0 or step == steps:
+            session["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            save_checkpoint(run.checkpoint, step, run.model.state_dict(), run.optimizer, log)
+            return_freed_heap()
+            fresh = read_pairs(pairs_path)  # the teacher may still be filling the cache
+            if len(fresh) > len(run.pairs.rows):
+                run.pairs = _load_pairs(run.tokenizer, fresh, run.config["seed"])
+                session["pairs"] = len(run.pairs.src)
     session["seconds"] = time.perf_counter() - start
-    save_checkpoint(ckpt_path, model, optimizer, step, log)
-    log["step"] = step
-    return log
+
+
+def _student_step(run: _StudentRun) -> tuple[float, int]:
+    """One optimiser step (``run.step``) on its batch; (loss, sentence pairs in the batch)."""
+    c, step = run.config, run.step
+    ramp = min(1.0, (step - run.rewarm[0]) / run.rewarm[1]) if run.rewarm else 1.0
+    for group in run.optimizer.param_groups:
+        group["lr"] = c["lr"] * lr_scale(step, c["warmup"]) * ramp
+    picked = draw_batch(run.pairs.lengths, run.pairs.order, c["tokens_per_batch"], c["seed"], step)
+    batch = batch_tensors(run.pairs.src, run.pairs.tgt, picked, run.tokenizer.pad_token_id, run.device)
+    labels = batch.pop("labels")
+    with torch.autocast(run.device, dtype=torch.bfloat16, enabled=c["bf16"]):
+        logits = run.model(**batch).logits  # [B, T, V]
+    loss = torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=c["label_smoothing"]
+    )
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), len(picked)
 
 
 def export(work: Path, out: Path, eval_sets: dict[str, list[dict]] | None = None) -> dict:
@@ -391,7 +404,7 @@ def export(work: Path, out: Path, eval_sets: dict[str, list[dict]] | None = None
     tokenizer, generation config, training_log.json). With ``eval_sets``, the exported weights are
     scored as the app loads them (float16 values in a float32 model) into the log's 'final'."""
     tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
-    state = torch.load(work / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(work / "checkpoint.pt")
     log = state["log"]
     model = build(tokenizer, log["config"]["shape"])
     model.load_state_dict(state["model"])
