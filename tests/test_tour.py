@@ -19,7 +19,7 @@ from explorer.adapters.compare import run_family
 from explorer.decoding import depth_readout, softmax
 from explorer.plots import encoder as encoder_plots
 from explorer.registry import FAMILIES
-from explorer.ui.presenter import tour
+from explorer.ui.presenter import landing, tour
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 300
@@ -35,6 +35,9 @@ def test_every_step_but_the_home_page_names_the_figure_it_narrates():
     for step in tour():
         if step["page"] == "home":  # the home page draws no figure: the tour stays at its top
             assert "figure" not in step
+            continue
+        if step["page"] == "lessons":  # a lab asks before it shows: the tour lands on the step's question
+            assert "figure" not in step and step["anchor"] == "lessons_question", step["title"]
             continue
         assert re.fullmatch(r"[a-z0-9_]+", step.get("figure", "")), step["title"]
 
@@ -181,11 +184,17 @@ def test_the_tour_lands_on_every_figure_it_names(models):
         at.sidebar.button(key="presenter_next").click().run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.session_state["presenter_index"] == n - 1
-        charts = [c.proto.id for c in at.get("plotly_chart")]
-        assert any(c.endswith("-" + step["figure"]) for c in charts), (step["title"], charts)
+        if step.get("anchor"):  # a lab's step: its question, asked of the learner, with the lab and step the tour set
+            assert at.session_state["lessons_lab"] == step["state"]["lessons_lab"]
+            assert at.session_state["lessons_step"] == step["state"]["lessons_step"]
+            assert any(m.value.startswith("### ") for m in at.markdown), step["title"]
+            assert [r.label for r in at.radio] == ["Your prediction"], step["title"]  # asked, not yet answered
+        else:
+            charts = [c.proto.id for c in at.get("plotly_chart")]
+            assert any(c.endswith("-" + step["figure"]) for c in charts), (step["title"], charts)
         if "opening_tokens" in step.get("expect", {}):  # "the page has already written 8 tokens; the first, ' Paris'"
             generated = list(at.session_state["decoder_generated"])
             assert len(generated) == step["expect"]["opening_tokens"]
             assert models("decoder").tokenizer.decode(generated[:1]) == step["expect"]["top1"]
         scripts = [h.proto.body for h in at.sidebar.get("html")]
-        assert any(f'const key = "{step["figure"]}", move = {n - 1};' in s for s in scripts), step["title"]
+        assert any(f'const key = "{landing(step)}", move = {n - 1};' in s for s in scripts), step["title"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.ui.presenter import tour
+from explorer.ui.presenter import landing, tour
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -72,7 +72,7 @@ def test_every_next_brings_the_narrated_figure_on_screen(server):
             for n, step in enumerate(steps[1:], start=2):
                 page.get_by_role("button", name="Next ▶").click()
                 page.get_by_text(f"Step {n} of {len(steps)}").wait_for(timeout=240_000)
-                selector = f".st-key-{step['figure']}"
+                selector = f".st-key-{landing(step)}"
                 page.wait_for_selector(selector, timeout=240_000)
                 page.wait_for_function(IDLE, timeout=240_000)
                 page.wait_for_function(ON_SCREEN, arg=selector, timeout=30_000)

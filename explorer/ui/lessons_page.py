@@ -32,6 +32,7 @@ from explorer.ui.view import View, cached
 
 TEXT = "lessons_text"  # the learner's own text for the step (None: the lab's)
 TEXT_BOX = "lessons_text_box"
+QUESTION_ANCHOR = "lessons_question"  # the container of a step's question (the presenter tour lands on it)
 GIVEN = "_lessons_given"  # question id -> the answer this learner committed (as the question stores it)
 SEEN = "_lessons_seen"  # lab id -> {step id: its Answer as last shown}, for the handout
 LAST_FAMILY = "_lessons_last_family"
@@ -228,18 +229,19 @@ def _step_body(lab: Lab, step: Step, loaded: LoadedModel, role: str) -> None:
         st.warning(plain(answer))
         return
     st.session_state.setdefault(SEEN, {}).setdefault(lab.id, {})[step.id] = answer
-    if role == "teacher":  # the question and its controls beside the class's votes, as a family page's panels
-        left, right = st.columns([5, 7], gap="medium")
-        with left:
-            st.markdown("### " + plain(answer.question))
+    with st.container(key=QUESTION_ANCHOR):  # the presenter tour's landing on a lab
+        if role == "teacher":  # the question and its controls beside the class's votes, as a family page's panels
+            left, right = st.columns([5, 7], gap="medium")
+            with left:
+                st.markdown("### " + plain(answer.question))
+                _open_button(lab, step, loaded, overrides)
+            klass.teacher_step(answer, VIEW, left, right)
+            return
+        question, open_view = st.columns([9, 3], vertical_alignment="top")
+        question.markdown("### " + plain(answer.question))
+        with open_view:
             _open_button(lab, step, loaded, overrides)
-        klass.teacher_step(answer, VIEW, left, right)
-        return
-    question, open_view = st.columns([9, 3], vertical_alignment="top")
-    question.markdown("### " + plain(answer.question))
-    with open_view:
-        _open_button(lab, step, loaded, overrides)
-    _solo(answer, step)
+        _solo(answer, step)
 
 
 def _open_button(lab: Lab, step: Step, loaded: LoadedModel, overrides: tuple) -> None:

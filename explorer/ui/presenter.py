@@ -64,8 +64,14 @@ def presenter_sidebar(pages_by_url: dict, views: Callable[[], dict]) -> None:
     target = st.session_state.pop("_presenter_target", None)
     if target is not None and target in pages_by_url:
         st.switch_page(pages_by_url[target])
-    if step.get("figure") and st.session_state.get("presenter_moves"):
-        bring_into_view(step["figure"], st.session_state["presenter_moves"])
+    if landing(step) and st.session_state.get("presenter_moves"):
+        bring_into_view(landing(step), st.session_state["presenter_moves"])
+
+
+def landing(step: dict) -> str | None:
+    """The key the tour brings on screen: the figure the step narrates, or (a lab's question, which comes before
+    its figure) the part of the page it names as its anchor; none on the home page."""
+    return step.get("figure") or step.get("anchor")
 
 
 # Runs in the page (st.html with JavaScript), once per move of the tour: the same body on later reruns is not run
