@@ -176,8 +176,10 @@ VIEWS = [  # (label, page url path, family whose tokenizer sizes the text, [MASK
     ("MoE view", "moe", "moe", 0, 1.0),
     ("Decoder view (a new prompt opens with 8 generated tokens)", "decoder", "decoder", 0, None),
 ]
-TRANSLATION_VIEW = "Encoder-decoder view (default: the translator on its example sentence, one encoder pass, then decoder steps to the end)"
-SPEECH_VIEW = "Encoder-decoder view, speech (Whisper on the default clip: one encoder pass, then decoder steps to the end of the transcript)"
+TRANSLATION_VIEW = ("Encoder-decoder view (default: the translator on its example sentence, one encoder pass, "
+                    "then decoder steps to the end)")
+SPEECH_VIEW = ("Encoder-decoder view, speech (Whisper on the default clip: one encoder pass, "
+               "then decoder steps to the end of the transcript)")
 
 
 def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int, tokens: int) -> None:
@@ -193,7 +195,8 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
         _first_paints(table, server.port)
         compare = run_page(server.port, "compare")
         _check("compare", compare)
-        table.add("Compare page, first visit (loads all four default models, runs each once)", f"{compare.seconds:.1f} s")
+        table.add("Compare page, first visit (loads all four default models, runs each once)",
+                  f"{compare.seconds:.1f} s")
         payloads["Compare page"] = compare.bytes_received
         for label, page, family, masks, target in VIEWS:
             def query(variant: int, family=family, masks=masks) -> dict:
@@ -292,7 +295,8 @@ def replica_sections(table: Table, tokenizers: dict, tokens: int, counts=(1, 2),
                     p95 = percentile(latencies, 95)
                     target = REPLICA_TARGETS.get((sessions, count, shared))
                     what = "the same text" if shared else "a different text each"
-                    table.add(f"Through nginx, {count} replica(s): {sessions} sessions at once, masked-token view, {what}",
+                    table.add(f"Through nginx, {count} replica(s): {sessions} sessions at once, "
+                              f"masked-token view, {what}",
                               f"median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s",
                               f"p95 ≤ {target:.0f} s" if target else "", verdict(p95, target) if target else "")
             pids = [p.pid for p in group.processes.values()]

@@ -106,12 +106,14 @@ def test_decoder_step_adds_a_token_and_back_removes_it(server, browser):
         page.wait_for_function("() => window.location.search.includes('tokens=')", timeout=60_000)
         before = _tokens_in_url(page)
         page.get_by_role("button", name="Step ▶").click()
-        page.wait_for_function(f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length === {before + 1}",
+        page.wait_for_function("() => (new URLSearchParams(window.location.search).get('tokens') || '')"
+                               f".split(',').length === {before + 1}",
                                timeout=120_000)
         _wait_idle(page)
         assert _tokens_in_url(page) == before + 1
         page.get_by_role("button", name="◀ Back").click()
-        page.wait_for_function(f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length === {before}",
+        page.wait_for_function("() => (new URLSearchParams(window.location.search).get('tokens') || '')"
+                               f".split(',').length === {before}",
                                timeout=120_000)
         _wait_idle(page)
         assert _tokens_in_url(page) == before
@@ -189,7 +191,8 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "moe-classroom-1280x720.png"))
         # figures now use 20 px text
-        sizes = page.locator(".js-plotly-plot .xtick text").evaluate_all("els => els.map(e => parseFloat(e.style.fontSize) || 0)")
+        sizes = page.locator(".js-plotly-plot .xtick text").evaluate_all(
+            "els => els.map(e => parseFloat(e.style.fontSize) || 0)")
         assert sizes and max(sizes) >= 18
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 

@@ -63,7 +63,8 @@ def test_temperature_sharpens_and_flattens():
 def test_suppressed_ids_are_never_chosen():
     settings = SamplingSettings(greedy=True, suppressed_ids=(0,))
     assert choose_token(LOGITS, settings, 0) == 1
-    sampled = {choose_token(LOGITS, SamplingSettings(greedy=False, seed=s, suppressed_ids=(0, 1)), 0) for s in range(50)}
+    sampled = {choose_token(LOGITS, SamplingSettings(greedy=False, seed=s, suppressed_ids=(0, 1)), 0)
+               for s in range(50)}
     assert sampled <= {2, 3, 4} and len(sampled) > 1
 
 
@@ -77,7 +78,8 @@ def test_sampling_is_reproducible_per_seed_and_step():
 
 def test_sampling_frequencies_follow_the_distribution():
     settings = SamplingSettings(greedy=False, seed=1)
-    draws = np.bincount([choose_token(LOGITS, SamplingSettings(greedy=False, seed=s), 0) for s in range(3000)], minlength=5)
+    draws = np.bincount([choose_token(LOGITS, SamplingSettings(greedy=False, seed=s), 0) for s in range(3000)],
+                        minlength=5)
     assert np.allclose(draws / draws.sum(), [0.5, 0.2, 0.15, 0.1, 0.05], atol=0.03)
     assert settings.seed == 1
 
@@ -111,7 +113,8 @@ def test_drawn_distribution_when_sampling_is_the_filtered_one():
 
 def test_rules_text_names_every_rule():
     assert rules_text(SamplingSettings()) == "greedy (always the most likely token)"
-    assert rules_text(SamplingSettings(greedy=False, temperature=0.3)) == "temperature T=0.3, top-k=0 (off), top-p=1 (off)"
+    assert rules_text(SamplingSettings(greedy=False, temperature=0.3)) == (
+        "temperature T=0.3, top-k=0 (off), top-p=1 (off)")
     assert rules_text(SamplingSettings(greedy=False, temperature=1.8, top_k=5, top_p=0.9)) == (
         "temperature T=1.8, top-k=5, top-p=0.9")
 

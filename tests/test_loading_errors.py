@@ -65,7 +65,8 @@ def test_paths_outside_the_root_get_one_sentence_and_no_file_system_read(with_ro
     touched = []
     for name in ("stat", "lstat", "open", "listdir", "scandir"):
         real = getattr(os, name)
-        monkeypatch.setattr(os, name, lambda path, *a, _real=real, **k: (touched.append(str(path)), _real(path, *a, **k))[1])
+        monkeypatch.setattr(os, name,
+                            lambda path, *a, _real=real, **k: (touched.append(str(path)), _real(path, *a, **k))[1])
     sentences = {message(payload).replace(payload, "<id>") for payload in TRAVERSALS}
     monkeypatch.undo()
     assert len(sentences) == 1, sentences
@@ -109,7 +110,8 @@ def test_a_wrong_family_embedded_id_is_refused_before_loading(monkeypatch):
 
 def test_the_unknown_embedded_id_sentence_names_every_embedded_model():
     text = message("embedded:nope")
-    for name in ("distilbert-grammar-mlm", "marian-en-pt-tiny", "moe-tiny-austen", "dense-twin-austen", "whisper-tiny.en"):
+    for name in ("distilbert-grammar-mlm", "marian-en-pt-tiny", "moe-tiny-austen", "dense-twin-austen",
+                 "whisper-tiny.en"):
         assert f"embedded:{name}" in text
 
 
@@ -123,7 +125,8 @@ def test_unsupported_architecture(model_root):
 def test_remote_code_is_refused(model_root):
     folder = model_root / "custom"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "my_custom", "auto_map": {"AutoConfig": "conf.MyConfig"}}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "my_custom", "auto_map": {"AutoConfig": "conf.MyConfig"}}))
     assert "trust_remote_code" in message(str(folder))
 
 
@@ -172,7 +175,8 @@ def test_a_valid_local_folder_loads(model_root):
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({f"w{i}": i for i in range(99)}, unk_token="w0")))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({f"w{i}": i for i in range(99)}, unk_token="w0")))
     tok.save_pretrained(folder)
     loaded = load_model(str(folder), device="cpu", family="decoder")
     assert loaded.arch.model_type == "gpt2" and loaded.load_seconds > 0

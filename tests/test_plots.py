@@ -31,8 +31,8 @@ def make_router(m=2, t=len(TOKENS), e=4, k=2):  # noqa: B008 (TOKENS is a consta
     probs /= probs.sum(-1, keepdims=True)
     chosen = np.argsort(-probs, -1)[..., :k]
     gates = np.take_along_axis(probs, chosen, -1)
-    return RouterTrace(layer_indices=np.arange(m), probs=probs, chosen=chosen, gates=gates / gates.sum(-1, keepdims=True),
-                       kept=np.ones_like(chosen, dtype=bool), top_k=k)
+    return RouterTrace(layer_indices=np.arange(m), probs=probs, chosen=chosen,
+                       gates=gates / gates.sum(-1, keepdims=True), kept=np.ones_like(chosen, dtype=bool), top_k=k)
 
 
 def test_pca_recovers_a_planar_cloud():
@@ -276,7 +276,8 @@ def test_loss_curves_draw_train_and_held_out_per_run():
 
 
 def test_parameter_breakdown_stacks_to_the_total():
-    fig = moe.parameter_breakdown([("mixtral", 1_600_000_000, 11_300_000_000, 33_800_000_000), ("dense", 1_000_000_000, 0, 0)])
+    fig = moe.parameter_breakdown([("mixtral", 1_600_000_000, 11_300_000_000, 33_800_000_000),
+                                   ("dense", 1_000_000_000, 0, 0)])
     totals = [sum(trace.x[i] for trace in fig.data) for i in range(2)]
     assert totals == pytest.approx([46.7, 1.0])
 

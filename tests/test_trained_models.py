@@ -27,7 +27,8 @@ DENSE = PROJECT_MODELS / "dense-twin-austen"
 # masked, and the words a person would accept there.
 HELD_OUT = [
     ("I think Harriet is doing extremely [MASK].", {"well", "good", "badly", "ill"}),
-    ("You are all to come to Pemberley at [MASK].", {"Christmas", "once", "last", "home", "night", "present", "dinner"}),
+    ("You are all to come to Pemberley at [MASK].",
+     {"Christmas", "once", "last", "home", "night", "present", "dinner"}),
     ("How delighted I am to [MASK] you again!", {"see", "meet", "have", "hear", "find"}),
     ("brushwood: the wood from bushes or small [MASK]", {"branches", "trees", "shrubs", "plants", "twigs", "bushes"}),
 ]
@@ -76,15 +77,18 @@ def test_fill_mask_gets_the_everyday_sentences(fill_mask):
 
 @pytest.mark.parametrize("sentence,acceptable", HELD_OUT)
 def test_fill_mask_guesses_a_plausible_word(fill_mask, sentence, acceptable):
-    assert set(probe_top5(fill_mask.model, fill_mask.tokenizer, sentence)) & acceptable  # among the first five, as in the bar
+    # among the first five, as in the bar
+    assert set(probe_top5(fill_mask.model, fill_mask.tokenizer, sentence)) & acceptable
 
 
 def test_fill_mask_loads_as_base_plus_delta(fill_mask):
     assert fill_mask.has_mlm_head and type(fill_mask.model).__name__ == "DistilBertForMaskedLM"
     model = fill_mask.model
-    assert model.vocab_projector.weight is model.distilbert.embeddings.word_embeddings.weight  # tied, frozen in training
+    # tied, frozen in training
+    assert model.vocab_projector.weight is model.distilbert.embeddings.word_embeddings.weight
     base = quire.masked_lm_from_base(embedded.quire_dir())
-    assert torch.equal(base.distilbert.embeddings.word_embeddings.weight, model.distilbert.embeddings.word_embeddings.weight)
+    assert torch.equal(base.distilbert.embeddings.word_embeddings.weight,
+                       model.distilbert.embeddings.word_embeddings.weight)
     assert not torch.equal(base.distilbert.transformer.layer[0].attention.q_lin.weight,
                            model.distilbert.transformer.layer[0].attention.q_lin.weight)  # the adapter is merged in
 
@@ -94,9 +98,11 @@ def test_moe_and_dense_twin_load_with_auto_classes():
         model = AutoModelForCausalLM.from_pretrained(folder)
         assert type(model).__name__ == cls
     moe_cfg, dense_cfg = (json.loads((f / "config.json").read_text()) for f in (MOE, DENSE))
-    assert moe_cfg["num_local_experts"] >= 8 and moe_cfg["num_experts_per_tok"] == 2 and moe_cfg["num_hidden_layers"] >= 4
+    assert (moe_cfg["num_local_experts"] >= 8 and moe_cfg["num_experts_per_tok"] == 2
+            and moe_cfg["num_hidden_layers"] >= 4)
     assert dense_cfg["intermediate_size"] == 2 * moe_cfg["intermediate_size"]  # same active FFN width
-    assert dense_cfg["hidden_size"] == moe_cfg["hidden_size"] and dense_cfg["num_attention_heads"] == moe_cfg["num_attention_heads"]
+    assert (dense_cfg["hidden_size"] == moe_cfg["hidden_size"]
+            and dense_cfg["num_attention_heads"] == moe_cfg["num_attention_heads"])
 
 
 def test_moe_routes_spread_over_experts_on_held_out_text():
@@ -205,7 +211,8 @@ def test_fill_mask_training_resumes_and_its_delta_merges_like_peft(tmp_path, tin
     resumed = mlm.train_mlm(tiny_corpus, tmp_path / "resumed", base, checkpoint=checkpoint, resume=True, **options)
     assert resumed["final"]["train_loss"] == pytest.approx(straight["final"]["train_loss"], rel=1e-5)
     assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == [
-        "config.json", "delta.json", "delta.safetensors", "tokenizer.json", "tokenizer_config.json", "training_log.json"]
+        "config.json", "delta.json", "delta.safetensors", "tokenizer.json", "tokenizer_config.json",
+        "training_log.json"]
 
     # merge_delta (no peft at load) equals peft's own merge of the same float16 adapter
     from safetensors.torch import load_file
@@ -213,7 +220,8 @@ def test_fill_mask_training_resumes_and_its_delta_merges_like_peft(tmp_path, tin
     merged = quire.load_finetuned(tmp_path / "straight", base)
     spec = json.loads((tmp_path / "straight" / "delta.json").read_text())
     delta = load_file(str(tmp_path / "straight" / "delta.safetensors"))
-    reference = get_peft_model(quire.masked_lm_from_base(base), LoraConfig(r=4, lora_alpha=8.0, target_modules=mlm.LORA_TARGETS))
+    reference = get_peft_model(quire.masked_lm_from_base(base),
+                               LoraConfig(r=4, lora_alpha=8.0, target_modules=mlm.LORA_TARGETS))
     inner = reference.base_model.model
     with torch.no_grad():
         for name in spec["adapted"]:

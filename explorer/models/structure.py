@@ -16,7 +16,8 @@ import networkx as nx
 from explorer.models.roles import parameter_role
 from explorer.registry import FAMILIES
 
-_BLOCK = re.compile(r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)\.(?P<index>\d+)\.(?P<rest>.*)$")
+_BLOCK = re.compile(r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)"
+                    r"\.(?P<index>\d+)\.(?P<rest>.*)$")
 _CROSS = re.compile(r"(encoder_attn|EncDecAttention|crossattention|cross_attn|layer\.1\.EncDecAttention)")
 _EXPERT_INDEX = re.compile(r"experts\.(?:expert_)?(\d+)\.")
 
@@ -73,7 +74,8 @@ def _parts(model, only_encoder: bool, encoder_decoder: bool) -> tuple[dict[tuple
             block = int(match["index"])
             part = _part(match["rest"], role)
             if part == "norms" or part == "other":
-                part = "feed-forward" if "mlp" in match["rest"] or "ffn" in match["rest"] or "output" in match["rest"] else "attention"
+                part = ("feed-forward" if "mlp" in match["rest"] or "ffn" in match["rest"] or "output" in match["rest"]
+                        else "attention")
             key = (stack, block, part)
             if part == "experts":
                 expert = _EXPERT_INDEX.search(match["rest"])
@@ -103,7 +105,8 @@ class _BlockLabels:
     def __call__(self, stack: str, b: int, part: str) -> str:
         config = self.config
         shared = f" (weights shared by all {config.num_hidden_layers} blocks)" if config.model_type == "albert" else ""
-        return {"attention": f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "") + shared,
+        return {"attention": (f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "")
+                              + shared),
                 "cross-attention": f"block {b + 1}: cross-attention",
                 "feed-forward": f"block {b + 1}: " + ("shared expert (always on)" if (stack, b, "router") in self.parts
                                                         else "dense feed-forward"),
@@ -120,7 +123,8 @@ def _add_stack(graph: nx.DiGraph, parts: dict, labels: _BlockLabels, stack: str,
                              ("router", 0, -1.8), ("experts", 0.9, -1.8)):
             key = (stack, b, part)
             if key in parts:
-                _add_node(graph, parts, f"{stack}.{b}.{part}", labels(stack, b, part), part, stack, b, x0 + dx, y + dy, key)
+                _add_node(graph, parts, f"{stack}.{b}.{part}", labels(stack, b, part), part, stack, b,
+                          x0 + dx, y + dy, key)
         previous = _connect_block(graph, f"{stack}.{b}", previous)
     return previous
 

@@ -186,7 +186,8 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
     enc_layers, dec_layers = _count_layers(variables, "encoder"), _count_layers(variables, "decoder")
     n_mels = variables["encoder/conv1/weight"].shape[1]
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(ct2_dir / "tokenizer.json"))
-    special = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")}
+    special = {t: tokenizer.convert_tokens_to_ids(t)
+               for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")}
     config = _whisper_config(variables, enc_layers, dec_layers, special)
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
@@ -210,6 +211,7 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=int(n_mels)), tokenizer=tokenizer).save_pretrained(tmp)
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=int(n_mels)),
+                     tokenizer=tokenizer).save_pretrained(tmp)
     tmp.rename(out_dir)  # atomic: a half-written folder is never taken for a finished one
     return out_dir

@@ -11,7 +11,8 @@ from explorer.plots.common import base_layout, dict_figure, require, safe_label
 
 
 def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, labels: dict[int, str], top: int = 15,
-                    title: str = "Next-token distribution (orange = chosen, grey = removed by top-k/top-p)") -> go.Figure:
+                    title: str = ("Next-token distribution (orange = chosen, "
+                                  "grey = removed by top-k/top-p)")) -> go.Figure:
     """The ``top`` most likely next tokens under the model (probs [V], temperature 1).
 
     kept [V] marks tokens the decoding rules (top-k / top-p / suppression) leave in play;
@@ -24,7 +25,8 @@ def next_token_bars(probs: np.ndarray, kept: np.ndarray, chosen_id: int | None, 
     names = [f"{safe_label(labels.get(int(i), f'#{i}'))}" for i in order]
     colours = ["#E69F00" if int(i) == chosen_id else ("#0072B2" if kept[i] else "#BBBBBB") for i in order]
     patterns = ["" if kept[i] else "/" for i in order]
-    status = ["chosen" if int(i) == chosen_id else ("in play" if kept[i] else "removed by the decoding rules") for i in order]
+    status = ["chosen" if int(i) == chosen_id else ("in play" if kept[i] else "removed by the decoding rules")
+              for i in order]
     fig = dict_figure(
         [dict(type="bar", x=probs[order], y=[f"{n}  " for n in names], orientation="h",
               marker=dict(color=colours, pattern=dict(shape=patterns)),
@@ -163,7 +165,8 @@ def step_history(entropies: list[float], chosen_probs: list[float], tokens: list
     x = [f"{i + 1}:{safe_label(t)}" for i, t in enumerate(tokens)]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=entropies, name="entropy (bits)", mode="lines+markers", line=dict(color="#0072B2")))
-    fig.add_trace(go.Scatter(x=x, y=chosen_probs, name="p(chosen token)", mode="lines+markers", yaxis="y2", line=dict(color="#E69F00")))
+    fig.add_trace(go.Scatter(x=x, y=chosen_probs, name="p(chosen token)", mode="lines+markers", yaxis="y2",
+                             line=dict(color="#E69F00")))
     base_layout(fig, "Uncertainty at each step", height=320)
     fig.update_layout(yaxis=dict(title="entropy (bits)", rangemode="tozero"),
                       yaxis2=dict(title="p(chosen)", overlaying="y", side="right", range=[0, 1], tickformat=".0%"),
@@ -171,7 +174,8 @@ def step_history(entropies: list[float], chosen_probs: list[float], tokens: list
     return fig
 
 
-def depth_lens(top_tokens: list[str], top_probs: np.ndarray, final_token: str, final_probs: np.ndarray, title: str) -> go.Figure:
+def depth_lens(top_tokens: list[str], top_probs: np.ndarray, final_token: str, final_probs: np.ndarray,
+               title: str) -> go.Figure:
     """What the output head reads from each depth of one position.
 
     top_tokens [L+1] the most likely token at each depth, top_probs [L+1] its probability,
@@ -184,7 +188,8 @@ def depth_lens(top_tokens: list[str], top_probs: np.ndarray, final_token: str, f
               text=[safe_label(t) for t in top_tokens], textposition="outside", cliponaxis=False,
               hovertemplate="depth %{x}: top token %{text} (p = %{y:.3f})<extra></extra>"),
          dict(type="scatter", x=depths, y=final_probs, name=f"p('{safe_label(final_token)}', the final answer)",
-              mode="lines+markers", line=dict(color="#E69F00", width=3), hovertemplate="depth %{x}: %{y:.3f}<extra></extra>")],
+              mode="lines+markers", line=dict(color="#E69F00", width=3),
+              hovertemplate="depth %{x}: %{y:.3f}<extra></extra>")],
         dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)")),
              yaxis=dict(title=dict(text="probability"), range=[0, 1.12]), legend=dict(orientation="h", y=-0.25)),
     )

@@ -42,7 +42,8 @@ def token_trajectories(trace: ForwardTrace, dims: int = 2) -> go.Figure:
             line=dict(color=colour, width=2 if dims == 3 else 1.5), marker=dict(color=colour, size=size),
             text=[""] * (layers - 1) + [label], textposition="top center", textfont=dict(color=colour),
             customdata=np.stack([np.arange(layers), norms[:, t]], axis=-1),
-            hovertemplate=f"<b>{label}</b> (position {t})<br>layer %{{customdata[0]}}<br>norm %{{customdata[1]:.2f}}<extra></extra>",
+            hovertemplate=f"<b>{label}</b> (position {t})<br>layer %{{customdata[0]}}"
+                          f"<br>norm %{{customdata[1]:.2f}}<extra></extra>",
         ))  # fmt: skip
     fig = dict_figure(data)
     base_layout(fig, "How each token's representation moves through the layers", height=560)
@@ -68,7 +69,8 @@ def pair_similarity_by_depth(trace: ForwardTrace, first: int, second: int) -> go
         dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)")),
              yaxis=dict(title=dict(text="cosine similarity"), range=[min(-0.05, float(cos.min()) - 0.05), 1.05])),
     )
-    return base_layout(fig, f"Similarity of '{safe_label(trace.tokens[first])}' and '{safe_label(trace.tokens[second])}' with depth", height=320)
+    return base_layout(fig, f"Similarity of '{safe_label(trace.tokens[first])}' and "
+                            f"'{safe_label(trace.tokens[second])}' with depth", height=320)
 
 
 def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
@@ -80,10 +82,12 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
     fig = dict_figure(
         [dict(type="heatmap", z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
               y=[f"block {b + 1}" for b in range(entropy.shape[0])], colorscale=named_colorscale("Magma"),
-              colorbar=dict(title=dict(text="bits")), hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>")],
+              colorbar=dict(title=dict(text="bits")),
+              hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>")],
         dict(yaxis=dict(autorange="reversed")),
     )
-    return base_layout(fig, f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
+    return base_layout(fig, "All heads at a glance: how spread out each head's attention is "
+                            f"(max {np.log2(len(trace.tokens)):.1f} bits)",
                        height=max(300, 28 * entropy.shape[0] + 140))
 
 
@@ -107,7 +111,8 @@ def _two_panels() -> dict:
 
 @functools.cache
 def _two_panels_layout() -> dict:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"),
+                        horizontal_spacing=0.12)
     fig.update_yaxes(autorange="reversed")
     return fig.layout.to_plotly_json()
 
@@ -120,18 +125,21 @@ def cosine_similarity_matrix(trace: ForwardTrace, layer: int) -> go.Figure:
     sim = unit @ unit.T  # [T, T]
     labels = unique_labels(trace.tokens)
     fig = dict_figure(
-        [dict(type="heatmap", z=sim, x=labels, y=labels, zmin=-1, zmax=1, colorscale=named_colorscale("RdBu"), reversescale=True,
-              colorbar=dict(title=dict(text="cosine")), hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>")],
+        [dict(type="heatmap", z=sim, x=labels, y=labels, zmin=-1, zmax=1, colorscale=named_colorscale("RdBu"),
+              reversescale=True, colorbar=dict(title=dict(text="cosine")),
+              hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>")],
         dict(yaxis=dict(autorange="reversed")),
     )
-    return base_layout(fig, f"Token similarity at layer {layer} ({'embeddings' if layer == 0 else 'after block ' + str(layer)})", height=480)
+    return base_layout(fig, f"Token similarity at layer {layer} "
+                            f"({'embeddings' if layer == 0 else 'after block ' + str(layer)})", height=480)
 
 
 def attention_heatmap(tokens, attention: np.ndarray, title: str, key_tokens=None) -> go.Figure:
     """One attention map [queries, keys] (a head or the head average); rows sum to 1."""
     require(attention.ndim == 2, f"attention must be [q, k], got {attention.shape}")
     key_tokens = tokens if key_tokens is None else key_tokens
-    require(attention.shape == (len(tokens), len(key_tokens)), f"attention {attention.shape} vs {len(tokens)}x{len(key_tokens)} tokens")
+    require(attention.shape == (len(tokens), len(key_tokens)),
+            f"attention {attention.shape} vs {len(tokens)}x{len(key_tokens)} tokens")
     fig = dict_figure(
         [dict(type="heatmap", z=attention, x=unique_labels(key_tokens), y=unique_labels(tokens), zmin=0,
               colorscale=named_colorscale("Blues"), colorbar=dict(title=dict(text="weight")),

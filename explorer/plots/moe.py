@@ -31,7 +31,8 @@ def route_map(tokens, router: RouterTrace) -> go.Figure:
                     + ("" if router.kept[layer, pos, j] else " (dropped: expert full)") for j in range(k))
         for pos in range(t)] for layer in range(m)]
     fig = go.Figure(go.Heatmap(
-        z=first, x=unique_labels(tokens), y=[f"MoE layer {i} (block {b + 1})" for i, b in enumerate(router.layer_indices)],
+        z=first, x=unique_labels(tokens),
+        y=[f"MoE layer {i} (block {b + 1})" for i, b in enumerate(router.layer_indices)],
         zmin=-0.5, zmax=e - 0.5, colorscale=_discrete_colorscale(e), text=text, texttemplate="%{text}",
         customdata=hover, hovertemplate="%{x}<br>%{y}<br>%{customdata}<extra></extra>",
         colorbar=dict(title="1st expert", tickvals=list(range(e)), ticktext=[f"E{i}" for i in range(e)]),
@@ -51,7 +52,8 @@ def expert_load(router: RouterTrace) -> go.Figure:
     m, e = load.shape
     fig = go.Figure()
     for layer in range(m):
-        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer], name=f"MoE layer {layer} (Switch value {balance[layer]:.2f}; 1.0 = balanced)",
+        fig.add_trace(go.Bar(x=[f"E{i}" for i in range(e)], y=load[layer],
+                             name=f"MoE layer {layer} (Switch value {balance[layer]:.2f}; 1.0 = balanced)",
                              hovertemplate="%{x}: %{y:.1%} of assignments<extra>MoE layer " + str(layer) + "</extra>"))
     fig.add_hline(y=1 / e, line_dash="dash", line_color="#444", annotation_text=f"uniform = 1/{e}")
     base_layout(fig, "Load on each expert, per MoE layer", height=400)
@@ -89,7 +91,8 @@ def expert_flow_sankey(router: RouterTrace, max_layers: int = 6) -> go.Figure:
             value.append(int(counts[a, b]))
     fig = go.Figure(go.Sankey(node=dict(label=labels, color=colours, pad=8, thickness=14),
                               link=dict(source=source, target=target, value=value,
-                                        hovertemplate="%{value} token(s): %{source.label} → %{target.label}<extra></extra>")))
+                                        hovertemplate="%{value} token(s): %{source.label} → %{target.label}"
+                                                      "<extra></extra>")))
     base_layout(fig, f"Token flow between first-choice experts, MoE layers 0–{shown - 1}", height=460)
     return fig
 
@@ -113,13 +116,15 @@ def parameter_breakdown(rows: list[tuple[str, int, int, int]]) -> go.Figure:
     require(bool(rows), "no models")
     names = [r[0] for r in rows]
     fig = go.Figure()
-    for index, (label, colour) in enumerate((("shared by every token (attention, embeddings, norms, router)", "#0072B2"),
-                                             ("experts a token uses (top-k)", "#E69F00"),
-                                             ("experts idle for that token (still in memory)", "#CCCCCC")), start=1):
+    for index, (label, colour) in enumerate((
+            ("shared by every token (attention, embeddings, norms, router)", "#0072B2"),
+            ("experts a token uses (top-k)", "#E69F00"),
+            ("experts idle for that token (still in memory)", "#CCCCCC")), start=1):
         values = [r[index] / 1e9 for r in rows]
         fig.add_trace(go.Bar(y=names, x=values, orientation="h", name=label, marker_color=colour,
                              hovertemplate="%{y}: %{x:.2f} B<extra>" + label + "</extra>"))
-    base_layout(fig, "Where the parameters are: all must sit in memory, a token uses the coloured part", height=120 + 45 * len(rows))
+    base_layout(fig, "Where the parameters are: all must sit in memory, a token uses the coloured part",
+                height=120 + 45 * len(rows))
     fig.update_layout(barmode="stack", xaxis_title="billions of parameters", legend=dict(orientation="h", y=-0.35))
     fig.update_yaxes(autorange="reversed")
     return fig

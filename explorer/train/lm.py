@@ -39,16 +39,18 @@ def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenize
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(documents, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS, pad_token=EOS)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS,
+                                   pad_token=EOS)
 
 
 def build(kind: str):
     if kind == "moe":
-        config = MixtralConfig(**SHAPE, intermediate_size=EXPERT_WIDTH, num_local_experts=NUM_EXPERTS, num_experts_per_tok=TOP_K,
-                               router_aux_loss_coef=0.0, output_router_logits=False, attn_implementation="eager")
+        config = MixtralConfig(**SHAPE, intermediate_size=EXPERT_WIDTH, num_local_experts=NUM_EXPERTS,
+                               num_experts_per_tok=TOP_K, router_aux_loss_coef=0.0, output_router_logits=False,
+                               attn_implementation="eager")
         return MixtralForCausalLM(config)
     if kind == "dense":
         config = LlamaConfig(**SHAPE, intermediate_size=TOP_K * EXPERT_WIDTH, attn_implementation="eager")
@@ -117,8 +119,8 @@ def held_out_loss(model, data: np.ndarray, batch: int = 16) -> float:
 
 
 def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, seq_len: int = 128, lr: float = 2e-3,
-             seed: int = 0, eval_every: int = 100, eval_rows: int = 96, tokenizer_dir: Path | None = None, progress=None,
-             balance_coef: float = BALANCE_COEF) -> dict:
+             seed: int = 0, eval_every: int = 100, eval_rows: int = 96, tokenizer_dir: Path | None = None,
+             progress=None, balance_coef: float = BALANCE_COEF) -> dict:
     """Train ``kind`` ('moe' or 'dense'); the tokenizer is trained once and reused from
     ``tokenizer_dir`` when it exists so both models read the same tokens."""
     torch.manual_seed(seed)
