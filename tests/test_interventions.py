@@ -15,7 +15,7 @@ from explorer.adapters import interventions as iv
 from explorer.adapters.common import hook_count
 from explorer.adapters.lookup import adapter_for
 from explorer.decoding import log_softmax
-from explorer.experiments import cards
+from explorer.experiments import statistics as stats
 from explorer.models.accounting import account
 from explorer.text import InputError
 from tiny_models import tiny_loaded
@@ -140,7 +140,7 @@ def test_sink_removal_renormalises_layer_zero_attention_without_the_first_key(na
             .numpy()
         )
     # layer 0 reads the same embeddings, so its new pattern is the old one renormalised by hand
-    expected = cards.remove_sink(base[None])[0]
+    expected = stats.remove_sink(base[None])[0]
     if not causal:
         expected[:, 0, :] = base[:, 0, :] * (np.arange(len(IDS)) > 0) / (1 - base[:, 0, 0])[:, None]
     assert np.abs(modified - expected).max() < 1e-5
@@ -491,9 +491,9 @@ def test_cards_measured_on_a_tiny_moe_have_their_shapes_nulls_and_baselines():
     traces = measure.read(loaded, prompts)
     sink = measure.sink_card(loaded, traces)
     assert sink.by_layer.shape == (2,) and 0 <= sink.measured <= 1
-    assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
+    assert sink.chance == pytest.approx(stats.uniform_first_token_mass(len(IDS), causal=True))
     assert sink.per_prompt.shape == (3,) and sink.null.shape == (3, measure.DRAWS)
-    assert sink.verdict in cards.VERDICTS and sink.spread == pytest.approx(sink.per_prompt.std())
+    assert sink.verdict in stats.VERDICTS and sink.spread == pytest.approx(sink.per_prompt.std())
     random = measure.random_token_prompts(loaded, seeds=(0, 1), period=8)
     with_logits = measure.read(loaded, [ids for ids, _ in random], with_logits=True)
     loss, head = measure.induction_cards(loaded, with_logits, [s for _, s in random], period=8)
@@ -505,7 +505,7 @@ def test_cards_measured_on_a_tiny_moe_have_their_shapes_nulls_and_baselines():
     depth = measure.prediction_depth_card(loaded, measure.lens_from_top(loaded, traces))
     assert 0 <= depth.measured <= 1 and depth.direction == -1 and depth.chance == 1.0
     tax = measure.taxonomy(loaded)
-    assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
+    assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(stats.HEAD_KINDS)
     assert hook_count(loaded.model) == 0
 
 
@@ -539,7 +539,7 @@ def test_the_lens_read_from_the_top_gives_the_settled_depth_of_the_full_lens():
     traces = measure.read(loaded, [IDS, np.roll(IDS, 2)])
     for partial, trace in zip(measure.lens_from_top(loaded, traces), traces):
         full = np.stack([decoder.logit_lens(loaded, trace.hidden_states[:, t]).argmax(-1) for t in range(len(IDS))], 1)
-        assert np.array_equal(cards.settled_depth(partial), cards.settled_depth(full))
+        assert np.array_equal(stats.settled_depth(partial), stats.settled_depth(full))
         assert np.array_equal(partial[-1], full[-1])
 
 

@@ -2,13 +2,13 @@
 
 Each prompt set is read once: one traced forward per prompt (in padded batches,
 ``adapters.batched``, equal to the family adapters' own traces), and every card of that set is a
-statistic of those traces (``cards``); the logit lens applies the model's own head to hidden
+statistic of those traces (``statistics``); the logit lens applies the model's own head to hidden
 states already traced, it does not run the model again. A step of the plan is one prompt set: a
 page caches each step per (model, prompt set) and shows progress between steps.
 
 Every card carries its per-prompt values, a resampled null per prompt that keeps what the
-statistic depends on besides the finding (``cards``: shuffled positions, random visible keys,
-permuted labels, random signs) and so a verdict by one rule (``cards.VERDICT_RULE``).
+statistic depends on besides the finding (``statistics``: shuffled positions, random visible keys,
+permuted labels, random signs) and so a verdict by one rule (``statistics.VERDICT_RULE``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import numpy as np
 from explorer.adapters import batched, decoder, encoder, family, seq2seq
 from explorer.adapters.common import tokenize
 from explorer.adapters.lookup import adapter_for
-from explorer.experiments import cards
-from explorer.experiments.cards import Card, mean_and_spread
+from explorer.experiments import statistics as stats
 from explorer.experiments.prompts import (
     MASKED_PAIRS,
     PAIRS,
@@ -37,12 +36,13 @@ from explorer.experiments.prompts import (
     held_out,
     repeated_random_tokens,
 )
+from explorer.experiments.statistics import Card, mean_and_spread
 from explorer.models.accounting import account
 
 PUNCTUATION = set(".,;:!?")
 DEPTH_AXIS = "depth (0 = embeddings, d = output of block d)"
 MOE_AXIS = "MoE layer (0 = the first MoE layer)"
-DRAWS = cards.NULL_DRAWS
+DRAWS = stats.NULL_DRAWS
 
 # What each paper reports, read in the paper's own text (quoted where it gives no table), with
 # where; a card whose paper gives no number in its text says so. No value is guessed or read
@@ -91,7 +91,7 @@ SOURCES = {
 
 def _rng(key: str, model_id: str = "") -> np.random.Generator:
     """A card's own seeded generator: its null draws do not depend on which cards ran before."""
-    return np.random.default_rng([cards.NULL_SEED, zlib.crc32(f"{model_id}|{key}".encode())])
+    return np.random.default_rng([stats.NULL_SEED, zlib.crc32(f"{model_id}|{key}".encode())])
 
 
 def _null_stack(nulls: list[np.ndarray]) -> np.ndarray:
@@ -179,16 +179,16 @@ def sink_card(loaded, traces, prompt_set: str = "everyday-sentences") -> Card:
     """Attention on each candidate sink; the card reports the largest (the model's sink)."""
     candidates = _sink_candidates(loaded, traces)
     mass = {
-        name: np.array([np.nan if m is None else cards.key_mass(t.attentions, m, t.causal) for t, m in zip(traces, ms)])
+        name: np.array([np.nan if m is None else stats.key_mass(t.attentions, m, t.causal) for t, m in zip(traces, ms)])
         for name, ms in candidates.items()
     }  # name -> [P]
     sink = max(mass, key=lambda name: np.nanmean(mass[name]))
     pairs = [(t, m) for t, m in zip(traces, candidates[sink]) if m is not None]
     rng = _rng("sink", loaded.model_id)
-    null = [cards.key_mass_null(t.attentions, m, t.causal, DRAWS, rng) for t, m in pairs]
+    null = [stats.key_mass_null(t.attentions, m, t.causal, DRAWS, rng) for t, m in pairs]
     by_layer = np.mean(
         [
-            t.attentions[:, :, cards.scored_queries(len(m), t.causal)][..., m].sum(-1).mean(axis=(1, 2))
+            t.attentions[:, :, stats.scored_queries(len(m), t.causal)][..., m].sum(-1).mean(axis=(1, 2))
             for t, m in pairs
         ],
         axis=0,
@@ -203,7 +203,7 @@ def sink_card(loaded, traces, prompt_set: str = "everyday-sentences") -> Card:
         method="attention mass on each candidate key (the first token, each special token), every layer and head of "
         "each sentence's trace",
         prompt_set=prompt_set,
-        chance=float(np.mean([cards.uniform_key_mass(m, t.causal) for t, m in pairs])),
+        chance=float(np.mean([stats.uniform_key_mass(m, t.causal) for t, m in pairs])),
         chance_note="uniform attention over the keys each query may see",
         null_note=f"the same attention on as many random keys as {sink} takes, among those each query may see "
         "(same length and causal positions)",
@@ -224,13 +224,13 @@ def induction_cards(loaded, traces, starts: list[int], period: int = RANDOM_PERI
     """The loss drop on the repeat and the best induction head, from the traces (with logits) of
     repeated random tokens whose first copy starts at ``starts``."""
     vocab = int(loaded.model.config.vocab_size)
-    losses = [cards.copy_token_losses(t.logits, t.token_ids, s, period) for t, s in zip(traces, starts)]
+    losses = [stats.copy_token_losses(t.logits, t.token_ids, s, period) for t, s in zip(traces, starts)]
     rng = _rng("induction-loss", loaded.model_id)
-    loss_null = [cards.copy_label_null(first, second, DRAWS, rng) for first, second in losses]
-    scores = np.stack([cards.induction_scores(t.attentions, t.token_ids) for t in traces])  # [P, L, H]
+    loss_null = [stats.copy_label_null(first, second, DRAWS, rng) for first, second in losses]
+    scores = np.stack([stats.induction_scores(t.attentions, t.token_ids) for t in traces])  # [P, L, H]
     best = np.unravel_index(np.nanargmax(scores.mean(0)), scores.shape[1:])
     rng = _rng("induction-head", loaded.model_id)
-    head_null = [cards.induction_head_null(t.attentions, t.token_ids, DRAWS, rng) for t in traces]
+    head_null = [stats.induction_head_null(t.attentions, t.token_ids, DRAWS, rng) for t in traces]
     first_mean = np.mean([f.mean() for f, _ in losses])
     second_mean = np.mean([s.mean() for _, s in losses])
     return [
@@ -255,7 +255,7 @@ def induction_cards(loaded, traces, starts: list[int], period: int = RANDOM_PERI
             method="attention of every head from each token of the second copy, chosen as the head with the highest "
             "mean over the prompts",
             prompt_set="repeated-random-tokens",
-            chance=float(np.mean([cards.uniform_induction_score(t.token_ids) for t in traces])),
+            chance=float(np.mean([stats.uniform_induction_score(t.token_ids) for t in traces])),
             chance_note="uniform causal attention",
             null_note="the best head (max over all heads, as the measured one is) scored on a random earlier key "
             "instead of the token after the earlier occurrence",
@@ -265,12 +265,12 @@ def induction_cards(loaded, traces, starts: list[int], period: int = RANDOM_PERI
     ]  # fmt: skip
 
 
-def taxonomy_from(trace) -> cards.Taxonomy:
+def taxonomy_from(trace) -> stats.Taxonomy:
     """Head kinds of one trace of repeated random tokens (so induction heads can show), sink removed."""
-    return cards.head_taxonomy(trace.attentions, trace.token_ids, causal=trace.causal)
+    return stats.head_taxonomy(trace.attentions, trace.token_ids, causal=trace.causal)
 
 
-def taxonomy(loaded, seed: int = 0) -> cards.Taxonomy:
+def taxonomy(loaded, seed: int = 0) -> stats.Taxonomy:
     """Head kinds on repeated random tokens (seed 0 of the card's prompt set)."""
     ids, _ = random_token_ids(loaded, seed)
     return taxonomy_from(read(loaded, [ids])[0])
@@ -294,11 +294,11 @@ def clark_cards(loaded, traces) -> list[Card]:
             for t in traces
         ]  # fmt: skip
         rng = _rng(f"clark-{kind}", loaded.model_id)
-        by_layer = np.mean([cards.attention_to_keys(t.attentions, m) for t, m in zip(traces, masks)], axis=0)  # [L]
+        by_layer = np.mean([stats.attention_to_keys(t.attentions, m) for t, m in zip(traces, masks)], axis=0)  # [L]
         out.append(
             _card(
-                loaded, kind, [cards.key_mass(t.attentions, m, False) for t, m in zip(traces, masks)],
-                [cards.key_mass_null(t.attentions, m, False, DRAWS, rng) for t, m in zip(traces, masks)],
+                loaded, kind, [stats.key_mass(t.attentions, m, False) for t, m in zip(traces, masks)],
+                [stats.key_mass_null(t.attentions, m, False, DRAWS, rng) for t, m in zip(traces, masks)],
                 name=f"BERT looks at {kind}",
                 quantity=f"attention mass on {kind}, mean over layers, heads and queries (peak {by_layer.max():.2f} "
                 f"at layer {int(by_layer.argmax())})",
@@ -318,12 +318,12 @@ def clark_cards(loaded, traces) -> list[Card]:
 
 def anisotropy_card(loaded, traces) -> Card:
     vectors = [t.hidden_states[:, _content_positions(t)] for t in traces]  # each [L+1, T_i, D]
-    cosines = cards.cross_prompt_cosine(vectors)  # [P, L+1]
+    cosines = stats.cross_prompt_cosine(vectors)  # [P, L+1]
     rng = _rng("anisotropy", loaded.model_id)
     null = []
     for i, own in enumerate(vectors):
         others = np.concatenate([v[-1] for j, v in enumerate(vectors) if j != i])  # [M, D]
-        null.append(cards.sign_flip_null(cards.cross_cosines(own[-1], others), DRAWS, rng))
+        null.append(stats.sign_flip_null(stats.cross_cosines(own[-1], others), DRAWS, rng))
     return _card(
         loaded, "anisotropy", cosines[:, -1], null,
         name="anisotropy",
@@ -367,7 +367,7 @@ def self_similarity_card(loaded, traces, positions: list[int], groups: list[int]
     def at(depth: int, draws: int, rng):
         word = np.stack([t.hidden_states[depth, p] for t, p in zip(traces, positions)])  # [C, D]
         others = [t.hidden_states[depth, np.setdiff1d(_content_positions(t), [p])] for t, p in zip(traces, positions)]
-        return cards.self_similarity_by_context(word, others, groups, draws, rng)
+        return stats.self_similarity_by_context(word, others, groups, draws, rng)
 
     measured, null, baseline = at(-1, DRAWS, _rng("self-similarity", loaded.model_id))
     depths = traces[0].hidden_states.shape[0]
@@ -453,9 +453,9 @@ def prediction_depth_card(
     """Settled depth from each prompt's lens top-1 [L+1, T] (matched prompts across the families:
     the same everyday sentences, read as each family reads them; ``step``: the card step whose lens
     it is, DEPTH_METHODS)."""
-    depths = [cards.settled_depth(top) for top in lens]  # each [T]
+    depths = [stats.settled_depth(top) for top in lens]  # each [T]
     rng = _rng("depth", loaded.model_id)
-    null = [cards.settled_depth_null(d, top[-1], DRAWS, rng) for d, top in zip(depths, lens)]
+    null = [stats.settled_depth_null(d, top[-1], DRAWS, rng) for d, top in zip(depths, lens)]
     return _card(
         loaded, "depth", [d.mean() for d in depths], null,
         name="prediction depth",
@@ -480,16 +480,16 @@ def routing_cards(loaded, traces) -> list[Card]:
     e, k = routers[0].num_experts, routers[0].top_k
     out = []
     for key, name, statistic, chance, note in (
-        ("same-first", "Mixtral: same first expert", cards.consecutive_same_first, cards.chance_same_first(e),
+        ("same-first", "Mixtral: same first expert", stats.consecutive_same_first, stats.chance_same_first(e),
          f"1/N, N = {e}: uniform load"),
-        ("topk-overlap", f"Mixtral: top-{k} sets overlap", cards.consecutive_topk_overlap,
-         cards.chance_topk_overlap(e, k), f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}: uniform load"),
-        ("first-in-topk", f"Mixtral: next first choice in top-{k}", cards.consecutive_first_in_topk, k / e,
+        ("topk-overlap", f"Mixtral: top-{k} sets overlap", stats.consecutive_topk_overlap,
+         stats.chance_topk_overlap(e, k), f"1 - C(N-k,k)/C(N,k), N = {e}, k = {k}: uniform load"),
+        ("first-in-topk", f"Mixtral: next first choice in top-{k}", stats.consecutive_first_in_topk, k / e,
          f"k/N, N = {e}, k = {k}: uniform load"),
     ):  # fmt: skip
         rng = _rng(key, loaded.model_id)
         values = np.stack([statistic(r.chosen) for r in routers])  # [P, M]
-        nulls = np.stack([cards.shuffled_positions_null(r.chosen, statistic, DRAWS, rng) for r in routers])  # [P, D, M]
+        nulls = np.stack([stats.shuffled_positions_null(r.chosen, statistic, DRAWS, rng) for r in routers])  # [P, D, M]
         out.append(
             _card(
                 loaded, key, values.mean(axis=1), nulls.mean(axis=2),
@@ -517,7 +517,7 @@ def token_id_card(loaded, fit_traces, test_traces) -> Card:
     fit_first = np.concatenate([t.router.chosen[..., 0] for t in fit_traces], axis=1)  # [M, N]
     test = [(t.token_ids, t.router.chosen[..., 0]) for t in test_traces]
     experts = fit_traces[0].router.num_experts
-    result = cards.token_id_routing(fit_ids, fit_first, test, experts, DRAWS, _rng("token-id", loaded.model_id))
+    result = stats.token_id_routing(fit_ids, fit_first, test, experts, DRAWS, _rng("token-id", loaded.model_id))
     return _card(
         loaded, "token-id", result.per_prompt, result.null,
         name="token-id routing",
@@ -601,7 +601,7 @@ class StepResult:
     random tokens (read from the same traces)."""
 
     cards: tuple[Card, ...]
-    taxonomy: cards.Taxonomy | None = None
+    taxonomy: stats.Taxonomy | None = None
 
 
 @dataclass(frozen=True)
@@ -700,7 +700,7 @@ def card_plan(loaded) -> list[CardStep]:
     return [step(name) for name in adapter_for(loaded).card_steps(loaded)]
 
 
-def measure_all(loaded) -> tuple[list[Card], cards.Taxonomy | None]:
+def measure_all(loaded) -> tuple[list[Card], stats.Taxonomy | None]:
     """Every card that applies to the loaded model's family, and its head taxonomy (None for an encoder-decoder)."""
     results = [step.run() for step in card_plan(loaded)]
     taxonomies = [r.taxonomy for r in results if r.taxonomy is not None]

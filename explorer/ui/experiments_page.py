@@ -14,7 +14,8 @@ from explorer.adapters import interventions
 from explorer.adapters.common import display_token, display_tokens, tokenize
 from explorer.adapters.lookup import adapter_for, adapter_of
 from explorer.catalogue import TRANSLATOR_ID, load_catalogue
-from explorer.experiments import cards, measure, report
+from explorer.experiments import measure, report
+from explorer.experiments import statistics as stats
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
 from explorer.registry import FAMILIES
@@ -322,7 +323,7 @@ def cards_body(loaded) -> None:
         _ask_for_text_model()
         return
     st.markdown(CARDS_LEAD)
-    st.markdown(cards.VERDICT_RULE)
+    st.markdown(stats.VERDICT_RULE)
     steps = measure.card_plan(loaded)
     flag = f"exp_cards_{loaded.model_id}"
     if not st.session_state.get(flag):
