@@ -406,7 +406,7 @@ def test_patching_on_the_default_decoder_equals_one_patch_at_a_time():
     from explorer.models.loading import load_model
 
     loaded = load_model("embedded:SmolLM2-135M-Instruct", device="cpu", family="decoder")
-    setup = measure.patching_setup(loaded, measure.patchable_pairs(loaded)[0])
+    setup = iv.patching_setup(loaded, measure.patchable_pairs(loaded)[0])
     result = iv.activation_patching(
         loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
     )

@@ -39,10 +39,8 @@ def patching_line(loaded) -> str:
     if not pairs:
         return "patching skipped: no prompt pair fits this model's tokenizer (equal lengths, one-token answers)"
     pair = next((p for p in pairs if p.name == "capital"), pairs[0])
-    setup = measure.patching_setup(loaded, pair)
-    result = interventions.activation_patching(
-        loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
-    )
+    setup = interventions.patching_setup(loaded, pair)
+    result = interventions.patch_pair(loaded, setup)
     changed = int(np.argmax(setup.clean != setup.corrupted))
     return (
         f"patching '{pair.name}' ({setup.metric}): clean {result.clean_metric:.2f}, "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.adapters import batched, decoder, encoder, family, seq2seq
+from explorer.adapters import batched, decoder, encoder, family, interventions, seq2seq
 from explorer.adapters.common import tokenize
 from explorer.adapters.lookup import adapter_for
 from explorer.experiments import statistics as stats
@@ -535,61 +535,14 @@ def token_id_card(loaded, fit_traces, test_traces) -> Card:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PatchingSetup:
-    """A clean/corrupted pair as token ids for activation patching: ids [T] each, the answers'
-    single token ids, the position read and the metric ('probability' of the masked word for an
-    encoder, else the logit difference)."""
-
-    pair: Pair
-    clean: np.ndarray
-    corrupted: np.ndarray
-    clean_answer: int
-    corrupted_answer: int
-    position: int
-    metric: str
-
-
 def patching_pairs(loaded) -> tuple[Pair, ...]:
+    """The prompt pairs of the family's kind of answer (a masked word, or the next token)."""
     return MASKED_PAIRS if adapter_for(loaded).answer == family.MASKED else PAIRS
 
 
 def patchable_pairs(loaded) -> list[Pair]:
     """The family's pairs that this model's tokenizer can patch (equal lengths, one-token answers)."""
-    out = []
-    for pair in patching_pairs(loaded):
-        try:
-            patching_setup(loaded, pair)
-        except ValueError:
-            continue
-        out.append(pair)
-    return out
-
-
-def patching_setup(loaded, pair: Pair) -> PatchingSetup:
-    """Tokenise a pair; ValueError (saying what differs) when the two prompts are not equally long
-    or an answer is not one token in this model's tokenizer."""
-    tokenizer = loaded.tokenizer
-    masked = adapter_for(loaded).answer == family.MASKED  # read at the [MASK], else after the last token
-    if masked:
-        texts = [text.format(mask=tokenizer.mask_token) for text in (pair.clean, pair.corrupted)]
-    else:
-        texts = [pair.clean, pair.corrupted]
-    clean, corrupted = (tokenize(loaded, text)[0] for text in texts)
-    answers = []
-    for answer in (pair.clean_answer, pair.corrupted_answer):
-        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise ValueError(f"the answer {answer!r} is {len(ids)} tokens in this model's tokenizer; it must be one")
-        answers.append(ids[0])
-    if len(clean) != len(corrupted):
-        raise ValueError(
-            f"the clean prompt is {len(clean)} tokens and the corrupted one {len(corrupted)}: patching needs them "
-            "equally long (words that are one token each)"
-        )
-    position = int(np.argmax(clean == tokenizer.mask_token_id)) if masked else len(clean) - 1
-    metric = "probability" if masked else "logit_diff"
-    return PatchingSetup(pair, clean, corrupted, answers[0], answers[1], position, metric)
+    return interventions.patchable(loaded, patching_pairs(loaded))
 
 
 # --- the plan: one step per prompt set -----------------------------------------------------------

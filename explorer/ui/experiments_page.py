@@ -193,11 +193,8 @@ def patchable_pairs(loaded):
 @cached(max_entries=16)
 def patching(loaded, pair_name: str):
     pair = next(p for p in measure.patching_pairs(loaded) if p.name == pair_name)
-    setup = measure.patching_setup(loaded, pair)
-    result = interventions.activation_patching(
-        loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
-    )
-    return setup, result
+    setup = interventions.patching_setup(loaded, pair)
+    return setup, interventions.patch_pair(loaded, setup)
 
 
 @cached(max_entries=32)
@@ -551,7 +548,7 @@ def patching_body(loaded) -> None:
     except interventions.InterventionRefused as refusal:
         st.warning(str(refusal))
         return
-    except ValueError as error:  # the pair does not tokenise as patching needs (measure.patching_setup)
+    except ValueError as error:  # the pair does not tokenise as patching needs (interventions.patching_setup)
         st.warning(plain(f"This pair cannot be patched on this model: {error}."))
         return
     tokens = list(display_tokens(loaded.tokenizer, setup.corrupted))
