@@ -54,12 +54,12 @@ def test_the_verdict_paragraph_and_the_rows():
 
 def test_the_stored_routing_cards_are_what_the_tiny_moe_measures_now():
     """The headline of issue 23 (Mixtral's locality against its shuffled null), measured afresh."""
-    from explorer.experiments import measure
+    from explorer.experiments import findings, readings
     from explorer.models.loading import load_model
 
     loaded = load_model("embedded:moe-tiny-austen", device="cpu")
     stored = {s["key"]: s for s in report.load_results() if s["model"] == "tiny MoE (project)"}
-    fresh = measure.routing_cards(loaded, measure.sentence_traces(loaded))
+    fresh = findings.routing_cards(loaded, readings.sentence_traces(loaded))
     for card in fresh:
         now = report.summary(card, "tiny MoE (project)")
         for field in ("measured", "spread", "null_mean", "null_cut", "share_beyond", "verdict", "by_layer"):

@@ -14,7 +14,7 @@ from explorer.adapters import interventions
 from explorer.adapters.common import display_token, display_tokens, tokenize
 from explorer.adapters.lookup import adapter_for, adapter_of
 from explorer.catalogue import TRANSLATOR_ID, load_catalogue
-from explorer.experiments import measure, report
+from explorer.experiments import measure, readings, report
 from explorer.experiments import statistics as stats
 from explorer.experiments.prompts import PROMPT_SETS, SENTENCES
 from explorer.plots import experiments as plots
@@ -187,12 +187,12 @@ def sink_removal(loaded, ids: tuple):
 
 @cached(max_entries=8)
 def patchable_pairs(loaded):
-    return measure.patchable_pairs(loaded)  # tokenises every pair: once per model, not on every rerun
+    return readings.patchable_pairs(loaded)  # tokenises every pair: once per model, not on every rerun
 
 
 @cached(max_entries=16)
 def patching(loaded, pair_name: str):
-    pair = next(p for p in measure.patching_pairs(loaded) if p.name == pair_name)
+    pair = next(p for p in readings.patching_pairs(loaded) if p.name == pair_name)
     setup = interventions.patching_setup(loaded, pair)
     return setup, interventions.patch_pair(loaded, setup)
 
@@ -522,7 +522,7 @@ def sink_body(loaded) -> None:
 def patching_body(loaded) -> None:
     pairs = patchable_pairs(loaded)
     if not pairs:
-        names = ", ".join(p.name for p in measure.patching_pairs(loaded))
+        names = ", ".join(p.name for p in readings.patching_pairs(loaded))
         st.warning(
             f"None of the prompt pairs ({names}) fits this model's tokenizer: patching needs two prompts of "
             "equal length and answers of one token each."
