@@ -80,7 +80,7 @@ def family_page(key: str) -> st.Page:
     )
 
 
-EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it builds on the View, which links here
+EXPERIMENTS_MODULE = "explorer.ui.experiments"  # imported by name: it builds on the View, which links here
 
 
 def lazy_page(module: str, title: str, lead: str, icon: str, url_path: str) -> st.Page:
