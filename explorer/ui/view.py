@@ -34,8 +34,8 @@ from explorer.registry import FAMILIES, Family
 from explorer.text import CleanText, InputError, clean_user_text, plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
+from explorer.ui.doors import experiments_button, lessons_button
 from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url, take_once
-from explorer.ui.pages import experiments_button, lessons_button
 
 log = logging.getLogger(__name__)
 

@@ -83,9 +83,3 @@ def _tool_choice(family: str) -> str:
     tool = st.radio("Experiment", offered, key=key, horizontal=True, format_func=lambda slug: TOOLS[slug].label)
     publish_to_url(tool=tool)
     return tool
-
-
-def open_experiments(family_key: str) -> None:
-    """Callback of a family page's button: this page, on that family's model."""
-    VIEW.preset(VIEW.keys["family"], family_key)
-    VIEW.preset(VIEW.keys["tool"], tools(family_key)[0])

@@ -19,14 +19,15 @@ from explorer.plots import experiments as plots
 from explorer.registry import FAMILIES
 from explorer.ui import picker
 from explorer.ui.boundary import guarded
+from explorer.ui.doors import EXPERIMENTS_FAMILY, EXPERIMENTS_TOOL
 from explorer.ui.view import View
 
 VIEW = View(
     "Experiments view",
     text_key="exp_text",
     keys={
-        "family": "exp_family",
-        "tool": "exp_tool",
+        "family": EXPERIMENTS_FAMILY,
+        "tool": EXPERIMENTS_TOOL,
         "text": "exp_text",
         "heads": "exp_heads",
         "pair": "exp_pair",
