@@ -15,7 +15,7 @@ WAIT_RATIO_TARGET = 2.0  # another visitor's view during a patching run / the sa
 FIRST_PAIR = "eiffel"  # the page's default pair: what a visitor's first patching run computes
 DURING_PAIRS = ("capital", "ioi")  # not computed yet when the other visitor arrives
 HEAD_START_S = 1.0  # the patching run is under way (model loaded, page drawn) when the other visitor arrives
-PATCHING_PAGE = {"family": "decoder", "tool": "Activation patching"}
+PATCHING_PAGE = {"family": "decoder", "tool": "patching"}
 
 
 def verdict(value: float, target: float) -> str:
@@ -59,7 +59,7 @@ def patching_sections(table, tokenizer, tokens: int = 64) -> None:
         server.wait_healthy()
         decoder_view()  # loads the model; the architecture diagram is built once
         _check("experiments warm-up", run_page(server.port, "experiments",
-                                               {"family": "decoder", "tool": "Remove the attention sink"}))
+                                               {"family": "decoder", "tool": "sink"}))
         first = run_page(server.port, "experiments", {**PATCHING_PAGE, "pair": FIRST_PAIR}, timeout=900)
         _check("activation patching", first)
         table.add(f"Activation patching first run (decoder default, the '{FIRST_PAIR}' pair, page to heatmap)",

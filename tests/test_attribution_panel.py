@@ -59,10 +59,10 @@ def test_every_panel_setting_is_declared_for_links(module):
 
 
 def _experiments(family: str, text: str | None = None) -> AppTest:
-    at = AppTest.from_string("from explorer.ui import experiments_page\nexperiments_page.render()\n",
+    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
                              default_timeout=TIMEOUT)
     at.session_state["exp_family"] = family
-    at.session_state["exp_tool"] = "Which tokens mattered"
+    at.session_state["exp_tool"] = "attribution"
     if text:
         at.session_state["exp_text"] = text
     return at.run()

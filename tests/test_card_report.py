@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.experiments import cards, prompts, report
+from explorer.experiments import prompts, report
+from explorer.experiments import statistics as stats
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -25,19 +26,19 @@ def test_the_readme_block_is_written_from_the_stored_results_by_the_pages_code()
     stored = report.load_results()
     block = report.readme_section((ROOT / "README.md").read_text(encoding="utf-8"))
     assert block == report.readme_block(stored)
-    assert cards.VERDICT_RULE in block
+    assert stats.VERDICT_RULE in block
     models = {s["model"] for s in stored}
     assert models == {"SmolLM2-135M", "DistilBERT fill-mask", "tiny MoE (project)", "translator (project)"}
     assert all(s["prompts"] >= 10 for s in stored)  # '±' is the spread over at least 10 prompts, on every card
-    assert all(s["verdict"] in cards.VERDICTS for s in stored)
+    assert all(s["verdict"] in stats.VERDICTS for s in stored)
 
 
 def test_the_verdict_paragraph_and_the_rows():
     rows = [
-        summary("A", "sink", cards.REPRODUCES),
-        summary("A", "routing", cards.NOT_HERE),
-        summary("B", "sink", cards.REPRODUCES),
-        summary("B", "depth", cards.INCONCLUSIVE, direction=-1),
+        summary("A", "sink", stats.REPRODUCES),
+        summary("A", "routing", stats.NOT_HERE),
+        summary("B", "sink", stats.REPRODUCES),
+        summary("B", "depth", stats.INCONCLUSIVE, direction=-1),
     ]
     text = report.what_reproduces(rows)
     assert text == ("**Reproduces here**: A: sink; B: sink. **Inconclusive**: B: depth. **Not here**: A: routing.")
@@ -53,18 +54,18 @@ def test_the_verdict_paragraph_and_the_rows():
 
 def test_the_stored_routing_cards_are_what_the_tiny_moe_measures_now():
     """The headline of issue 23 (Mixtral's locality against its shuffled null), measured afresh."""
-    from explorer.experiments import measure
+    from explorer.experiments import findings, readings
     from explorer.models.loading import load_model
 
     loaded = load_model("embedded:moe-tiny-austen", device="cpu")
     stored = {s["key"]: s for s in report.load_results() if s["model"] == "tiny MoE (project)"}
-    fresh = measure.routing_cards(loaded, measure.sentence_traces(loaded))
+    fresh = findings.routing_cards(loaded, readings.sentence_traces(loaded))
     for card in fresh:
         now = report.summary(card, "tiny MoE (project)")
         for field in ("measured", "spread", "null_mean", "null_cut", "share_beyond", "verdict", "by_layer"):
             assert now[field] == stored[card.key][field], (card.key, field)
     same_first = stored["same-first"]
-    assert same_first["verdict"] == cards.NOT_HERE and same_first["chance"] == 0.125
+    assert same_first["verdict"] == stats.NOT_HERE and same_first["chance"] == 0.125
     assert abs(same_first["measured"] - same_first["null_mean"]) < 0.01  # at its null, far above 1/N
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from explorer.effects import compare
-from explorer.experiments import cards
+from explorer.experiments import statistics as stats
 from explorer.experiments.prompts import repeated_random_tokens
 
 
@@ -20,10 +20,10 @@ def test_first_token_mass_of_a_perfect_sink_is_one_and_uniform_matches_its_basel
     t = 6
     sink = np.zeros((1, 1, t, t))
     sink[..., :, 0] = 1.0
-    assert cards.first_token_mass(sink)[0, 0] == 1.0
+    assert stats.first_token_mass(sink)[0, 0] == 1.0
     uniform = causal_uniform(2, 3, t)
-    assert np.allclose(cards.first_token_mass(uniform), cards.uniform_first_token_mass(t, causal=True))
-    assert cards.uniform_first_token_mass(4, causal=False) == 0.25
+    assert np.allclose(stats.first_token_mass(uniform), stats.uniform_first_token_mass(t, causal=True))
+    assert stats.uniform_first_token_mass(4, causal=False) == 0.25
 
 
 def test_remove_sink_renormalises_over_the_other_keys():
@@ -31,7 +31,7 @@ def test_remove_sink_renormalises_over_the_other_keys():
     a[0, 0, 0, 0] = 1.0
     a[0, 0, 1] = [0.5, 0.5, 0.0]
     a[0, 0, 2] = [0.6, 0.1, 0.3]
-    out = cards.remove_sink(a)
+    out = stats.remove_sink(a)
     assert np.allclose(out[0, 0, 1], [0, 1, 0]) and np.allclose(out[0, 0, 2], [0, 0.25, 0.75])
     assert out[0, 0, 0, 0] == 1.0  # query 0 has nothing else to attend to
 
@@ -43,7 +43,7 @@ def planted_induction(ids):
     a = np.zeros((1, 1, t, t))
     for q in range(t):
         a[0, 0, q, q] = 1.0
-    for q, keys in cards.induction_targets(ids):
+    for q, keys in stats.induction_targets(ids):
         a[0, 0, q] = 0.0
         a[0, 0, q, keys] = 1.0 / len(keys)
     return a
@@ -51,16 +51,16 @@ def planted_induction(ids):
 
 def test_a_perfect_induction_head_scores_one_and_a_previous_token_head_zero():
     ids, start = repeated_random_tokens(50, period=8, seed=3, prefix=(1,))
-    assert cards.induction_scores(planted_induction(ids), ids)[0, 0] == pytest.approx(1.0)
+    assert stats.induction_scores(planted_induction(ids), ids)[0, 0] == pytest.approx(1.0)
     t = len(ids)
     previous = np.zeros((1, 1, t, t))
     previous[0, 0, 0, 0] = 1.0
     previous[0, 0, np.arange(1, t), np.arange(t - 1)] = 1.0
-    assert cards.previous_token_scores(previous)[0, 0] == 1.0
-    assert cards.induction_scores(previous, ids)[0, 0] == 0.0
+    assert stats.previous_token_scores(previous)[0, 0] == 1.0
+    assert stats.induction_scores(previous, ids)[0, 0] == 0.0
     # uniform attention gives exactly the stated chance baseline
-    assert cards.induction_scores(causal_uniform(1, 1, t), ids)[0, 0] == pytest.approx(
-        cards.uniform_induction_score(ids)
+    assert stats.induction_scores(causal_uniform(1, 1, t), ids)[0, 0] == pytest.approx(
+        stats.uniform_induction_score(ids)
     )
 
 
@@ -70,7 +70,7 @@ def test_copy_losses_of_a_model_that_copies_after_the_first_copy():
     logits = np.zeros((t, v))  # uniform: loss log V
     for pos in range(start + 6, t - 1):
         logits[pos, ids[pos + 1]] = 50.0  # certain of the next token in the second copy
-    first, second = cards.repeated_copy_losses(logits, ids, start, 6)
+    first, second = stats.repeated_copy_losses(logits, ids, start, 6)
     assert first == pytest.approx(np.log(v)) and second == pytest.approx(0.0, abs=1e-12)
 
 
@@ -78,52 +78,52 @@ def test_attention_to_keys_counts_the_mass_on_the_marked_keys():
     t = 5
     a = np.full((2, 2, t, t), 1.0 / t)
     mask = np.array([True, False, False, False, True])
-    assert np.allclose(cards.attention_to_keys(a, mask), 0.4)
+    assert np.allclose(stats.attention_to_keys(a, mask), 0.4)
     a = np.zeros((1, 1, t, t))
     a[..., 4] = 1.0  # everything on the last ([SEP]) token
-    assert cards.attention_to_keys(a, mask)[0] == 1.0
+    assert stats.attention_to_keys(a, mask)[0] == 1.0
 
 
 def test_cosine_statistics_on_planted_vectors():
     same = np.tile(np.array([1.0, 2.0, 3.0]), (3, 4, 1))  # [L+1=3, C=4, D]: one vector in every context
-    assert np.allclose(cards.self_similarity(same), 1.0)
+    assert np.allclose(stats.self_similarity(same), 1.0)
     orthogonal = np.eye(4)[None]  # [1, 4, 4]
-    assert np.allclose(cards.mean_pairwise_cosine(orthogonal), 0.0)
+    assert np.allclose(stats.mean_pairwise_cosine(orthogonal), 0.0)
     # every token of every prompt points the same way: cross-prompt cosine 1; one prompt opposite: -1 for it
     prompts = [np.ones((2, 3, 4)), np.ones((2, 5, 4)), -np.ones((2, 2, 4))]
-    cosine = cards.cross_prompt_cosine(prompts)  # [P, L+1]
+    cosine = stats.cross_prompt_cosine(prompts)  # [P, L+1]
     assert cosine.shape == (3, 2)
     assert np.allclose(cosine[2], -1.0)
     assert np.allclose(cosine[0], (5 - 2) / 7) and np.allclose(cosine[1], (3 - 2) / 5)
     # against the pair-by-pair definition on random vectors
     rng = np.random.default_rng(0)
     vectors = [rng.normal(size=(2, n, 6)) + 0.5 for n in (3, 4, 5)]
-    pairwise = cards.cross_cosines(vectors[1][1], np.concatenate([vectors[0][1], vectors[2][1]])).mean()
-    assert cards.cross_prompt_cosine(vectors)[1, 1] == pytest.approx(pairwise)
+    pairwise = stats.cross_cosines(vectors[1][1], np.concatenate([vectors[0][1], vectors[2][1]])).mean()
+    assert stats.cross_prompt_cosine(vectors)[1, 1] == pytest.approx(pairwise)
 
 
 def test_prediction_depth_settled_and_first_agreement():
     lens_top1 = np.array([[5, 1, 2], [5, 7, 2], [9, 7, 3], [5, 7, 4]])  # [L+1=4, T=3], finals 5, 7, 4
-    assert np.allclose(cards.first_agreement_depth(lens_top1), [0.0, 1 / 3, 1.0])
+    assert np.allclose(stats.first_agreement_depth(lens_top1), [0.0, 1 / 3, 1.0])
     # position 0 agrees at depth 0, disagrees at depth 2, agrees again at 3: settled only at the output
-    assert np.allclose(cards.settled_depth(lens_top1), [1.0, 1 / 3, 1.0])
+    assert np.allclose(stats.settled_depth(lens_top1), [1.0, 1 / 3, 1.0])
     # entries below the first disagreement from the top may be unknown (-1): the same answer
     partial = np.array([[-1, -1, -1], [-1, 7, -1], [9, 7, 3], [5, 7, 4]])
-    assert np.allclose(cards.settled_depth(partial), [1.0, 1 / 3, 1.0])
-    assert np.allclose(cards.settled_depth(np.array([[3], [3]])), [0.0])  # agrees from the embeddings on
+    assert np.allclose(stats.settled_depth(partial), [1.0, 1 / 3, 1.0])
+    assert np.allclose(stats.settled_depth(np.array([[3], [3]])), [0.0])  # agrees from the embeddings on
 
 
 def test_consecutive_routing_statistics_on_a_planted_router():
     chosen = np.array([[[0, 1], [0, 2], [3, 2], [4, 5]]])  # [M=1, T=4, K=2]
-    assert np.allclose(cards.consecutive_same_first(chosen), [1 / 3])
-    assert np.allclose(cards.consecutive_topk_overlap(chosen), [2 / 3])
-    assert np.allclose(cards.consecutive_first_in_topk(chosen), [1 / 3])  # only 0 after (0, 1)
-    assert cards.chance_same_first(8) == 0.125
-    assert cards.chance_topk_overlap(8, 2) == pytest.approx(1 - 15 / 28)
+    assert np.allclose(stats.consecutive_same_first(chosen), [1 / 3])
+    assert np.allclose(stats.consecutive_topk_overlap(chosen), [2 / 3])
+    assert np.allclose(stats.consecutive_first_in_topk(chosen), [1 / 3])  # only 0 after (0, 1)
+    assert stats.chance_same_first(8) == 0.125
+    assert stats.chance_topk_overlap(8, 2) == pytest.approx(1 - 15 / 28)
     # the overlap chance is what independent uniform k-subsets give
     rng = np.random.default_rng(0)
     draws = np.stack([rng.permutation(8)[:2] for _ in range(20000)])[None]
-    assert cards.consecutive_topk_overlap(draws)[0] == pytest.approx(cards.chance_topk_overlap(8, 2), abs=0.01)
+    assert stats.consecutive_topk_overlap(draws)[0] == pytest.approx(stats.chance_topk_overlap(8, 2), abs=0.01)
 
 
 def test_a_router_that_ignores_context_is_predicted_from_the_token_id_and_beats_its_null():
@@ -135,18 +135,18 @@ def test_a_router_that_ignores_context_is_predicted_from_the_token_id_and_beats_
 
     fit = rng.integers(0, 30, size=400)
     tests = [rng.integers(0, 30, size=20) for _ in range(12)]
-    result = cards.token_id_routing(fit, first(fit), [(ids, first(ids)) for ids in tests], 8, 200, rng)
+    result = stats.token_id_routing(fit, first(fit), [(ids, first(ids)) for ids in tests], 8, 200, rng)
     assert result.coverage == 1.0
     assert np.allclose(result.per_prompt, 1.0) and np.allclose(result.by_layer, 1.0)
     assert np.all(result.majority < 0.5)
-    assert cards.verdict(result.per_prompt, result.null, +1) == cards.REPRODUCES
+    assert stats.verdict(result.per_prompt, result.null, +1) == stats.REPRODUCES
     # a router that ignores the token, with uneven load: at its null, not above it
     load = np.array([0.4, 0.2, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05])
-    noise = cards.token_id_routing(
+    noise = stats.token_id_routing(
         fit, rng.choice(8, size=(1, 400), p=load), [(ids, rng.choice(8, size=(1, 20), p=load)) for ids in tests],
         8, 200, rng,
     )  # fmt: skip
-    assert cards.verdict(noise.per_prompt, noise.null, +1) != cards.REPRODUCES
+    assert stats.verdict(noise.per_prompt, noise.null, +1) != stats.REPRODUCES
     assert abs(noise.per_prompt.mean() - noise.null.mean()) < 0.05
 
 
@@ -163,7 +163,7 @@ def test_head_taxonomy_labels_planted_heads_after_removing_the_sink():
     heads[0, 1, np.arange(1, t), np.arange(t - 1)] = 1.0
     heads[0, 2, np.arange(t), np.arange(t)] = 1.0
     heads[0, 3] = causal_uniform(1, 1, t)[0, 0]
-    tax = cards.head_taxonomy(heads, ids)
+    tax = stats.head_taxonomy(heads, ids)
     assert list(tax.labels[0]) == ["induction", "previous-token", "positional", "broad"]
     assert tax.sink[0, 0] == pytest.approx(0.5) and tax.induction[0, 0] == pytest.approx(1.0)
 
@@ -182,7 +182,7 @@ def test_compare_on_hand_built_logits():
 
 
 def test_card_line_says_when_no_published_value_was_verified():
-    card = cards.Card(
+    card = stats.Card(
         name="x",
         quantity="q",
         method="m",
@@ -204,20 +204,20 @@ def test_card_line_says_when_no_published_value_was_verified():
 def test_the_verdict_rule_on_planted_prompts():
     rng = np.random.default_rng(0)
     null = rng.normal(size=(10, 1000))  # [P, D]: each prompt's null, standard normal
-    assert cards.verdict(np.full(10, 3.0), null, +1) == cards.REPRODUCES  # beyond the 95th percentile in all
-    assert cards.verdict(np.r_[np.full(8, 3.0), np.zeros(2)], null, +1) == cards.REPRODUCES  # in 80%
-    assert cards.verdict(np.r_[np.full(7, 3.0), np.full(3, -1.0)], null, +1) == cards.INCONCLUSIVE  # 70%
-    assert cards.verdict(np.full(10, 1.0), null, +1) == cards.INCONCLUSIVE  # shifted, below the 95th percentile
-    assert cards.verdict(rng.normal(size=10) - 1.0, null, +1) == cards.NOT_HERE  # looks like the null
-    assert cards.verdict(np.full(10, -3.0), null, +1) == cards.NOT_HERE  # the wrong way
+    assert stats.verdict(np.full(10, 3.0), null, +1) == stats.REPRODUCES  # beyond the 95th percentile in all
+    assert stats.verdict(np.r_[np.full(8, 3.0), np.zeros(2)], null, +1) == stats.REPRODUCES  # in 80%
+    assert stats.verdict(np.r_[np.full(7, 3.0), np.full(3, -1.0)], null, +1) == stats.INCONCLUSIVE  # 70%
+    assert stats.verdict(np.full(10, 1.0), null, +1) == stats.INCONCLUSIVE  # shifted, below the 95th percentile
+    assert stats.verdict(rng.normal(size=10) - 1.0, null, +1) == stats.NOT_HERE  # looks like the null
+    assert stats.verdict(np.full(10, -3.0), null, +1) == stats.NOT_HERE  # the wrong way
     # a finding that is a lower value (prediction depth): mirrored
-    assert cards.verdict(np.full(10, -3.0), null, -1) == cards.REPRODUCES
-    assert cards.verdict(np.full(10, 3.0), null, -1) == cards.NOT_HERE
+    assert stats.verdict(np.full(10, -3.0), null, -1) == stats.REPRODUCES
+    assert stats.verdict(np.full(10, 3.0), null, -1) == stats.NOT_HERE
     # prompts that could not be measured do not count; none at all is inconclusive
-    assert cards.verdict(np.r_[np.full(8, 3.0), np.full(2, np.nan)], null, +1) == cards.REPRODUCES
-    assert cards.verdict(np.full(10, np.nan), null, +1) == cards.INCONCLUSIVE
-    for verdict in cards.VERDICTS:
-        assert verdict in cards.VERDICT_RULE.replace("**", "").lower()
+    assert stats.verdict(np.r_[np.full(8, 3.0), np.full(2, np.nan)], null, +1) == stats.REPRODUCES
+    assert stats.verdict(np.full(10, np.nan), null, +1) == stats.INCONCLUSIVE
+    for verdict in stats.VERDICTS:
+        assert verdict in stats.VERDICT_RULE.replace("**", "").lower()
 
 
 def planted_routes(rng, load, prompts=20, tokens=30, layers=2, keep=0.0, k=2):
@@ -238,7 +238,7 @@ def planted_routes(rng, load, prompts=20, tokens=30, layers=2, keep=0.0, k=2):
 
 def routing_null(routes, statistic, rng, draws=300):
     measured = np.array([statistic(c).mean() for c in routes])  # [P]
-    null = np.stack([cards.shuffled_positions_null(c, statistic, draws, rng).mean(axis=1) for c in routes])  # [P, D]
+    null = np.stack([stats.shuffled_positions_null(c, statistic, draws, rng).mean(axis=1) for c in routes])  # [P, D]
     return measured, null
 
 
@@ -247,27 +247,27 @@ def test_an_uneven_router_without_order_scores_at_its_shuffled_null_not_above_it
     load = np.array([0.4, 0.25, 0.1, 0.1, 0.05, 0.04, 0.03, 0.03])
     routes = planted_routes(rng, load, prompts=60, tokens=40)
     for statistic, analytic in (
-        (cards.consecutive_same_first, cards.chance_same_first(8)),
-        (cards.consecutive_topk_overlap, cards.chance_topk_overlap(8, 2)),
+        (stats.consecutive_same_first, stats.chance_same_first(8)),
+        (stats.consecutive_topk_overlap, stats.chance_topk_overlap(8, 2)),
     ):
         measured, null = routing_null(routes, statistic, rng)
         assert measured.mean() > analytic + 0.05  # above the uniform-load chance: the old baseline was fooled
         # the shuffled null keeps the load: it matches the measured mean within sampling error (the difference
         # of the two means has a standard deviation of about 0.007 over seeds for 60 prompts of 40 tokens)
         assert abs(measured.mean() - null.mean()) < 0.025
-        assert cards.verdict(measured, null, +1) != cards.REPRODUCES
+        assert stats.verdict(measured, null, +1) != stats.REPRODUCES
     # the same load with order (a token often keeps its predecessor's experts) reproduces
-    measured, null = routing_null(planted_routes(rng, load, keep=0.6), cards.consecutive_same_first, rng)
-    assert cards.verdict(measured, null, +1) == cards.REPRODUCES
+    measured, null = routing_null(planted_routes(rng, load, keep=0.6), stats.consecutive_same_first, rng)
+    assert stats.verdict(measured, null, +1) == stats.REPRODUCES
 
 
 def test_with_uniform_load_the_shuffled_null_is_the_analytic_chance():
     rng = np.random.default_rng(2)
     routes = planted_routes(rng, np.full(8, 1 / 8), prompts=40, tokens=40)
     for statistic, analytic in (
-        (cards.consecutive_same_first, cards.chance_same_first(8)),
-        (cards.consecutive_topk_overlap, cards.chance_topk_overlap(8, 2)),
-        (cards.consecutive_first_in_topk, 2 / 8),
+        (stats.consecutive_same_first, stats.chance_same_first(8)),
+        (stats.consecutive_topk_overlap, stats.chance_topk_overlap(8, 2)),
+        (stats.consecutive_first_in_topk, 2 / 8),
     ):
         _, null = routing_null(routes, statistic, rng, draws=200)
         # the prompts' own loads vary around uniform: allow 3 standard errors of their mean
@@ -281,25 +281,25 @@ def test_the_sink_null_takes_random_visible_keys():
     first = np.zeros(t, dtype=bool)
     first[0] = True
     uniform = causal_uniform(2, 2, t)
-    null = cards.key_mass_null(uniform, first, True, 4000, rng)
+    null = stats.key_mass_null(uniform, first, True, 4000, rng)
     # uniform attention: the null is the analytic chance on average, and the measured value sits in it
-    assert null.mean() == pytest.approx(cards.uniform_key_mass(first, True), abs=0.01)
-    assert cards.uniform_key_mass(first, True) == pytest.approx(cards.uniform_first_token_mass(t, True))
-    assert cards.key_mass(uniform, first, True) == pytest.approx(cards.uniform_first_token_mass(t, True))
+    assert null.mean() == pytest.approx(stats.uniform_key_mass(first, True), abs=0.01)
+    assert stats.uniform_key_mass(first, True) == pytest.approx(stats.uniform_first_token_mass(t, True))
+    assert stats.key_mass(uniform, first, True) == pytest.approx(stats.uniform_first_token_mass(t, True))
     sink = 0.5 * uniform
     sink[..., 1:, 0] += 0.5
     sink[..., 0, 0] = 1.0
     prompts = [sink] * 10
-    measured = [cards.key_mass(a, first, True) for a in prompts]
-    nulls = np.stack([cards.key_mass_null(a, first, True, 500, rng) for a in prompts])
-    assert cards.verdict(measured, nulls, +1) == cards.REPRODUCES
-    nulls = np.stack([cards.key_mass_null(uniform, first, True, 500, rng) for _ in range(10)])
-    assert cards.verdict([cards.key_mass(uniform, first, True)] * 10, nulls, +1) != cards.REPRODUCES
+    measured = [stats.key_mass(a, first, True) for a in prompts]
+    nulls = np.stack([stats.key_mass_null(a, first, True, 500, rng) for a in prompts])
+    assert stats.verdict(measured, nulls, +1) == stats.REPRODUCES
+    nulls = np.stack([stats.key_mass_null(uniform, first, True, 500, rng) for _ in range(10)])
+    assert stats.verdict([stats.key_mass(uniform, first, True)] * 10, nulls, +1) != stats.REPRODUCES
     # several marked keys (an encoder's two [SEP]): as many random keys, all visible
     marks = np.zeros(t, dtype=bool)
     marks[[4, 11]] = True
     flat = np.full((1, 1, t, t), 1 / t)
-    assert cards.key_mass_null(flat, marks, False, 50, rng) == pytest.approx(np.full(50, 2 / t))
+    assert stats.key_mass_null(flat, marks, False, 50, rng) == pytest.approx(np.full(50, 2 / t))
 
 
 def test_induction_nulls_on_planted_heads():
@@ -308,28 +308,28 @@ def test_induction_nulls_on_planted_heads():
     induction = planted_induction(ids)
     uniform = causal_uniform(1, 1, len(ids))
     both = np.concatenate([induction, uniform], axis=1)  # [L=1, H=2, T, T]
-    null = cards.induction_head_null(both, ids, 500, rng)
-    assert cards.induction_scores(both, ids).max() == pytest.approx(1.0)
+    null = stats.induction_head_null(both, ids, 500, rng)
+    assert stats.induction_scores(both, ids).max() == pytest.approx(1.0)
     assert null.max() < 0.5  # a random earlier key is rarely the induction target
-    assert cards.verdict(np.ones(10), np.tile(null, (10, 1)), +1) == cards.REPRODUCES
-    uniform_null = cards.induction_head_null(uniform, ids, 500, rng)
-    uniform_score = cards.induction_scores(uniform, ids)[0, 0]
+    assert stats.verdict(np.ones(10), np.tile(null, (10, 1)), +1) == stats.REPRODUCES
+    uniform_null = stats.induction_head_null(uniform, ids, 500, rng)
+    uniform_score = stats.induction_scores(uniform, ids)[0, 0]
     assert uniform_score == pytest.approx(uniform_null.mean(), abs=0.02)
     # the copy-label null: equal losses drop nothing; a real drop is beyond it
     same = rng.normal(5.0, 0.5, size=(2, 23))
-    assert abs(cards.copy_label_null(same[0], same[1], 1000, rng).mean()) < 0.05
-    assert np.percentile(cards.copy_label_null(same[0], same[1] - 3.0, 1000, rng), 95) < 3.0
+    assert abs(stats.copy_label_null(same[0], same[1], 1000, rng).mean()) < 0.05
+    assert np.percentile(stats.copy_label_null(same[0], same[1] - 3.0, 1000, rng), 95) < 3.0
 
 
 def test_the_sign_flip_null_of_anisotropy():
     rng = np.random.default_rng(6)
     isotropic = rng.normal(size=(40, 64))
-    cos = cards.cross_cosines(isotropic[:20], isotropic[20:])
-    null = cards.sign_flip_null(cos, 1000, rng)
+    cos = stats.cross_cosines(isotropic[:20], isotropic[20:])
+    null = stats.sign_flip_null(cos, 1000, rng)
     assert abs(null.mean()) < 0.01 and np.percentile(null, 95) > cos.mean()
     shared = isotropic + 3.0  # a common direction: every cosine near 1, far beyond the flipped signs
-    cos = cards.cross_cosines(shared[:20], shared[20:])
-    assert cos.mean() > 0.8 and np.percentile(cards.sign_flip_null(cos, 1000, rng), 95) < 0.3
+    cos = stats.cross_cosines(shared[:20], shared[20:])
+    assert cos.mean() > 0.8 and np.percentile(stats.sign_flip_null(cos, 1000, rng), 95) < 0.3
 
 
 def test_the_self_similarity_null_replaces_the_word_by_random_tokens_of_its_sentences():
@@ -337,21 +337,21 @@ def test_the_self_similarity_null_replaces_the_word_by_random_tokens_of_its_sent
     direction = rng.normal(size=16)
     word = np.stack([direction + 0.1 * rng.normal(size=16) for _ in range(6)])  # one word, 6 contexts
     others = [rng.normal(size=(8, 16)) for _ in range(6)]
-    measured, null, baseline = cards.self_similarity_by_context(word, others, np.zeros(6, int), 300, rng)
+    measured, null, baseline = stats.self_similarity_by_context(word, others, np.zeros(6, int), 300, rng)
     assert abs(baseline) < 0.1 and np.all(measured > 0.8)
-    assert cards.verdict(measured, null, +1) == cards.REPRODUCES
+    assert stats.verdict(measured, null, +1) == stats.REPRODUCES
     unrelated = np.stack([o[0] for o in others])  # 'the word' is just one of the sentence's tokens
     rest = [o[1:] for o in others]
-    measured, null, _ = cards.self_similarity_by_context(unrelated, rest, np.zeros(6, int), 300, rng)
-    assert cards.verdict(measured, null, +1) != cards.REPRODUCES
+    measured, null, _ = stats.self_similarity_by_context(unrelated, rest, np.zeros(6, int), 300, rng)
+    assert stats.verdict(measured, null, +1) != stats.REPRODUCES
 
 
 def test_the_settled_depth_null_keeps_the_frequency_of_the_predictions():
     rng = np.random.default_rng(8)
     depths = np.array([0.2, 0.4, 0.3, 0.5, 0.1, 0.2])
     distinct = np.arange(6)  # every position predicts its own token: another position's answer never settles
-    assert np.allclose(cards.settled_depth_null(depths, distinct, 100, rng), 1.0)
+    assert np.allclose(stats.settled_depth_null(depths, distinct, 100, rng), 1.0)
     frequent = np.zeros(6, dtype=int)  # every position predicts the same frequent token: the null is the measure
-    assert np.allclose(cards.settled_depth_null(depths, frequent, 100, rng), depths.mean())
-    null = np.stack([cards.settled_depth_null(depths, frequent, 100, rng)] * 10)
-    assert cards.verdict(np.full(10, depths.mean()), null, -1) == cards.NOT_HERE
+    assert np.allclose(stats.settled_depth_null(depths, frequent, 100, rng), depths.mean())
+    null = np.stack([stats.settled_depth_null(depths, frequent, 100, rng)] * 10)
+    assert stats.verdict(np.full(10, depths.mean()), null, -1) == stats.NOT_HERE

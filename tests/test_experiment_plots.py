@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from explorer.effects import PatchingResult, TopKSweep, compare
-from explorer.experiments.cards import Card, Taxonomy
+from explorer.experiments.statistics import Card, Taxonomy
 from explorer.plots import experiments as plots
 
 

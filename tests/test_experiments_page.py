@@ -8,14 +8,14 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from explorer.text import plain
-from explorer.ui import experiments_page
+from explorer.ui.experiments import heads
 
 TIMEOUT = 600
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def experiments(family: str) -> AppTest:
-    at = AppTest.from_string("from explorer.ui import experiments_page\nexperiments_page.render()\n",
+    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
                              default_timeout=TIMEOUT)
     at.session_state["exp_family"] = family
     return at.run()
@@ -33,14 +33,14 @@ def figures(at: AppTest) -> int:
 def test_moe_tools_each_show_a_result():
     at = experiments("moe")
     healthy(at)
-    assert at.radio(key="exp_tool").value == "Change the routing"
+    assert at.radio(key="exp_tool").value == "routing"
     for action in ("Top-k sweep", "Drop experts", "Force an expert", "Route by token id only"):
         at.radio(key="exp_moe_action").set_value(action).run()
         if action == "Drop experts":
             at.multiselect(key="exp_drop").set_value([0]).run()
         healthy(at)
         assert figures(at) == 1, action
-    for tool in ("Remove the attention sink", "Activation patching"):
+    for tool in ("sink", "patching"):
         at.radio(key="exp_tool").set_value(tool).run()
         healthy(at)
         assert figures(at) == 1, tool
@@ -48,7 +48,7 @@ def test_moe_tools_each_show_a_result():
 
 def test_induction_heads_suggested_and_switched_off():
     at = experiments("moe")
-    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.radio(key="exp_tool").set_value("heads").run()
     assert figures(at) == 0 and at.info  # nothing chosen yet: the page says what to do
     at.button(key="exp_suggest").click().run()
     healthy(at)
@@ -59,10 +59,10 @@ def test_induction_heads_suggested_and_switched_off():
 
 def test_induction_demo_raises_the_loss_by_a_nat_on_the_decoder_default():
     at = experiments("decoder")
-    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.radio(key="exp_tool").set_value("heads").run()
     at.button(key="exp_induction_demo").click().run()
     healthy(at)
-    assert at.session_state["exp_text"] == experiments_page.INDUCTION_DEMO
+    assert at.session_state["exp_text"] == heads.INDUCTION_DEMO
     assert len(at.session_state["exp_heads"]) == 3
     base, modified = (float(m.value.split()[0]) for m in at.metric[:2])
     assert modified - base >= 1.0, (base, modified)
@@ -71,14 +71,14 @@ def test_induction_demo_raises_the_loss_by_a_nat_on_the_decoder_default():
 
 def test_a_model_without_induction_heads_says_so():
     at = experiments("moe")
-    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.radio(key="exp_tool").set_value("heads").run()
     healthy(at)
     assert any("no induction head" in c.value for c in at.caption)
 
 
 def test_cards_wait_for_a_click_then_show_measured_beside_their_null_with_a_verdict():
     at = experiments("moe")
-    at.radio(key="exp_tool").set_value("Replication cards").run()
+    at.radio(key="exp_tool").set_value("cards").run()
     assert figures(at) == 0
     button = at.button(key="exp_run_cards")
     assert re.search(r"\(about \d+ s\)$", button.label)  # the estimate, before the click
@@ -102,7 +102,7 @@ def test_cards_wait_for_a_click_then_show_measured_beside_their_null_with_a_verd
 
 def test_encoder_patching_reads_the_masked_word():
     at = experiments("encoder")
-    at.radio(key="exp_tool").set_value("Activation patching").run()
+    at.radio(key="exp_tool").set_value("patching").run()
     healthy(at)
     assert at.radio(key="exp_pair").value == "capital-mlm"
     assert figures(at) == 1
@@ -136,23 +136,34 @@ def test_a_family_page_opens_experiments_on_its_model():
 
 def test_shared_link_restores_family_tool_and_text():
     at = experiments("encoder")
-    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.radio(key="exp_tool").set_value("heads").run()
     at.session_state["exp_text"] = "Rain had fallen all night."
     at.run()
-    fresh = AppTest.from_string("from explorer.ui import experiments_page\nexperiments_page.render()\n",
+    fresh = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
                                 default_timeout=TIMEOUT)
     for name, value in at.query_params.items():
         fresh.query_params[name] = value if isinstance(value, str) else value[0]
     fresh.run()
     healthy(fresh)
     assert fresh.session_state["exp_family"] == "encoder"
-    assert fresh.session_state["exp_tool"] == "Switch heads off"
+    assert fresh.session_state["exp_tool"] == "heads"
     assert fresh.session_state["exp_text"] == "Rain had fallen all night."
+
+
+def test_a_link_names_the_tool_by_its_slug_and_an_older_link_by_its_label_still_opens_it():
+    at = experiments("encoder")
+    at.radio(key="exp_tool").set_value("heads").run()
+    assert at.query_params["tool"] in ("heads", ["heads"])
+    old = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n", default_timeout=TIMEOUT)
+    old.query_params["family"], old.query_params["tool"] = "encoder", "Switch heads off"
+    old.run()
+    healthy(old)
+    assert old.session_state["exp_tool"] == "heads"
 
 
 def test_settings_survive_an_empty_or_too_short_text():
     at = experiments("moe")
-    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.radio(key="exp_tool").set_value("heads").run()
     at.button(key="exp_suggest").click().run()
     at.radio(key="exp_head_mode").set_value("mean").run()
     healthy(at)
@@ -169,7 +180,7 @@ def test_settings_survive_an_empty_or_too_short_text():
         assert at.radio(key="exp_head_mode").value == "mean"
         assert figures(at) == 1
     # the routing settings too, and the text across a tool without one
-    at.radio(key="exp_tool").set_value("Change the routing").run()
+    at.radio(key="exp_tool").set_value("routing").run()
     at.radio(key="exp_moe_action").set_value("Drop experts").run()
     at.multiselect(key="exp_drop").set_value([1, 5]).run()
     at.text_area(key="exp_text").set_value("").run()
@@ -177,14 +188,14 @@ def test_settings_survive_an_empty_or_too_short_text():
     healthy(at)
     assert at.radio(key="exp_moe_action").value == "Drop experts"
     assert at.multiselect(key="exp_drop").value == [1, 5]
-    at.radio(key="exp_tool").set_value("Activation patching").run()
+    at.radio(key="exp_tool").set_value("patching").run()
     pairs = at.radio(key="exp_pair").options
     at.radio(key="exp_pair").set_value(pairs[-1]).run()
-    at.radio(key="exp_tool").set_value("Switch heads off").run()
+    at.radio(key="exp_tool").set_value("heads").run()
     healthy(at)
     assert at.text_area(key="exp_text").value == text
     assert at.multiselect(key="exp_heads").value == heads
-    at.radio(key="exp_tool").set_value("Activation patching").run()
+    at.radio(key="exp_tool").set_value("patching").run()
     healthy(at)
     assert at.radio(key="exp_pair").value == pairs[-1] and figures(at) == 1
 

@@ -51,10 +51,11 @@ def test_an_adapter_missing_a_member_or_with_another_signature_is_told_what():
 
 
 def test_the_pages_and_the_cards_cover_every_experiment_and_card_step():
-    from explorer.ui import experiments_page
+    from explorer.ui import experiments
 
-    assert set(experiments_page.LABELS) == set(family.EXPERIMENTS)
-    assert set(experiments_page.LABELS.values()) == set(experiments_page.TOOL_BODIES)
+    assert set(experiments.TOOLS) == set(family.EXPERIMENTS)
+    assert all(callable(tool.body) and tool.label for tool in experiments.TOOLS.values())
+    assert all(experiments.TOOLS[slug].families() for slug in family.EXPERIMENTS)  # each offered by some family
     assert set(measure.STEPS) == set(family.CARD_STEPS)
 
 
@@ -163,23 +164,24 @@ def test_the_fifth_family_page_renders_through_its_record(fifth):
 
 
 def test_the_fifth_family_experiments_run_each_tool(fifth):
-    from explorer.ui import experiments_page
+    from explorer.ui import experiments
 
-    at = AppTest.from_string("from explorer.ui import experiments_page\nexperiments_page.render()\n",
+    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
                              default_timeout=TIMEOUT)  # fmt: skip
     at.session_state["exp_family"] = FIFTH
     at.run()
     no_errors(at)
-    offered = experiments_page.tools(FIFTH)
-    assert at.radio(key="exp_tool").options == offered
-    clicks = {experiments_page.HEADS: "exp_suggest", experiments_page.CARDS: "exp_run_cards"}
+    offered = experiments.tools(FIFTH)
+    assert offered == list(adapter_of(FIFTH).experiments)
+    assert at.radio(key="exp_tool").options == [experiments.TOOLS[slug].label for slug in offered]
+    clicks = {family.HEADS: "exp_suggest", family.CARDS: "exp_run_cards"}
     for tool in offered:
         at.radio(key="exp_tool").set_value(tool).run()
         no_errors(at)
         if tool in clicks:
             at.button(key=clicks[tool]).click().run()
             no_errors(at)
-        if tool != experiments_page.ATTRIBUTION:  # attribution waits for its own click
+        if tool != family.ATTRIBUTION:  # attribution waits for its own click
             assert at.get("plotly_chart"), f"{tool}: a figure"
     assert at.table, "the cards' table"
 

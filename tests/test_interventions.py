@@ -15,7 +15,7 @@ from explorer.adapters import interventions as iv
 from explorer.adapters.common import hook_count
 from explorer.adapters.lookup import adapter_for
 from explorer.decoding import log_softmax
-from explorer.experiments import cards
+from explorer.experiments import statistics as stats
 from explorer.models.accounting import account
 from explorer.text import InputError
 from tiny_models import tiny_loaded
@@ -140,7 +140,7 @@ def test_sink_removal_renormalises_layer_zero_attention_without_the_first_key(na
             .numpy()
         )
     # layer 0 reads the same embeddings, so its new pattern is the old one renormalised by hand
-    expected = cards.remove_sink(base[None])[0]
+    expected = stats.remove_sink(base[None])[0]
     if not causal:
         expected[:, 0, :] = base[:, 0, :] * (np.arange(len(IDS)) > 0) / (1 - base[:, 0, 0])[:, None]
     assert np.abs(modified - expected).max() < 1e-5
@@ -402,11 +402,11 @@ def test_batched_patching_equals_patching_one_position_at_a_time(name, grow, mon
 
 
 def test_patching_on_the_default_decoder_equals_one_patch_at_a_time():
-    from explorer.experiments import measure
+    from explorer.experiments import readings
     from explorer.models.loading import load_model
 
     loaded = load_model("embedded:SmolLM2-135M-Instruct", device="cpu", family="decoder")
-    setup = measure.patching_setup(loaded, measure.patchable_pairs(loaded)[0])
+    setup = iv.patching_setup(loaded, readings.patchable_pairs(loaded)[0])
     result = iv.activation_patching(
         loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
     )
@@ -484,28 +484,28 @@ def test_another_visitor_gets_the_model_between_the_forwards_of_a_patching_job(m
 
 
 def test_cards_measured_on_a_tiny_moe_have_their_shapes_nulls_and_baselines():
-    from explorer.experiments import measure
+    from explorer.experiments import findings, measure, readings
 
     loaded = tiny_loaded("mixtral")
     prompts = [IDS, IDS[::-1].copy(), np.roll(IDS, 3)]
-    traces = measure.read(loaded, prompts)
-    sink = measure.sink_card(loaded, traces)
+    traces = readings.read(loaded, prompts)
+    sink = findings.sink_card(loaded, traces)
     assert sink.by_layer.shape == (2,) and 0 <= sink.measured <= 1
-    assert sink.chance == pytest.approx(cards.uniform_first_token_mass(len(IDS), causal=True))
-    assert sink.per_prompt.shape == (3,) and sink.null.shape == (3, measure.DRAWS)
-    assert sink.verdict in cards.VERDICTS and sink.spread == pytest.approx(sink.per_prompt.std())
-    random = measure.random_token_prompts(loaded, seeds=(0, 1), period=8)
-    with_logits = measure.read(loaded, [ids for ids, _ in random], with_logits=True)
-    loss, head = measure.induction_cards(loaded, with_logits, [s for _, s in random], period=8)
-    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured) and loss.null.shape == (2, measure.DRAWS)
-    same, overlap, first_in = measure.routing_cards(loaded, traces)
+    assert sink.chance == pytest.approx(stats.uniform_first_token_mass(len(IDS), causal=True))
+    assert sink.per_prompt.shape == (3,) and sink.null.shape == (3, findings.DRAWS)
+    assert sink.verdict in stats.VERDICTS and sink.spread == pytest.approx(sink.per_prompt.std())
+    random = readings.random_token_prompts(loaded, seeds=(0, 1), period=8)
+    with_logits = readings.read(loaded, [ids for ids, _ in random], with_logits=True)
+    loss, head = findings.induction_cards(loaded, with_logits, [s for _, s in random], period=8)
+    assert head.by_layer.shape == (2, 4) and np.isfinite(loss.measured) and loss.null.shape == (2, findings.DRAWS)
+    same, overlap, first_in = findings.routing_cards(loaded, traces)
     assert first_in.chance == 0.5
     assert same.chance == 0.25 and overlap.chance == pytest.approx(1 - 1 / 6)  # N = 4, k = 2
     assert same.by_layer.shape == (2,) and same.null_by_layer.shape == (2,)
-    depth = measure.prediction_depth_card(loaded, measure.lens_from_top(loaded, traces))
+    depth = findings.prediction_depth_card(loaded, readings.lens_from_top(loaded, traces))
     assert 0 <= depth.measured <= 1 and depth.direction == -1 and depth.chance == 1.0
     tax = measure.taxonomy(loaded)
-    assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(cards.HEAD_KINDS)
+    assert tax.labels.shape == (2, 4) and set(tax.labels.ravel()) <= set(stats.HEAD_KINDS)
     assert hook_count(loaded.model) == 0
 
 
@@ -533,13 +533,13 @@ def test_batched_readings_equal_one_forward_per_prompt(name):
 
 def test_the_lens_read_from_the_top_gives_the_settled_depth_of_the_full_lens():
     from explorer.adapters import decoder
-    from explorer.experiments import measure
+    from explorer.experiments import readings
 
     loaded = tiny_loaded("llama")
-    traces = measure.read(loaded, [IDS, np.roll(IDS, 2)])
-    for partial, trace in zip(measure.lens_from_top(loaded, traces), traces):
+    traces = readings.read(loaded, [IDS, np.roll(IDS, 2)])
+    for partial, trace in zip(readings.lens_from_top(loaded, traces), traces):
         full = np.stack([decoder.logit_lens(loaded, trace.hidden_states[:, t]).argmax(-1) for t in range(len(IDS))], 1)
-        assert np.array_equal(cards.settled_depth(partial), cards.settled_depth(full))
+        assert np.array_equal(stats.settled_depth(partial), stats.settled_depth(full))
         assert np.array_equal(partial[-1], full[-1])
 
 
@@ -586,23 +586,23 @@ def test_the_card_plan_covers_each_family_and_refuses_what_it_cannot_read():
     "model_id", ["embedded:distilbert-grammar-mlm", "embedded:marian-en-pt-tiny", "embedded:moe-tiny-austen"]
 )
 def test_prediction_depth_reads_every_family_on_the_same_sentences(model_id):
-    from explorer.experiments import measure
+    from explorer.experiments import findings, readings
     from explorer.models.loading import load_model
 
     loaded = load_model(model_id, device="cpu")
     texts = ("The old man walked slowly to the harbour at night.", "Rain had fallen all night, so the roads flooded.")
     steps = adapter_for(loaded).card_steps(loaded)  # the step that reads the family's lens
     if family.MASKED_SENTENCES in steps:
-        step, prompts = family.MASKED_SENTENCES, measure.masked_sentence_prompts(loaded, texts)
-        traces = measure.read(loaded, [ids for ids, _ in prompts])
-        lens = measure.masked_lens(loaded, traces, [chosen for _, chosen in prompts])
+        step, prompts = family.MASKED_SENTENCES, readings.masked_sentence_prompts(loaded, texts)
+        traces = readings.read(loaded, [ids for ids, _ in prompts])
+        lens = readings.masked_lens(loaded, traces, [chosen for _, chosen in prompts])
     elif family.TRANSLATIONS in steps:
-        step, lens = family.TRANSLATIONS, measure.translation_lens(loaded, texts)
+        step, lens = family.TRANSLATIONS, readings.translation_lens(loaded, texts)
     else:
-        step, lens = family.SENTENCES, measure.lens_from_top(loaded, measure.sentence_traces(loaded, texts))
-    card = measure.prediction_depth_card(loaded, lens, step)
+        step, lens = family.SENTENCES, readings.lens_from_top(loaded, readings.sentence_traces(loaded, texts))
+    card = findings.prediction_depth_card(loaded, lens, step)
     assert 0.0 <= card.measured <= 1.0 and card.prompt_set == "everyday-sentences"
-    assert card.method == measure.DEPTH_METHODS[step] and card.per_prompt.shape == (2,)
+    assert card.method == findings.DEPTH_METHODS[step] and card.per_prompt.shape == (2,)
 
 
 def test_a_long_job_steps_aside_while_another_visitor_uses_the_model(monkeypatch):

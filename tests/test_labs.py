@@ -8,8 +8,10 @@ straight against the model (torch and transformers, not the lessons' own code), 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import pkgutil
 import re
 import string
 
@@ -22,7 +24,10 @@ from explorer.lessons import keys_experiments, labs
 from explorer.lessons.core import CHOICE, NO, NUMBER, YES, Answer, FromModel, LabRefused, shuffled
 from explorer.linkvalues import format_value, parse_value
 from explorer.registry import FAMILIES
-from explorer.ui import experiments_page, stepper
+from explorer.ui import experiments, stepper
+from explorer.ui.experiments import common as experiments_common
+from explorer.ui.experiments import heads as experiments_heads
+from explorer.ui.experiments import routing as experiments_routing
 from explorer.ui.navigation import page_modules
 from explorer.ui.pages import import_page
 
@@ -52,9 +57,12 @@ def test_ids_are_unique_stable_slugs_and_labs_have_3_to_6_steps():
 
 
 def _figure_keys(module) -> str:
-    """The page's source and the stepper's (which draws the decoding pages' bars as f"{prefix}_bars")."""
+    """The page's source (a package's: every module's in it) and the stepper's (which draws the decoding
+    pages' bars as f"{prefix}_bars")."""
     shared = inspect.getsource(stepper)
-    return inspect.getsource(module) + "".join(shared.replace("{prefix}", p) for p in ("decoder", "s2s"))
+    parts = [module.__name__ + "." + m.name for m in pkgutil.iter_modules(getattr(module, "__path__", []))]
+    page = inspect.getsource(module) + "".join(inspect.getsource(importlib.import_module(p)) for p in parts)
+    return page + "".join(shared.replace("{prefix}", p) for p in ("decoder", "s2s"))
 
 
 @pytest.mark.parametrize("lab_id, step_id", ALL_STEPS)
@@ -82,10 +90,10 @@ def test_experiments_steps_preset_tools_the_page_has():
     for lab in labs.LABS:
         for step in lab.steps:
             if step.page == "experiments":
-                assert step.preset["exp_tool"] in experiments_page.tools(step.preset["exp_family"])
-    assert f'"{labs.TOP_K_SWEEP}"' in inspect.getsource(experiments_page.routing_body)
-    assert keys_experiments.INDUCTION_TEXT == experiments_page.INDUCTION_DEMO
-    assert keys_experiments.EXPERIMENT_TOKENS == experiments_page.MAX_TOKENS
+                assert step.preset["exp_tool"] in experiments.tools(step.preset["exp_family"])
+    assert f'"{labs.TOP_K_SWEEP}"' in inspect.getsource(experiments_routing.routing_body)
+    assert keys_experiments.INDUCTION_TEXT == experiments_heads.INDUCTION_DEMO
+    assert keys_experiments.EXPERIMENT_TOKENS == experiments_common.MAX_TOKENS
 
 
 def test_choices_are_shuffled_by_their_text_not_by_rank():
@@ -150,7 +158,7 @@ SECOND = {
     ("moe-cost", "mixtral-active"): {"params": {"config": "olmoe-1b-7b"}},
     ("experiments-switch-off", "sink-next"): {"exp_text": "The cat sat on the mat. The cat sat on the mat."},
     ("experiments-switch-off", "sink-flips"): {"exp_text": labs.SISTER},
-    ("experiments-switch-off", "sink-loss"): {"exp_text": experiments_page.EXAMPLES[2]},  # Mary and John
+    ("experiments-switch-off", "sink-loss"): {"exp_text": experiments_common.EXAMPLES[2]},  # Mary and John
     ("experiments-switch-off", "induction-rise"): {"exp_text": labs.SISTER},
 }
 

@@ -285,7 +285,7 @@ def test_open_this_view_presets_the_step_on_its_page_and_the_family_page_links_b
     assert at.title[0].value.startswith("Lessons") and at.session_state["lessons_step"] == 3
 
 
-@pytest.mark.parametrize("module", ["moe_page", "experiments_page"])  # every family page draws it through View.page
+@pytest.mark.parametrize("module", ["moe_page", "experiments"])  # every family page draws it through View.page
 def test_a_family_page_and_the_experiments_page_lead_to_their_labs(module):
     at = page(f"from explorer.ui import {module}\n{module}.render()\n")
     healthy(at)

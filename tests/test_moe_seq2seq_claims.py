@@ -50,13 +50,13 @@ def test_routes_caption_says_random_weights_only_for_the_random_model():
 
 def test_neighbour_sharing_is_the_replication_cards_statistic():
     """The page's number, averaged over the card's prompt set, is the card's measured value."""
-    from explorer.experiments import measure
+    from explorer.experiments import findings, readings
     from explorer.models.loading import load_model
     from explorer.ui import moe_page
 
     loaded = load_model("embedded:moe-tiny-austen", device="cpu")
-    traces = measure.sentence_traces(loaded)
-    card = next(c for c in measure.routing_cards(loaded, traces) if c.key == "same-first")
+    traces = readings.sentence_traces(loaded)
+    card = next(c for c in findings.routing_cards(loaded, traces) if c.key == "same-first")
     page = [moe_page.neighbour_sharing(t.router) for t in traces]
     assert np.mean([shared for _per_layer, shared, _chance, _null in page]) == pytest.approx(card.measured)
     assert all(chance == card.chance == 1 / 8 for _per_layer, _shared, chance, _null in page)

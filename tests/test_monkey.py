@@ -28,7 +28,7 @@ PAGES = {
     "moe_page": ("moe_text",),
     "compare_page": ("compare_text",),
     "gallery_page": (),
-    "experiments_page": ("exp_family", "exp_tool", "exp_text"),
+    "experiments": ("exp_family", "exp_tool", "exp_text"),
     "home": (),
 }
 ACTION = st.tuples(st.integers(0, 10_000), st.sampled_from(["min", "max", "random"]), st.integers(0, 2**31))

@@ -21,12 +21,13 @@ import inspect
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from explorer.adapters import batched, family, moe, seq2seq
-from explorer.adapters.common import as_batch, exclusive, to_numpy
+from explorer.adapters.common import as_batch, exclusive, to_numpy, tokenize
 from explorer.adapters.lookup import adapter_for
 from explorer.effects import InterventionResult, PatchingResult, TopKSweep, compare, log_softmax, mean_probs_by_token
 from explorer.models.accounting import account
@@ -506,6 +507,49 @@ def _patched_forward(loaded, stack, clean: torch.Tensor, corrupted: torch.Tensor
     return logits
 
 
+def _patching_metric(metric: str, clean_answer: int, corrupted_answer: int):
+    """The patching metric of logits [..., V] at the read position -> [...]: the clean answer's
+    probability, or the logit difference clean answer - corrupted answer."""
+
+    def measure(logits: torch.Tensor) -> np.ndarray:
+        row = to_numpy(logits).astype(np.float64)
+        if metric == "probability":
+            return np.exp(log_softmax(row)[..., clean_answer])
+        return row[..., clean_answer] - row[..., corrupted_answer]
+
+    return measure
+
+
+def _patch_every(loaded, clean: torch.Tensor, corrupted: torch.Tensor, corrupted_ids: np.ndarray, options: dict,
+                 read: int, measure, untouched: float) -> np.ndarray:
+    """[L+1, T] the metric with each (depth, position) of the clean stream ``clean`` [L+1, T, D] patched
+    into the corrupted run (``corrupted``, its own stream), in chunks of copies (``_next_chunk``); a
+    patch that changes nothing keeps ``untouched``, the corrupted run's metric."""
+    stack = blocks(loaded.model)
+    layers, t = len(stack), len(corrupted_ids)
+    patched = np.full((layers + 1, t), untouched)
+    changing = (clean != corrupted).flatten(2).any(-1)  # [L+1, T]: the patches that change the corrupted run
+    remaining = [(int(d), int(p)) for d, p in torch.nonzero(changing).tolist()]  # sorted by depth, then position
+    kept = 1 if "logits_to_keep" in options else t
+    most_rows = max(1, PATCH_BATCH_FLOATS // (kept * int(loaded.model.config.vocab_size)))
+    model_class = type(loaded.model)
+    while remaining:
+        grow = _GROWS.get(model_class, True)
+        chunk = _next_chunk(remaining, t, layers, most_rows, grow)
+        try:
+            logits = _patched_forward(loaded, stack, clean, corrupted, corrupted_ids, chunk, options, grow)
+        except (RuntimeError, ValueError, IndexError):
+            if model_class in _GROWS or not grow:
+                raise
+            _GROWS[model_class] = False  # blocks that cannot take a growing batch: every copy from the start
+            continue
+        _GROWS.setdefault(model_class, grow)
+        for (depth, pos), value in zip(chunk, measure(logits[:, read])):
+            patched[depth, pos] = value
+        remaining = remaining[len(chunk) :]
+    return patched
+
+
 def activation_patching(
     loaded,
     clean_ids: np.ndarray,
@@ -531,42 +575,12 @@ def activation_patching(
     _check_scorable(loaded)
     check_patching(loaded, clean_ids, corrupted_ids, clean_answer, corrupted_answer, position, metric)
     clean_ids, corrupted_ids = np.asarray(clean_ids), np.asarray(corrupted_ids)
-    t = len(clean_ids)
-    position = position % t
-    stack = blocks(loaded.model)
-    layers = len(stack)
+    position = position % len(clean_ids)
     options, read = _patching_options(loaded, position)
-
-    def measure(logits: torch.Tensor) -> np.ndarray:  # [..., V] at the read position -> [...]
-        row = to_numpy(logits).astype(np.float64)
-        if metric == "probability":
-            return np.exp(log_softmax(row)[..., clean_answer])
-        return row[..., clean_answer] - row[..., corrupted_answer]
-
+    measure = _patching_metric(metric, clean_answer, corrupted_answer)
     clean, clean_logits = _read_stream(loaded, clean_ids, **options)  # [L+1, T, D], [T', V]
     corrupted, corrupted_logits = _read_stream(loaded, corrupted_ids, **options)
-    clean_metric = float(measure(clean_logits[read]))
     corrupted_metric = float(measure(corrupted_logits[read]))
-    patched = np.full((layers + 1, t), corrupted_metric)
-    changing = (clean != corrupted).flatten(2).any(-1)  # [L+1, T]: the patches that change the corrupted run
-    remaining = [(int(d), int(p)) for d, p in torch.nonzero(changing).tolist()]  # sorted by depth, then position
-    kept = 1 if "logits_to_keep" in options else t
-    most_rows = max(1, PATCH_BATCH_FLOATS // (kept * int(loaded.model.config.vocab_size)))
-    model_class = type(loaded.model)
-    while remaining:
-        grow = _GROWS.get(model_class, True)
-        chunk = _next_chunk(remaining, t, layers, most_rows, grow)
-        try:
-            logits = _patched_forward(loaded, stack, clean, corrupted, corrupted_ids, chunk, options, grow)
-        except (RuntimeError, ValueError, IndexError):
-            if model_class in _GROWS or not grow:
-                raise
-            _GROWS[model_class] = False  # blocks that cannot take a growing batch: every copy from the start
-            continue
-        _GROWS.setdefault(model_class, grow)
-        for (depth, pos), value in zip(chunk, measure(logits[:, read])):
-            patched[depth, pos] = value
-        remaining = remaining[len(chunk) :]
     return PatchingResult(
         clean_ids=clean_ids,
         corrupted_ids=corrupted_ids,
@@ -574,10 +588,74 @@ def activation_patching(
         corrupted_answer=int(corrupted_answer),
         position=position,
         metric=metric,
-        clean_metric=clean_metric,
+        clean_metric=float(measure(clean_logits[read])),
         corrupted_metric=corrupted_metric,
-        patched=patched,
+        patched=_patch_every(loaded, clean, corrupted, corrupted_ids, options, read, measure, corrupted_metric),
     )
+
+
+# --- a prompt pair, set up for patching ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchingSetup:
+    """A clean/corrupted pair as token ids for activation patching: ids [T] each, the answers'
+    single token ids, the position read and the metric ('probability' of the masked word for an
+    encoder, else the logit difference). ``pair``: the pair it was made from."""
+
+    pair: object
+    clean: np.ndarray
+    corrupted: np.ndarray
+    clean_answer: int
+    corrupted_answer: int
+    position: int
+    metric: str
+
+
+def patching_setup(loaded, pair) -> PatchingSetup:
+    """Tokenise a pair (texts ``clean`` and ``corrupted``, with ``{mask}`` where a masked model reads
+    its answer, and one-token answers ``clean_answer`` and ``corrupted_answer``: an
+    explorer.experiments.prompts.Pair); ValueError (saying what differs) when the two prompts are not
+    equally long or an answer is not one token in this model's tokenizer."""
+    tokenizer = loaded.tokenizer
+    masked = adapter_for(loaded).answer == family.MASKED  # read at the [MASK], else after the last token
+    if masked:
+        texts = [text.format(mask=tokenizer.mask_token) for text in (pair.clean, pair.corrupted)]
+    else:
+        texts = [pair.clean, pair.corrupted]
+    clean, corrupted = (tokenize(loaded, text)[0] for text in texts)
+    answers = []
+    for answer in (pair.clean_answer, pair.corrupted_answer):
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ValueError(f"the answer {answer!r} is {len(ids)} tokens in this model's tokenizer; it must be one")
+        answers.append(ids[0])
+    if len(clean) != len(corrupted):
+        raise ValueError(
+            f"the clean prompt is {len(clean)} tokens and the corrupted one {len(corrupted)}: patching needs them "
+            "equally long (words that are one token each)"
+        )
+    position = int(np.argmax(clean == tokenizer.mask_token_id)) if masked else len(clean) - 1
+    metric = "probability" if masked else "logit_diff"
+    return PatchingSetup(pair, clean, corrupted, answers[0], answers[1], position, metric)
+
+
+def patchable(loaded, pairs) -> list:
+    """The pairs of ``pairs`` that this model's tokenizer can patch (equal lengths, one-token answers)."""
+    out = []
+    for pair in pairs:
+        try:
+            patching_setup(loaded, pair)
+        except ValueError:
+            continue
+        out.append(pair)
+    return out
+
+
+def patch_pair(loaded, setup: PatchingSetup) -> PatchingResult:
+    """``activation_patching`` of a pair as ``patching_setup`` made it."""
+    return activation_patching(loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer,
+                               setup.position, setup.metric)  # fmt: skip
 
 
 # --- mixture of experts ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Experiments (issue #15): interventions on a live model and published findings reproduced.
 
-``cards`` is pure numpy (statistics over trace arrays); the interventions are adapter-level code
+``statistics`` is pure numpy (statistics over trace arrays); the interventions are adapter-level code
 (torch, context-managed hooks) in ``explorer.adapters.interventions``, and what they return
 (``explorer.effects``) sits below the adapters, beside the trace;
 ``measure`` computes the cards on a loaded model over the named prompt sets of ``prompts`` (one

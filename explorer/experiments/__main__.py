@@ -19,7 +19,7 @@ import numpy as np
 from explorer.adapters import family, interventions
 from explorer.adapters.common import tokenize
 from explorer.adapters.lookup import adapter_for
-from explorer.experiments import measure, prompts, report
+from explorer.experiments import measure, prompts, readings, report
 from explorer.experiments.prompts import SENTENCES
 from explorer.models.loading import load_model
 
@@ -35,14 +35,12 @@ README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
 def patching_line(loaded) -> str:
     """One activation-patching run: the capital pair for a decoder, its masked twin for an encoder."""
-    pairs = measure.patchable_pairs(loaded)
+    pairs = readings.patchable_pairs(loaded)
     if not pairs:
         return "patching skipped: no prompt pair fits this model's tokenizer (equal lengths, one-token answers)"
     pair = next((p for p in pairs if p.name == "capital"), pairs[0])
-    setup = measure.patching_setup(loaded, pair)
-    result = interventions.activation_patching(
-        loaded, setup.clean, setup.corrupted, setup.clean_answer, setup.corrupted_answer, setup.position, setup.metric
-    )
+    setup = interventions.patching_setup(loaded, pair)
+    result = interventions.patch_pair(loaded, setup)
     changed = int(np.argmax(setup.clean != setup.corrupted))
     return (
         f"patching '{pair.name}' ({setup.metric}): clean {result.clean_metric:.2f}, "
@@ -58,7 +56,7 @@ def interventions_lines(loaded, tax) -> list[str]:
         kinds = dict(Counter(tax.labels.ravel().tolist()))
         lines.append(f"head taxonomy (sink removed, repeated random tokens): {kinds}")
         # switch off the three heads with the highest induction score, on the same repeated tokens
-        ids, _ = measure.random_token_ids(loaded, seed=0)
+        ids, _ = readings.random_token_ids(loaded, seed=0)
         top = np.argsort(-np.nan_to_num(tax.induction).ravel())[:3]
         heads = [tuple(int(x) for x in np.unravel_index(i, tax.induction.shape)) for i in top]
         lines.append("intervention: " + interventions.head_ablation(loaded, ids, heads).summary())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.experiments.cards import INCONCLUSIVE, NOT_HERE, REPRODUCES, VERDICT_RULE, Card
+from explorer.experiments.statistics import INCONCLUSIVE, NOT_HERE, REPRODUCES, VERDICT_RULE, Card
 
 README_START, README_END = "<!-- cards:start -->", "<!-- cards:end -->"
 RESULTS_FILE = Path(__file__).with_name("measured_defaults.json")

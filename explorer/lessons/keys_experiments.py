@@ -18,8 +18,8 @@ from explorer.experiments import measure
 from explorer.lessons.core import NO, YES, Key, LabRefused, setting
 
 TEXT = "exp_text"
-EXPERIMENT_TOKENS = 96  # experiments_page.MAX_TOKENS (tests/test_labs.py checks they agree)
-# experiments_page.INDUCTION_DEMO: made-up words in a fixed order, three times (the test checks they agree)
+EXPERIMENT_TOKENS = 96  # explorer/ui/experiments/common.py MAX_TOKENS (tests/test_labs.py checks they agree)
+# ui/experiments/heads.py INDUCTION_DEMO: made-up words in a fixed order, three times (the test checks they agree)
 INDUCTION_TEXT = " ".join(["zebra lantern copper violin meadow quartz pickle saturn."] * 3)
 INDUCTION_HEADS = 3
 

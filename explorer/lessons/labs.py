@@ -10,6 +10,7 @@ Ids are stable (links and the vote database use them): rename a lab or a step on
 
 from __future__ import annotations
 
+from explorer.adapters import family as interface
 from explorer.lessons import keys_decoder as dec
 from explorer.lessons import keys_encoder as enc
 from explorer.lessons import keys_experiments as exp
@@ -26,9 +27,9 @@ def _last_block(loaded) -> int:
 
 # The page's block sliders count from 1: the last block of whichever model the family page has loaded
 LAST_BLOCK = FromModel("the model's last block", _last_block)
-# The experiments page's tools and MoE actions (explorer/ui/experiments_page.py tools(); the test checks them)
-SINK_TOOL, HEADS_TOOL, ROUTING_TOOL, TOP_K_SWEEP = (
-    "Remove the attention sink", "Switch heads off", "Change the routing", "Top-k sweep")
+# The experiments page's tools, by slug (explorer/ui/experiments/__init__.py tools()), and an MoE action of its
+# routing tool (the test checks them)
+SINK_TOOL, HEADS_TOOL, ROUTING_TOOL, TOP_K_SWEEP = interface.SINK, interface.HEADS, interface.ROUTING, "Top-k sweep"
 
 MASKED = "The capital of [MASK] is Paris."
 BANKS = "The bank by the river is not the bank that holds my money."

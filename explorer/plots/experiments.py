@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.effects import InterventionResult, PatchingResult, TopKSweep
-from explorer.experiments.cards import Card, Taxonomy
+from explorer.experiments.statistics import Card, Taxonomy
 from explorer.plots.common import base_layout, require, safe_label, unique_labels
 
 MEASURED, CHANCE, MODIFIED, PROMPTS = "#1f77b4", "#7f7f7f", "#d62728", "#9ecae1"

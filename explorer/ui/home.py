@@ -8,7 +8,7 @@ from explorer.catalogue import load_catalogue
 from explorer.diagrams import picture
 from explorer.registry import FAMILIES
 from explorer.ui.boundary import guarded
-from explorer.ui.pages import experiments_page, family_page, lessons_page
+from explorer.ui.doors import page_at
 
 TOUR_START = "_presenter_start"  # read by the presenter sidebar (app.py), which knows every page's View
 PATH = (  # a student alone: (family key or page, what to look at there)
@@ -40,7 +40,7 @@ def render() -> None:
         help="A prepared walk through the four families, one view at a time, with what to say.",
     )
     c2.page_link(
-        lessons_page(),
+        page_at("lessons"),
         label="**Lessons: predict, then check**",
         icon=":material/school:",
         help="Guided labs on every family: commit a prediction, then see the live model's own answer and why. "
@@ -65,7 +65,7 @@ def _families() -> None:
     for column, family in zip(columns, FAMILIES.values()):
         entry = catalogue[family.key].find(catalogue[family.key].default)
         with column.container(border=True):
-            st.page_link(family_page(family.key), label=f"**{family.title}**")
+            st.page_link(page_at(family.url_path), label=f"**{family.title}**")
             svg = picture(family.key)
             if svg:
                 st.image(svg, width="stretch")
@@ -76,6 +76,6 @@ def _families() -> None:
 def _student_path() -> None:
     st.subheader("On your own? A path in five stops")
     for n, (where, what) in enumerate(PATH, start=1):
-        page = experiments_page() if where == "experiments" else family_page(where)
+        page = page_at("experiments" if where == "experiments" else FAMILIES[where].url_path)
         title = "Experiments" if where == "experiments" else FAMILIES[where].title
         st.page_link(page, label=f"{n}. **{title}**: {what}")

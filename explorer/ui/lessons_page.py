@@ -25,9 +25,9 @@ from explorer.text import InputError, clean_user_text, plain
 from explorer.ui import lessons_class as klass
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely
+from explorer.ui.doors import LESSON_CHOOSING, LESSON_FAMILY, LESSON_LAB, LESSON_LANDING, LESSON_STEP, switch_to
 from explorer.ui.links import take_once
-from explorer.ui.navigation import page_by_url, views_by_url
-from explorer.ui.pages import LESSON_CHOOSING, LESSON_FAMILY, LESSON_LAB, LESSON_LANDING, LESSON_STEP
+from explorer.ui.pages import views_by_url
 from explorer.ui.view import View, cached
 
 TEXT = "lessons_text"  # the learner's own text for the step (None: the lab's)
@@ -258,7 +258,7 @@ def _open_view(lab: Lab, step: Step, loaded: LoadedModel, overrides: tuple) -> N
     moves = st.session_state.get(MOVES, 0) + 1
     st.session_state[MOVES] = moves
     st.session_state[LESSON_LANDING] = (step.figure, 1_000_000 + moves)  # the tour's moves count from 0
-    st.switch_page(page_by_url(step.page))
+    switch_to(step.page)
 
 
 def _set_text(preset: str) -> None:

@@ -9,7 +9,7 @@ from explorer import routing
 from explorer.adapters import moe
 from explorer.adapters.attribution import Target
 from explorer.catalogue import load_catalogue, training_logs
-from explorer.experiments import cards
+from explorer.experiments import statistics as stats
 from explorer.models.accounting import account, explain_moe, gallery
 from explorer.plots import moe as moe_plots
 from explorer.plots import training as training_plots
@@ -284,11 +284,11 @@ def neighbour_sharing(router) -> tuple[np.ndarray, float, float, float]:
     """(per MoE layer, mean over layers, 1/N, shuffled null): the replication card's 'same first expert for
     consecutive tokens' on this text, computed by the card's own functions; the null is its mean with this
     text's token positions shuffled (1,000 seeded draws): the same load on every expert, no order."""
-    chance = cards.chance_same_first(router.num_experts)
+    chance = stats.chance_same_first(router.num_experts)
     if router.chosen.shape[1] < 2:
         return np.zeros(0), float("nan"), chance, float("nan")
-    per_layer = cards.consecutive_same_first(router.chosen)  # [M]
-    null = cards.shuffled_positions_null(router.chosen, cards.consecutive_same_first, 1000, np.random.default_rng(0))
+    per_layer = stats.consecutive_same_first(router.chosen)  # [M]
+    null = stats.shuffled_positions_null(router.chosen, stats.consecutive_same_first, 1000, np.random.default_rng(0))
     return per_layer, float(per_layer.mean()), chance, float(null.mean())
 
 

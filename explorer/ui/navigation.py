@@ -1,4 +1,4 @@
-"""The app's pages, defined once for st.navigation and for links between pages.
+"""The app's pages, defined once for st.navigation and for the presenter tour.
 
 Page modules are imported when their page first runs, not when the app starts: they bring torch,
 transformers and plotly (seconds of imports), and the home page needs none of them.
@@ -9,45 +9,29 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.registry import FAMILIES
-from explorer.ui import home
-from explorer.ui.pages import (
-    EXPERIMENTS_MODULE,
-    LESSONS_MODULE,
-    experiments_page,
-    family_page,
-    import_page,
-    lazy_render,
-    lessons_page,
-)
+from explorer.ui import home, pages
+from explorer.ui.pages import experiments_page, family_page, import_page, lazy_page, other_pages
 
-OTHER_PAGES = {  # url path -> (module, title, icon)
-    "compare": ("explorer.ui.compare_page", "Compare", ":material/view_column:"),
-    "gallery": ("explorer.ui.gallery_page", "Gallery", ":material/photo_library:"),
-}
+LESSONS_MODULE = "explorer.ui.lessons_page"  # imported by name: it builds on the View and the labs (torch)
+
+
+def lessons_page() -> st.Page:
+    lead = "Predict, then watch the model: guided labs, alone or with a class."
+    return lazy_page(LESSONS_MODULE, "Lessons", lead, ":material/school:", "lessons")
 
 
 def page_modules() -> dict[str, str]:
     """Every page with a View, by its address: the module that declares it."""
-    pages = {family.url_path: family.page for family in FAMILIES.values()}
-    others = {url: spec[0] for url, spec in OTHER_PAGES.items()}
-    return pages | {"experiments": EXPERIMENTS_MODULE} | others | {"lessons": LESSONS_MODULE}
+    return pages.page_modules() | {"lessons": LESSONS_MODULE}
 
 
 def all_pages() -> list:
-    pages = [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)]
-    pages += [family_page(key) for key in FAMILIES]
-    pages.append(experiments_page())
-    pages += [
-        st.Page(lazy_render(module, title), title=title, icon=icon, url_path=url)
-        for url, (module, title, icon) in OTHER_PAGES.items()
-    ]
-    pages.append(lessons_page())
-    return pages
-
-
-def page_by_url(url: str) -> st.Page:
-    """The page at this address (the lessons' "Open this view" switches to it)."""
-    return {page.url_path or "home": page for page in all_pages()}[url]
+    out = [st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True)]
+    out += [family_page(key) for key in FAMILIES]
+    out.append(experiments_page())
+    out += other_pages()
+    out.append(lessons_page())
+    return out
 
 
 def views_by_url() -> dict:

@@ -1,5 +1,7 @@
 """The page of each registered family, built from its Family record (title, address, icon and
-the module whose ``render`` draws it)."""
+the module whose ``render`` draws it), the experiments and the other pages with a View: each module
+imported by its name on the page's first run. The lessons page is named in explorer.ui.navigation (it
+reads the Views of these pages); the doors between pages (explorer.ui.doors) name addresses only."""
 
 from __future__ import annotations
 
@@ -11,9 +13,7 @@ import streamlit as st
 
 from explorer.locks import BUILD_LOCK
 from explorer.registry import FAMILIES
-from explorer.ui.boundary import guarded
 from explorer.ui.memory import freeze_long_lived_objects
-from explorer.ui.presenter import bring_into_view
 
 # Libraries that other libraries import on first use, from whichever thread needs them first (plotly
 # and streamlit import pandas, pyarrow and narwhals when a figure or table is first built; the PCA and
@@ -80,7 +80,11 @@ def family_page(key: str) -> st.Page:
     )
 
 
-EXPERIMENTS_MODULE = "explorer.ui.experiments_page"  # imported by name: it builds on the View, which links here
+EXPERIMENTS_MODULE = "explorer.ui.experiments"  # imported by name: it builds on the View
+OTHER_PAGES = {  # url path -> (module, title, icon)
+    "compare": ("explorer.ui.compare_page", "Compare", ":material/view_column:"),
+    "gallery": ("explorer.ui.gallery_page", "Gallery", ":material/photo_library:"),
+}
 
 
 def lazy_page(module: str, title: str, lead: str, icon: str, url_path: str) -> st.Page:
@@ -93,54 +97,20 @@ def experiments_page() -> st.Page:
     return lazy_page(EXPERIMENTS_MODULE, "Experiments", lead, ":material/science:", "experiments")
 
 
-def experiments_button(family_key: str) -> None:
-    """One click from a family page to the experiments on its model."""
-    if st.sidebar.button(
-        "Experiments on this model",
-        key="open_experiments",
-        icon=":material/science:",
-        help="Switch heads off, patch activations, change the routing, or measure published findings",
-    ):
-        import_page(EXPERIMENTS_MODULE).open_experiments(family_key)
-        st.switch_page(experiments_page())
+def other_pages() -> list[st.Page]:
+    return [st.Page(lazy_render(module, title), title=title, icon=icon, url_path=url)
+            for url, (module, title, icon) in OTHER_PAGES.items()]  # fmt: skip
 
 
-LESSONS_MODULE = "explorer.ui.lessons_page"  # imported by name: it builds on the View and the labs (torch)
-# Session keys the lessons page owns and reads here: the lab under way, its step (from 1), whether the page
-# shows its list of labs, the family that list starts with, and the figure to bring into view on landing.
-LESSON_LAB, LESSON_STEP, LESSON_CHOOSING, LESSON_FAMILY, LESSON_LANDING = (
-    "lessons_lab", "lessons_step", "_lessons_choosing", "_lessons_family", "_lessons_landing")
+def page_modules() -> dict[str, str]:
+    """Every page with a View that a lesson may open (all but the lessons' own), by its address: the module
+    that declares it."""
+    pages = {family.url_path: family.page for family in FAMILIES.values()}
+    others = {url: spec[0] for url, spec in OTHER_PAGES.items()}
+    return pages | {"experiments": EXPERIMENTS_MODULE} | others
 
 
-def lessons_page() -> st.Page:
-    lead = "Predict, then watch the model: guided labs, alone or with a class."
-    return lazy_page(LESSONS_MODULE, "Lessons", lead, ":material/school:", "lessons")
-
-
-def _lessons_of(family_key: str) -> None:
-    """The lessons page's list of labs, this family's first; a lab under way on this family stays open."""
-    from explorer.lessons.labs import labs_of  # the labs import the adapters (torch): only a page that has them
-
-    st.session_state[LESSON_FAMILY] = family_key
-    st.session_state[LESSON_CHOOSING] = st.session_state.get(LESSON_LAB) not in {lab.id for lab in labs_of(family_key)}
-
-
-def lessons_button(family_key: str) -> None:
-    """From a family page (or the experiments page) to the guided labs on it, and back to a lesson under way;
-    lands a lesson's "Open this view" on the figure its question is about."""
-    from explorer.lessons.labs import labs_of
-
-    landing = st.session_state.pop(LESSON_LANDING, None)
-    if landing:
-        bring_into_view(*landing)
-    if st.session_state.get(LESSON_LAB):
-        if st.sidebar.button("Back to the lesson", key="back_to_lesson", icon=":material/undo:",
-                             help=f"Step {st.session_state.get(LESSON_STEP, 1)} of the lab you were doing"):
-            st.session_state[LESSON_CHOOSING] = False
-            st.switch_page(lessons_page())
-    labs = labs_of(family_key)
-    if labs and st.sidebar.button(
-        "Lessons on this family", key="open_lessons", icon=":material/school:", on_click=guarded(_lessons_of),
-        args=(family_key,), help=f"{len(labs)} guided labs: predict what the model does, then check it live",
-    ):
-        st.switch_page(lessons_page())
+def views_by_url() -> dict:
+    """The View of each of those pages, by its address (a lesson's step names its page so). Imports every
+    page module: called when a lesson moves or opens a view, not on every run."""
+    return {url: import_page(module).VIEW for url, module in page_modules().items()}

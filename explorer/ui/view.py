@@ -34,8 +34,8 @@ from explorer.registry import FAMILIES, Family
 from explorer.text import CleanText, InputError, clean_user_text, plain
 from explorer.ui import picker
 from explorer.ui.boundary import guarded, run_safely, show_callback_failure
+from explorer.ui.doors import experiments_button, lessons_button
 from explorer.ui.links import URL_VALUE_LIMIT, preset, publish_to_url, restore_from_url, take_once
-from explorer.ui.pages import experiments_button, lessons_button
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +138,30 @@ class View:
             if key in st.session_state:  # re-set: a widget this run does not draw keeps its value (Streamlit's way)
                 st.session_state[key] = st.session_state[key]
 
-    def page(self, headline: str, intro: str, body: Callable[[LoadedModel], None]) -> None:
-        """The family page skeleton: title, the model from the sidebar, the body and the model's
-        architecture each behind the error boundary, then the export."""
+    def page(
+        self,
+        headline: str,
+        intro: str,
+        body: Callable[[LoadedModel], None],
+        choose_family: Callable[[], str] | None = None,
+        lessons: str | None = None,
+    ) -> None:
+        """The page skeleton: title, the model from the sidebar, the body and (on a family's own page)
+        the model's architecture each behind the error boundary, then the export. A page about any
+        family (the experiments) passes ``choose_family``, which draws the choice and returns the
+        family's key, and ``lessons``, whose labs its sidebar offers."""
         self.heading(headline, intro)
         self.start()
-        loaded = picker.load_for_page(self.family.key)
+        family_key = self.family.key if choose_family is None else choose_family()
+        loaded = picker.load_for_page(family_key)
         if loaded is None:
             return
-        experiments_button(self.family.key)
-        lessons_button(self.family.key)
+        if choose_family is None:
+            experiments_button(family_key)
+        lessons_button(lessons or family_key)
         run_safely(lambda: body(loaded))
-        run_safely(lambda: self.architecture(loaded))
+        if choose_family is None:
+            run_safely(lambda: self.architecture(loaded))
         self.export()
         if st.session_state.pop(ANOTHER_RUN, False):  # Play: the next token once this one is on screen
             st.rerun()
