@@ -195,6 +195,16 @@ def _translate_examples(folder: Path, work: Path, examples: int) -> str:
                      for en, pt in zip(chosen, translate(model, tokenizer, chosen)))
 
 
+def _translate_results(final: dict) -> tuple[str, str]:
+    """(the evaluation's markdown lines, whether the card's bar is met) from the last evaluation."""
+    results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): "
+                        f"**chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
+                        for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
+    bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45
+           else "does **not yet** meet")
+    return results, bar
+
+
 def write_translate_card(folder: Path, command: str, work: Path, examples: int = 12) -> None:
     """Card of the English -> Portuguese student, with its measured numbers and example translations
     (the teacher's beside them, from the reference caches in ``work``)."""
@@ -204,11 +214,7 @@ def write_translate_card(folder: Path, command: str, work: Path, examples: int =
     minutes = log["steps"][-1]["seconds"] / 60 if log["steps"] else 0.0
     sentences = log["sentences_seen"]
     pairs = log["sessions"][-1]["pairs"]
-    results = "\n".join(f"  - {name.replace('_', '-')} ({v['sentences']} sentences): "
-                        f"**chrF {v['chrf']:.1f}**, BLEU {v['bleu']:.1f}"
-                        for name, v in final.items() if isinstance(v, dict)) or "  - not evaluated yet"
-    bar = ("meets" if final and final["held_out"]["chrf"] >= 50 and final["everyday"]["chrf"] >= 45
-           else "does **not yet** meet")
+    results, bar = _translate_results(final)
     rows = _translate_examples(folder, work, examples)
     status = "" if bar == "meets" else (f"\n**Provisional**: a checkpoint of a run still in progress "
                                          f"(step {log['step']:,}); it does not yet "
