@@ -61,8 +61,10 @@ def machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {gpu}; "
-            f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {gpu}; "
+        f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
 
 
 def memory(n: int) -> str:
@@ -94,21 +96,28 @@ def model_sections(table: Table, defaults: dict[str, str], repeats: int) -> dict
 
     print("Loading each default model in a fresh interpreter…", file=sys.stderr, flush=True)
     for row in model_costs.load_times(defaults):
-        table.add(f"Load {row['model']} (fresh process; imports {row['import_s']:.1f} s before it)",
-                  f"{row['load_s']:.2f} s")
+        table.add(
+            f"Load {row['model']} (fresh process; imports {row['import_s']:.1f} s before it)", f"{row['load_s']:.2f} s"
+        )
     loaded = {family: load_model(model_id, device="cpu", family=family) for family, model_id in defaults.items()}
     speech = audio.shipped_clip_speech(audio.shipped_clips()[0]).samples
     print("Capture overhead…", file=sys.stderr, flush=True)
     for row in model_costs.capture_overhead(loaded, repeats=max(repeats, 5), speech=speech):
-        table.add(f"Capture overhead, {row['family']} ({row['model']}, {row['input']})",
-                  f"×{row['ratio']:.2f} (traced {row['traced_ms']:.0f} ms / plain {row['plain_ms']:.0f} ms)",
-                  "≤ ×1.3", verdict(row["ratio"], 1.3))
+        table.add(
+            f"Capture overhead, {row['family']} ({row['model']}, {row['input']})",
+            f"×{row['ratio']:.2f} (traced {row['traced_ms']:.0f} ms / plain {row['plain_ms']:.0f} ms)",
+            "≤ ×1.3",
+            verdict(row["ratio"], 1.3),
+        )
     print("Decoding speed…", file=sys.stderr, flush=True)
     row = model_costs.decoding_speed(loaded["decoder"], repeats=3)
     same = "identical tokens" if row["same_tokens"] else "**different tokens**"
-    table.add(f"Decoding {row['tokens']} new tokens, explorer steps vs `generate` ({row['model']})",
-              f"×{row['ratio']:.2f} ({row['explorer_tps']:.1f} vs {row['generate_tps']:.1f} tokens/s, {same})",
-              "≥ ×0.8", verdict(row["ratio"], 0.8, higher_is_better=True))
+    table.add(
+        f"Decoding {row['tokens']} new tokens, explorer steps vs `generate` ({row['model']})",
+        f"×{row['ratio']:.2f} ({row['explorer_tps']:.1f} vs {row['generate_tps']:.1f} tokens/s, {same})",
+        "≥ ×0.8",
+        verdict(row["ratio"], 0.8, higher_is_better=True),
+    )
     step_click_section(table, loaded["decoder"])
     attribution_section(table, loaded["decoder"])
     cards_section(table, loaded["decoder"])
@@ -122,11 +131,18 @@ def attribution_section(table: Table, loaded) -> None:
     print("Attribution…", file=sys.stderr, flush=True)
     row = model_costs.attribution_speed(loaded)
     what = f"{row['model']}, next token after {row['tokens']} tokens, median of 3"
-    table.add(f"Attribution, gradient × input ({what})", f"{row['gradient_x_input']:.2f} s", "≤ 0.5 s",
-              verdict(row["gradient_x_input"], 0.5))
-    table.add(f"Attribution, integrated gradients, 32 steps, {row['baseline']} baseline ({what})",
-              f"{row['integrated_gradients']:.2f} s (completeness error {row['completeness']:.1%})", "≤ 5 s",
-              verdict(row["integrated_gradients"], 5.0))
+    table.add(
+        f"Attribution, gradient × input ({what})",
+        f"{row['gradient_x_input']:.2f} s",
+        "≤ 0.5 s",
+        verdict(row["gradient_x_input"], 0.5),
+    )
+    table.add(
+        f"Attribution, integrated gradients, 32 steps, {row['baseline']} baseline ({what})",
+        f"{row['integrated_gradients']:.2f} s (completeness error {row['completeness']:.1%})",
+        "≤ 5 s",
+        verdict(row["integrated_gradients"], 5.0),
+    )
 
 
 def cards_section(table: Table, loaded) -> None:
@@ -164,10 +180,13 @@ def step_click_section(table: Table, loaded, clicks: int = 10) -> None:
     seconds, contexts = step_click_seconds(clicks)
     forward = model_costs.step_forward_seconds(loaded, int(statistics.median(contexts)))
     click, target = statistics.median(seconds), 2 * forward + 0.2
-    table.add(f"Step click on the decoder page, server time (AppTest, default prompt, {clicks} clicks at "
-              f"{min(contexts)}–{max(contexts)} tokens of context), median",
-              f"{click:.2f} s (p95 {percentile(seconds, 95):.2f} s; one forward {forward * 1000:.0f} ms)",
-              f"≤ 2 × forward + 0.2 s = {target:.2f} s", verdict(click, target))
+    table.add(
+        f"Step click on the decoder page, server time (AppTest, default prompt, {clicks} clicks at "
+        f"{min(contexts)}–{max(contexts)} tokens of context), median",
+        f"{click:.2f} s (p95 {percentile(seconds, 95):.2f} s; one forward {forward * 1000:.0f} ms)",
+        f"≤ 2 × forward + 0.2 s = {target:.2f} s",
+        verdict(click, target),
+    )
 
 
 VIEWS = [  # (label, page url path, family whose tokenizer sizes the text, [MASK]s, latency target in s)
@@ -176,10 +195,14 @@ VIEWS = [  # (label, page url path, family whose tokenizer sizes the text, [MASK
     ("MoE view", "moe", "moe", 0, 1.0),
     ("Decoder view (a new prompt opens with 8 generated tokens)", "decoder", "decoder", 0, None),
 ]
-TRANSLATION_VIEW = ("Encoder-decoder view (default: the translator on its example sentence, one encoder pass, "
-                    "then decoder steps to the end)")
-SPEECH_VIEW = ("Encoder-decoder view, speech (Whisper on the default clip: one encoder pass, "
-               "then decoder steps to the end of the transcript)")
+TRANSLATION_VIEW = (
+    "Encoder-decoder view (default: the translator on its example sentence, one encoder pass, "
+    "then decoder steps to the end)"
+)
+SPEECH_VIEW = (
+    "Encoder-decoder view, speech (Whisper on the default clip: one encoder pass, "
+    "then decoder steps to the end of the transcript)"
+)
 
 
 def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int, tokens: int) -> None:
@@ -195,12 +218,15 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
         _first_paints(table, server.port)
         compare = run_page(server.port, "compare")
         _check("compare", compare)
-        table.add("Compare page, first visit (loads all four default models, runs each once)",
-                  f"{compare.seconds:.1f} s")
+        table.add(
+            "Compare page, first visit (loads all four default models, runs each once)", f"{compare.seconds:.1f} s"
+        )
         payloads["Compare page"] = compare.bytes_received
         for label, page, family, masks, target in VIEWS:
+
             def query(variant: int, family=family, masks=masks) -> dict:
                 return {"text": text_of_tokens(tokenizers[family], tokens, variant=variant, masks=masks)}
+
             first = run_page(server.port, page, query(0))
             _check(label, first)
             table.add(f"{label}: first visit (architecture diagram built once)", f"{first.seconds:.2f} s")
@@ -209,9 +235,12 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
                 _check(label, run)
             latencies = [r.seconds for r in runs]
             median = statistics.median(latencies)
-            table.add(f"{label}: new {tokens}-token text to figures built (server), median of {repeats}",
-                      f"{median:.2f} s (max {max(latencies):.2f} s, {runs[0].figures} figures)",
-                      f"≤ {target:.0f} s" if target else "", verdict(median, target) if target else "")
+            table.add(
+                f"{label}: new {tokens}-token text to figures built (server), median of {repeats}",
+                f"{median:.2f} s (max {max(latencies):.2f} s, {runs[0].figures} figures)",
+                f"≤ {target:.0f} s" if target else "",
+                verdict(median, target) if target else "",
+            )
             payloads[label.split(" (")[0]] = max(r.bytes_received for r in runs)
         translation = run_page(server.port, "encoder-decoder")
         _check(TRANSLATION_VIEW, translation)
@@ -224,18 +253,31 @@ def server_sections(table: Table, tokenizers: dict, repeats: int, sessions: int,
         gallery = run_page(server.port, "gallery")
         _check("gallery", gallery)
         payloads["Gallery page"] = gallery.bytes_received
-        table.add("Peak resident memory of the app, all four defaults loaded, every view run",
-                  memory(server.peak_rss_bytes()), "< 2 GB", verdict(server.peak_rss_bytes(), 2e9))
+        table.add(
+            "Peak resident memory of the app, all four defaults loaded, every view run",
+            memory(server.peak_rss_bytes()),
+            "< 2 GB",
+            verdict(server.peak_rss_bytes(), 2e9),
+        )
         for label, size in payloads.items():
             table.add(f"Data sent to the browser: {label}", mb(size), "≤ 3 MB", verdict(size, 3e6))
         for shared in (True, False):
             latencies = concurrent_sessions(server.port, tokenizers, sessions, tokens, shared)
-            what = ("the same text (a shared link: the first computes, the rest reuse)" if shared
-                    else "a different text each (every session computes)")
-            table.add(f"{sessions} sessions at once, masked-token view, {what}",
-                      f"median {statistics.median(latencies):.2f} s, p95 {percentile(latencies, 95):.2f} s")
-        table.add("Peak resident memory of the app after the concurrent sessions",
-                  memory(server.peak_rss_bytes()), "< 2 GB", verdict(server.peak_rss_bytes(), 2e9))
+            what = (
+                "the same text (a shared link: the first computes, the rest reuse)"
+                if shared
+                else "a different text each (every session computes)"
+            )
+            table.add(
+                f"{sessions} sessions at once, masked-token view, {what}",
+                f"median {statistics.median(latencies):.2f} s, p95 {percentile(latencies, 95):.2f} s",
+            )
+        table.add(
+            "Peak resident memory of the app after the concurrent sessions",
+            memory(server.peak_rss_bytes()),
+            "< 2 GB",
+            verdict(server.peak_rss_bytes(), 2e9),
+        )
     finally:
         server.stop()
 
@@ -252,8 +294,12 @@ def _first_paints(table: Table, port: int) -> None:
         run = run_page(port, page)
         _check(f"first paint {page}", run)
         paint = run.first_paint if run.first_paint is not None else run.seconds
-        table.add(f"First visit to /{page}: title on screen (page done after {run.seconds:.1f} s)",
-                  f"{paint:.2f} s", "≤ 0.5 s", verdict(paint, 0.5))
+        table.add(
+            f"First visit to /{page}: title on screen (page done after {run.seconds:.1f} s)",
+            f"{paint:.2f} s",
+            "≤ 0.5 s",
+            verdict(paint, 0.5),
+        )
 
 
 def _check(label: str, run) -> None:
@@ -285,8 +331,12 @@ def replica_sections(table: Table, tokenizers: dict, tokens: int, counts=(1, 2),
         try:
             group.wait_healthy()
             for port in group.replica_ports:  # each replica loads the model before the clock starts
-                _check("replica warm-up", run_page(port, "encoder", {"text": text_of_tokens(
-                    tokenizers["encoder"], tokens, variant=999, masks=2)}))
+                _check(
+                    "replica warm-up",
+                    run_page(
+                        port, "encoder", {"text": text_of_tokens(tokenizers["encoder"], tokens, variant=999, masks=2)}
+                    ),
+                )
             variant = 3000 + 1000 * count
             for sessions in loads:
                 for shared in (True, False):
@@ -295,29 +345,41 @@ def replica_sections(table: Table, tokenizers: dict, tokens: int, counts=(1, 2),
                     p95 = percentile(latencies, 95)
                     target = REPLICA_TARGETS.get((sessions, count, shared))
                     what = "the same text" if shared else "a different text each"
-                    table.add(f"Through nginx, {count} replica(s): {sessions} sessions at once, "
-                              f"masked-token view, {what}",
-                              f"median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s",
-                              f"p95 ≤ {target:.0f} s" if target else "", verdict(p95, target) if target else "")
+                    table.add(
+                        f"Through nginx, {count} replica(s): {sessions} sessions at once, masked-token view, {what}",
+                        f"median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s",
+                        f"p95 ≤ {target:.0f} s" if target else "",
+                        verdict(p95, target) if target else "",
+                    )
             pids = [p.pid for p in group.processes.values()]
             peak = max(peak_rss_bytes(pid) for pid in pids)
-            table.add(f"Through nginx, {count} replica(s): peak resident memory of one replica after the sessions",
-                      memory(peak), "< 2 GB", verdict(peak, 2e9))
-            table.add(f"Through nginx, {count} replica(s): memory of all replicas together now (sum of PSS: "
-                      "memory-mapped weights counted once)", memory(sum(pss_bytes(pid) for pid in pids)))
+            table.add(
+                f"Through nginx, {count} replica(s): peak resident memory of one replica after the sessions",
+                memory(peak),
+                "< 2 GB",
+                verdict(peak, 2e9),
+            )
+            table.add(
+                f"Through nginx, {count} replica(s): memory of all replicas together now (sum of PSS: "
+                "memory-mapped weights counted once)",
+                memory(sum(pss_bytes(pid) for pid in pids)),
+            )
         finally:
             group.stop()
 
 
-def concurrent_sessions(port: int, tokenizers: dict, sessions: int, tokens: int, shared: bool,
-                        base: int | None = None) -> list[float]:
+def concurrent_sessions(
+    port: int, tokenizers: dict, sessions: int, tokens: int, shared: bool, base: int | None = None
+) -> list[float]:
     from benchmarks.model_costs import text_of_tokens
     from explorer.ui.served import run_page
 
     if base is None:
         base = 1000 if shared else 2000  # variants never used before, so nothing is cached yet
-    texts = [text_of_tokens(tokenizers["encoder"], tokens, variant=base if shared else base + n, masks=2)
-             for n in range(sessions)]
+    texts = [
+        text_of_tokens(tokenizers["encoder"], tokens, variant=base if shared else base + n, masks=2)
+        for n in range(sessions)
+    ]
     start = threading.Barrier(sessions)
     results: list[float | BaseException] = [0.0] * sessions
 
@@ -350,24 +412,43 @@ def write_readme(block: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=20, help="simultaneous sessions (default 20)")
     parser.add_argument("--repeats", type=int, default=5, help="measurements per view (default 5)")
     parser.add_argument("--tokens", type=int, default=64, help="input length of the view latencies (default 64)")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
-    parser.add_argument("--replicas-only", action="store_true",
-                        help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)")
-    parser.add_argument("--step-only", action="store_true",
-                        help="only the Step click and attribution speed on the decoder default (prints only)")
-    parser.add_argument("--attribution-share", action="store_true",
-                        help="only: which attribution method beats the random band on 30 prompts per family default")
-    parser.add_argument("--patching-only", action="store_true",
-                        help="only activation patching beside another visitor (prints, never writes the README)")
-    parser.add_argument("--votes-only", action="store_true",
-                        help="only the class votes per second, SQLite and PostgreSQL (prints, never writes the README)")
-    parser.add_argument("--cards-only", action="store_true",
-                        help="only the replication cards of the decoder default (prints, never writes the README)")
+    parser.add_argument(
+        "--replicas-only",
+        action="store_true",
+        help="only the sessions through nginx with 1 and 2 replicas (prints, never writes the README)",
+    )
+    parser.add_argument(
+        "--step-only",
+        action="store_true",
+        help="only the Step click and attribution speed on the decoder default (prints only)",
+    )
+    parser.add_argument(
+        "--attribution-share",
+        action="store_true",
+        help="only: which attribution method beats the random band on 30 prompts per family default",
+    )
+    parser.add_argument(
+        "--patching-only",
+        action="store_true",
+        help="only activation patching beside another visitor (prints, never writes the README)",
+    )
+    parser.add_argument(
+        "--votes-only",
+        action="store_true",
+        help="only the class votes per second, SQLite and PostgreSQL (prints, never writes the README)",
+    )
+    parser.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="only the replication cards of the decoder default (prints, never writes the README)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
@@ -428,8 +509,10 @@ def main(argv=None) -> int:
     from benchmarks.votes import vote_sections
 
     vote_sections(table)
-    block = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `python -m benchmarks` "
-             f"({(time.perf_counter() - began) / 60:.0f} min).\n\n{table.markdown()}")
+    block = (
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `python -m benchmarks` "
+        f"({(time.perf_counter() - began) / 60:.0f} min).\n\n{table.markdown()}"
+    )
     print(block)
     if args.readme:
         write_readme(block)

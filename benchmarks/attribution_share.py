@@ -82,8 +82,15 @@ def shares(loaded, prompts=PROMPTS, orders: int = 20) -> list[dict]:
                 row["errors"].append(mapped.completeness_error)
         print(f"  {loaded.model_id}: prompt {n + 1}/{len(prompts)}", file=sys.stderr, flush=True)
     return [
-        dict(method=m, prompts=len(prompts), both=r["both"], deletion=r["deletion"], insertion=r["insertion"],
-             completeness=statistics.median(r["errors"]) if r["errors"] else None, seconds=r["seconds"])
+        dict(
+            method=m,
+            prompts=len(prompts),
+            both=r["both"],
+            deletion=r["deletion"],
+            insertion=r["insertion"],
+            completeness=statistics.median(r["errors"]) if r["errors"] else None,
+            seconds=r["seconds"],
+        )
         for m, r in rows.items()
     ]
 
@@ -98,8 +105,10 @@ def attribution_share_section(table, defaults: dict[str, str]) -> None:
             n = row["prompts"]
             error = "" if row["completeness"] is None else f"; median completeness error {row['completeness']:.1%}"
             name = f"Attribution beats 20 random orders, {family} ({model_id}), {row['method']}"
-            value = (f"{row['both']}/{n} prompts on both curves (deletion {row['deletion']}/{n}, insertion "
-                     f"{row['insertion']}/{n}){error}")
+            value = (
+                f"{row['both']}/{n} prompts on both curves (deletion {row['deletion']}/{n}, insertion "
+                f"{row['insertion']}/{n}){error}"
+            )
             table.add(name, value)
             print(f"  | {name} | {value} |", file=sys.stderr, flush=True)  # kept if a later family is interrupted
         print(f"  {family}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)

@@ -25,9 +25,38 @@ PASSAGE = (
     "property of some one or other of their daughters. My dear Mr. Bennet, said his lady to him one day, have you "
     "heard that Netherfield Park is let at last? Mr. Bennet replied that he had not."
 )
-NAMES = ["Anne", "Emma", "Fanny", "Elinor", "Marianne", "Catherine", "Jane", "Harriet", "Lucy", "Isabella", "Henry",
-         "Edmund", "Frederick", "George", "Robert", "William", "Charles", "Edward", "Thomas", "John", "Mary", "Lydia",
-         "Kitty", "Julia", "Maria", "Susan", "Eleanor", "Louisa", "Penelope", "Sophia"]
+NAMES = [
+    "Anne",
+    "Emma",
+    "Fanny",
+    "Elinor",
+    "Marianne",
+    "Catherine",
+    "Jane",
+    "Harriet",
+    "Lucy",
+    "Isabella",
+    "Henry",
+    "Edmund",
+    "Frederick",
+    "George",
+    "Robert",
+    "William",
+    "Charles",
+    "Edward",
+    "Thomas",
+    "John",
+    "Mary",
+    "Lydia",
+    "Kitty",
+    "Julia",
+    "Maria",
+    "Susan",
+    "Eleanor",
+    "Louisa",
+    "Penelope",
+    "Sophia",
+]
 
 
 def text_of_tokens(tokenizer, tokens: int, variant: int = 0, masks: int = 0) -> str:
@@ -78,11 +107,13 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
             start_ids = seq2seq.start_ids(loaded)
             answer = seq2seq.greedy_decode(loaded, seq2seq.encode_features(loaded, features), max_new_tokens=48)
             dec_ids = np.concatenate([start_ids, answer])
-            plain_inputs = dict(input_features=torch.as_tensor(features)[None],
-                                decoder_input_ids=torch.as_tensor(dec_ids)[None])
+            plain_inputs = dict(
+                input_features=torch.as_tensor(features)[None], decoder_input_ids=torch.as_tensor(dec_ids)[None]
+            )
 
             def traced(features=features, dec_ids=dec_ids, loaded=loaded):
                 seq2seq.trace(loaded, seq2seq.encode_features(loaded, features), dec_ids)
+
             what = f"{len(speech) / 16000:.1f} s of speech, {len(dec_ids)} decoder tokens"
         elif adapter.encoder_decoder(loaded):
             ids = _ids(loaded, tokens)
@@ -91,6 +122,7 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
 
             def traced(ids=ids, dec_ids=dec_ids, loaded=loaded):
                 seq2seq.trace(loaded, seq2seq.encode_ids(loaded, ids), dec_ids)
+
             what = f"{len(ids)} tokens in, {len(dec_ids)} out"
         else:
             ids = _ids(loaded, tokens)
@@ -98,19 +130,30 @@ def capture_overhead(loaded_by_family: dict, tokens: int = 64, repeats: int = 10
 
             def traced(ids=ids, adapter=adapter, loaded=loaded):
                 adapter.trace(loaded, ids)
+
             what = f"{len(ids)} tokens"
 
         def plain(plain_inputs=plain_inputs, model=model):
             with torch.inference_mode():
                 model(**plain_inputs)
+
         plain_s, traced_s = interleaved_medians(plain, traced, repeats)
-        rows.append(dict(family=family, model=loaded.model_id, input=what, plain_ms=plain_s * 1e3,
-                         traced_ms=traced_s * 1e3, ratio=traced_s / plain_s))
+        rows.append(
+            dict(
+                family=family,
+                model=loaded.model_id,
+                input=what,
+                plain_ms=plain_s * 1e3,
+                traced_ms=traced_s * 1e3,
+                ratio=traced_s / plain_s,
+            )
+        )
     return rows
 
 
-def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32,
-                   repeats: int = 3) -> dict:
+def decoding_speed(
+    loaded, prompt: str = "Once upon a time, a little robot", new_tokens: int = 32, repeats: int = 3
+) -> dict:
     """Tokens per second: the explorer's decoding loop (one ``decoder.step`` per token, each
     with the full distribution, the newest token's attention and hidden states, then the
     page's own ``choose_token``) against ``model.generate`` (greedy, its KV cache), both for
@@ -127,18 +170,23 @@ def decoding_speed(loaded, prompt: str = "Once upon a time, a little robot", new
             ids.append(choose_token(step.logits, greedy, n))
             if ids[-1] in stop:
                 break
-        return ids[len(prompt_ids):]
+        return ids[len(prompt_ids) :]
 
     def generate():
         with torch.inference_mode():
             out = loaded.model.generate(torch.as_tensor(prompt_ids)[None], max_new_tokens=new_tokens, do_sample=False)
-        return out[0, len(prompt_ids):].tolist()
+        return out[0, len(prompt_ids) :].tolist()
 
     ours, theirs = explorer_loop(), generate()
     explorer_s, generate_s = interleaved_medians(explorer_loop, generate, repeats, warmup=1)
-    return dict(model=loaded.model_id, tokens=len(ours), explorer_tps=len(ours) / explorer_s,
-                generate_tps=len(theirs) / generate_s, ratio=(len(ours) / explorer_s) / (len(theirs) / generate_s),
-                same_tokens=ours == theirs)
+    return dict(
+        model=loaded.model_id,
+        tokens=len(ours),
+        explorer_tps=len(ours) / explorer_s,
+        generate_tps=len(theirs) / generate_s,
+        ratio=(len(ours) / explorer_s) / (len(theirs) / generate_s),
+        same_tokens=ours == theirs,
+    )
 
 
 def step_forward_seconds(loaded, tokens: int, repeats: int = 10) -> float:
@@ -190,8 +238,13 @@ def load_times(defaults: dict[str, str]) -> list[dict]:
     embedded packages are assumed done; the first run of all converts them)."""
     rows = []
     for family, model_id in defaults.items():
-        out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, model_id, family], cwd=ROOT, capture_output=True,
-                             text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD_SCRIPT, model_id, family],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         rows.append(dict(family=family, model=model_id, **json.loads(out.stdout.strip().splitlines()[-1])))
     return rows
-

@@ -50,25 +50,30 @@ def patching_sections(table, tokenizer, tokens: int = 64) -> None:
     variant = iter(range(7000, 8000))  # texts never used before: every view computes
 
     def decoder_view():
-        run = run_page(server.port, "decoder", {"text": text_of_tokens(tokenizer, tokens, variant=next(variant))},
-                       timeout=900)
+        run = run_page(
+            server.port, "decoder", {"text": text_of_tokens(tokenizer, tokens, variant=next(variant))}, timeout=900
+        )
         _check("decoder view", run)
         return run
 
     try:
         server.wait_healthy()
         decoder_view()  # loads the model; the architecture diagram is built once
-        _check("experiments warm-up", run_page(server.port, "experiments",
-                                               {"family": "decoder", "tool": "sink"}))
+        _check("experiments warm-up", run_page(server.port, "experiments", {"family": "decoder", "tool": "sink"}))
         first = run_page(server.port, "experiments", {**PATCHING_PAGE, "pair": FIRST_PAIR}, timeout=900)
         _check("activation patching", first)
-        table.add(f"Activation patching first run (decoder default, the '{FIRST_PAIR}' pair, page to heatmap)",
-                  f"{first.seconds:.1f} s", f"≤ {PATCHING_TARGET_S:.0f} s", verdict(first.seconds, PATCHING_TARGET_S))
+        table.add(
+            f"Activation patching first run (decoder default, the '{FIRST_PAIR}' pair, page to heatmap)",
+            f"{first.seconds:.1f} s",
+            f"≤ {PATCHING_TARGET_S:.0f} s",
+            verdict(first.seconds, PATCHING_TARGET_S),
+        )
         for pair in DURING_PAIRS:
             before = decoder_view().seconds
             patching: dict = {}
-            worker = threading.Thread(target=_timed,
-                                      args=(server.port, "experiments", {**PATCHING_PAGE, "pair": pair}, patching))
+            worker = threading.Thread(
+                target=_timed, args=(server.port, "experiments", {**PATCHING_PAGE, "pair": pair}, patching)
+            )
             began = time.perf_counter()
             worker.start()
             time.sleep(HEAD_START_S)
@@ -80,13 +85,19 @@ def patching_sections(table, tokenizer, tokens: int = 64) -> None:
             _check(f"activation patching '{pair}'", patching["run"])
             after = decoder_view().seconds
             alone = min(before, after)
-            overlap = "the whole view" if patching["ended"] >= view_ended else (
-                f"ended {view_ended - patching['ended']:.1f} s before the view")
+            overlap = (
+                "the whole view"
+                if patching["ended"] >= view_ended
+                else (f"ended {view_ended - patching['ended']:.1f} s before the view")
+            )
             ratio = during / alone
-            table.add(f"Another visitor's decoder view during patching / alone (new {tokens}-token text, "
-                      f"started {HEAD_START_S:.0f} s into the first '{pair}' patching run)",
-                      f"×{ratio:.2f} ({during:.2f} s during; alone {before:.2f} s just before, {after:.2f} s just "
-                      f"after; the patching run took {patching['ended'] - began:.1f} s: {overlap})",
-                      f"≤ ×{WAIT_RATIO_TARGET:.0f}", verdict(ratio, WAIT_RATIO_TARGET))
+            table.add(
+                f"Another visitor's decoder view during patching / alone (new {tokens}-token text, "
+                f"started {HEAD_START_S:.0f} s into the first '{pair}' patching run)",
+                f"×{ratio:.2f} ({during:.2f} s during; alone {before:.2f} s just before, {after:.2f} s just "
+                f"after; the patching run took {patching['ended'] - began:.1f} s: {overlap})",
+                f"≤ ×{WAIT_RATIO_TARGET:.0f}",
+                verdict(ratio, WAIT_RATIO_TARGET),
+            )
     finally:
         server.stop()

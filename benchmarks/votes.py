@@ -95,8 +95,10 @@ def measure_votes(url: str, processes: int = 4, votes_each: int = 100) -> VoteLo
     context = multiprocessing.get_context("spawn")  # no inherited pool threads or sqlite handles
     ready, done = context.Barrier(processes + 1), context.Queue()
     answers = [CHOICES[i % len(CHOICES)] for i in range(votes_each)]
-    workers = [context.Process(target=cast_votes, args=(url, made.code, QUESTION, 1, answers, ready, done))
-               for _ in range(processes)]
+    workers = [
+        context.Process(target=cast_votes, args=(url, made.code, QUESTION, 1, answers, ready, done))
+        for _ in range(processes)
+    ]
     for worker in workers:
         start(worker)
     ready.wait(timeout=300)
@@ -151,13 +153,19 @@ def class_rows(table, where: str, url: str, students: int = 40) -> None:
         return
     run = run_class(url, students=students)
     exact = "every vote counted exactly once" if run.exact else f"{run.counted} of {students} counted: WRONG"
-    table.add(f"{name}: the last vote {run.seconds:.1f} s after the first student opened the link", exact
-              + f" ({run.double_clicks} double clicks, {run.reloads} reloads, {run.moved} reconnections after "
-              f"replica {run.killed} died)", "<= 60 s, exactly once",
-              "met" if run.exact and run.seconds <= 60 else "MISSED")
-    table.add(f"{name}: teacher's histogram delay, p95 of {len(run.delays)} votes (click sent to the projected total)",
-              f"{run.delay_p95:.2f} s (median {statistics.median(run.delays):.2f} s; the histogram reruns every 1.5 s)",
-              "<= 2 s", "met" if run.delay_p95 <= 2.0 else "MISSED")
+    table.add(
+        f"{name}: the last vote {run.seconds:.1f} s after the first student opened the link",
+        exact + f" ({run.double_clicks} double clicks, {run.reloads} reloads, {run.moved} reconnections after "
+        f"replica {run.killed} died)",
+        "<= 60 s, exactly once",
+        "met" if run.exact and run.seconds <= 60 else "MISSED",
+    )
+    table.add(
+        f"{name}: teacher's histogram delay, p95 of {len(run.delays)} votes (click sent to the projected total)",
+        f"{run.delay_p95:.2f} s (median {statistics.median(run.delays):.2f} s; the histogram reruns every 1.5 s)",
+        "<= 2 s",
+        "met" if run.delay_p95 <= 2.0 else "MISSED",
+    )
 
 
 def postgres_bin() -> Path | None:
@@ -190,8 +198,9 @@ def throwaway_postgres(fsync: bool = True) -> Iterator[str]:
         shutil.chown(base, "postgres", "postgres")
     data = base / "data"
     try:
-        made = _as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                             "-E", "UTF8", "--no-sync"], base)
+        made = _as_postgres(
+            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"], base
+        )
         if made.returncode:
             raise RuntimeError(f"initdb failed: {made.stderr.strip()}")
         yield _start(bindir, base, fsync)
@@ -206,8 +215,22 @@ def _start(bindir: Path, base: Path, fsync: bool) -> str:
         port = _free_port()
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
         options += "" if fsync else " -c fsync=off -c full_page_writes=off"
-        started = _as_postgres([str(bindir / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "log"),
-                                "-w", "-t", "60", "-o", options, "start"], base)
+        started = _as_postgres(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(base / "data"),
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+            ],
+            base,
+        )
         if started.returncode == 0:
             return f"postgresql://postgres@127.0.0.1:{port}/postgres"
     log = (base / "log").read_text(errors="replace")[-2000:] if (base / "log").exists() else ""

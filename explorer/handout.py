@@ -111,8 +111,9 @@ def _question_html(item: HandoutQuestion) -> str:
         rows = "".join(f"<tr><td>{e(a)}</td><td><b>{n}</b></td></tr>" for a, n in counts)
         parts.append(f"<p><b>The class, {e(name)}</b> ({total} votes)</p><table>{rows}</table>")
     if item.model_answer:
-        parts.append(f"<div class='box'><b>The model's answer:</b> {e(item.model_answer)}"
-                     f"<p>{e(item.explanation)}</p></div>")
+        parts.append(
+            f"<div class='box'><b>The model's answer:</b> {e(item.model_answer)}<p>{e(item.explanation)}</p></div>"
+        )
     else:
         parts.append("<p class='caption'>The model's answer was not revealed yet.</p>")
     return "\n".join(parts)

@@ -43,6 +43,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     )
 }
 
+
 @dataclass(frozen=True)
 class Family:
     """One model family, the single record that navigation, home, catalogue and compare loop over.
@@ -65,21 +66,45 @@ class Family:
 FAMILIES: dict[str, Family] = {
     f.key: f
     for f in (
-        Family("encoder", "Encoder-only", "encoder", ":material/compare_arrows:", "explorer.adapters.encoder",
-               "explorer.ui.encoder_page",
-               "reads the whole text at once, in both directions: contextual vectors, attention, masked words.",
-               encoder_only=True),
-        Family("decoder", "Decoder-only", "decoder", ":material/edit_note:", "explorer.adapters.decoder",
-               "explorer.ui.decoder_page",
-               "writes one token at a time, each seeing only the past: next-token probabilities, sampling, causal "
-               "attention."),
-        Family("seq2seq", "Encoder-decoder", "encoder-decoder", ":material/translate:", "explorer.adapters.seq2seq",
-               "explorer.ui.seq2seq_page",
-               "an encoder reads the input once, then a decoder writes while cross-attending to it (English to "
-               "Portuguese with the project's translator, or speech to text with Whisper)."),
-        Family("moe", "Mixture of Experts", "moe", ":material/call_split:", "explorer.adapters.moe",
-               "explorer.ui.moe_page",
-               "a router sends each token to a few expert feed-forward networks: routes, gate weights, expert load."),
+        Family(
+            "encoder",
+            "Encoder-only",
+            "encoder",
+            ":material/compare_arrows:",
+            "explorer.adapters.encoder",
+            "explorer.ui.encoder_page",
+            "reads the whole text at once, in both directions: contextual vectors, attention, masked words.",
+            encoder_only=True,
+        ),
+        Family(
+            "decoder",
+            "Decoder-only",
+            "decoder",
+            ":material/edit_note:",
+            "explorer.adapters.decoder",
+            "explorer.ui.decoder_page",
+            "writes one token at a time, each seeing only the past: next-token probabilities, sampling, causal "
+            "attention.",
+        ),
+        Family(
+            "seq2seq",
+            "Encoder-decoder",
+            "encoder-decoder",
+            ":material/translate:",
+            "explorer.adapters.seq2seq",
+            "explorer.ui.seq2seq_page",
+            "an encoder reads the input once, then a decoder writes while cross-attending to it (English to "
+            "Portuguese with the project's translator, or speech to text with Whisper).",
+        ),
+        Family(
+            "moe",
+            "Mixture of Experts",
+            "moe",
+            ":material/call_split:",
+            "explorer.adapters.moe",
+            "explorer.ui.moe_page",
+            "a router sends each token to a few expert feed-forward networks: routes, gate weights, expert load.",
+        ),
     )
 }
 

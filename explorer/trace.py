@@ -102,8 +102,10 @@ class ForwardTrace:
     def __post_init__(self) -> None:
         t = len(self.tokens)
         _check(self.token_ids.shape == (t,), f"token_ids {self.token_ids.shape} for {t} tokens")
-        _check(self.hidden_states.ndim == 3 and self.hidden_states.shape[1] == t,
-               f"hidden_states {self.hidden_states.shape}")
+        _check(
+            self.hidden_states.ndim == 3 and self.hidden_states.shape[1] == t,
+            f"hidden_states {self.hidden_states.shape}",
+        )
         if self.attentions is not None:
             a = self.attentions
             _check(a.ndim == 4 and a.shape[2:] == (t, t), f"attentions {a.shape} for {t} tokens")
@@ -138,8 +140,10 @@ class Seq2SeqTrace:
     def __post_init__(self) -> None:
         c = self.cross_attentions
         _check(c.ndim == 4, f"cross_attentions {c.shape}")
-        _check(c.shape[2] == len(self.decoder.tokens) and c.shape[3] == len(self.encoder.tokens),
-               f"cross_attentions {c.shape}")
+        _check(
+            c.shape[2] == len(self.decoder.tokens) and c.shape[3] == len(self.encoder.tokens),
+            f"cross_attentions {c.shape}",
+        )
         _read_only(self)
 
 

@@ -22,8 +22,9 @@ def send_requests(url: str, code: str, requests: list[tuple[str, str, str]], see
     mine = list(requests)
     random.Random(seed).shuffle(mine)
     ready.wait()
-    statuses = [(student, room.vote(code, student, "q1", 1, answer, request).status)
-                for student, request, answer in mine]
+    statuses = [
+        (student, room.vote(code, student, "q1", 1, answer, request).status) for student, request, answer in mine
+    ]
     done.put(statuses)
     store.close()
 

@@ -9,8 +9,19 @@ GALLERY = {a.name: a for a in gallery()}
 
 
 def test_gallery_has_the_famous_configurations():
-    assert {"bert-base-uncased", "roberta-base", "albert-base-v2", "deberta-v3-base", "gpt2", "t5-small",
-            "flan-t5-base", "bart-base", "switch-base-8", "mixtral-8x7b", "olmoe-1b-7b"} <= set(GALLERY)
+    assert {
+        "bert-base-uncased",
+        "roberta-base",
+        "albert-base-v2",
+        "deberta-v3-base",
+        "gpt2",
+        "t5-small",
+        "flan-t5-base",
+        "bart-base",
+        "switch-base-8",
+        "mixtral-8x7b",
+        "olmoe-1b-7b",
+    } <= set(GALLERY)
 
 
 @pytest.mark.parametrize("name", sorted(GALLERY))

@@ -179,11 +179,11 @@ def test_masking_a_word_changes_the_predictions():
     assert _mask_charts(at) == {}
     at.multiselect(key="encoder_mask_positions").set_value([2]).run()  # 'dog'
     no_errors(at)
-    (title_dog, dog), = _mask_charts(at).items()
+    ((title_dog, dog),) = _mask_charts(at).items()
     assert "was 'dog'" in title_dog and len(dog) == 10
     at.multiselect(key="encoder_mask_positions").set_value([6]).run()  # 'cat'
     no_errors(at)
-    (title_cat, cat), = _mask_charts(at).items()
+    ((title_cat, cat),) = _mask_charts(at).items()
     assert "was 'cat'" in title_cat and cat != dog
 
 
@@ -191,7 +191,7 @@ def test_typed_mask_token_gets_predictions_without_selection():
     at = _page("encoder_page").run()
     at.text_area(key="encoder_text").set_value("Paris is the [MASK] of France.").run()
     no_errors(at)
-    (title, candidates), = _mask_charts(at).items()
+    ((title, candidates),) = _mask_charts(at).items()
     assert title.startswith("Position 4") and "capital" in candidates[:5]
 
 

@@ -456,6 +456,7 @@ def test_real_decoder_integrated_gradients_are_complete(smollm2):
 def test_inseq_oracle_agrees_on_gradient_x_input(smollm2):
     """inseq (a test requirement) as an oracle: its input_x_gradient of the target's probability."""
     import inseq
+
     prompt = "The capital of France is"
     ids = np.asarray(smollm2.tokenizer(prompt)["input_ids"])
     target = int(smollm2.tokenizer(" Paris", add_special_tokens=False)["input_ids"][0])
@@ -514,8 +515,14 @@ def test_translator_integrated_gradients_agree_with_inseq_on_20_sentences(transl
     for sentence in PROMPTS[:20]:
         ids = np.asarray(tokenizer(sentence)["input_ids"])
         output = seq2seq.greedy_decode(translator, seq2seq.encode_ids(translator, ids), 48)
-        result = attributor.attribute(sentence, tokenizer.decode(output, skip_special_tokens=True), n_steps=32,
-                                      attribute_target=True, show_progress=False, step_scores=["probability"])
+        result = attributor.attribute(
+            sentence,
+            tokenizer.decode(output, skip_special_tokens=True),
+            n_steps=32,
+            attribute_target=True,
+            show_progress=False,
+            step_scores=["probability"],
+        )
         theirs = result.sequence_attributions[0]
         # Inseq re-tokenizes the translation's text, which may cut a word into other pieces than the model wrote:
         # both sides explain Inseq's pieces (teacher-forced, after the decoder's start token)
@@ -524,12 +531,15 @@ def test_translator_integrated_gradients_agree_with_inseq_on_20_sentences(transl
         prefix = theirs.target_attributions.sum(-1).double().numpy()  # [1 + steps, steps]
         rhos = []
         for step in range(len(pieces)):
-            ours = A.explain(translator, ids, A.Target.output(pieces, step), "integrated_gradients", steps=32,
-                             baseline="unk")
+            ours = A.explain(
+                translator, ids, A.Target.output(pieces, step), "integrated_gradients", steps=32, baseline="unk"
+            )
             assert float(theirs.step_scores["probability"][step]) == pytest.approx(ours.target_prob, abs=1e-4)
             reference = np.concatenate([source[:, step], prefix[: step + 1, step]])
             rhos.append(spearmanr(ours.scores, reference).statistic)
         lowest.append(min(rhos))
-    print(f"\nSpearman, this project's IG-32 against Inseq's, lowest step per sentence: min {min(lowest):.4f}, "
-          f"median {np.median(lowest):.4f}")
+    print(
+        f"\nSpearman, this project's IG-32 against Inseq's, lowest step per sentence: min {min(lowest):.4f}, "
+        f"median {np.median(lowest):.4f}"
+    )
     assert min(lowest) >= 0.95

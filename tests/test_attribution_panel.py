@@ -59,8 +59,7 @@ def test_every_panel_setting_is_declared_for_links(module):
 
 
 def _experiments(family: str, text: str | None = None) -> AppTest:
-    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
-                             default_timeout=TIMEOUT)
+    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n", default_timeout=TIMEOUT)
     at.session_state["exp_family"] = family
     at.session_state["exp_tool"] = "attribution"
     if text:

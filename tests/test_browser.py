@@ -12,8 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROME_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PAGES = {
     "home": ("", "LLM architecture explorer"),
     "compare": ("compare", "Measured time"),
@@ -106,15 +114,18 @@ def test_decoder_step_adds_a_token_and_back_removes_it(server, browser):
         page.wait_for_function("() => window.location.search.includes('tokens=')", timeout=60_000)
         before = _tokens_in_url(page)
         page.get_by_role("button", name="Step ▶").click()
-        page.wait_for_function("() => (new URLSearchParams(window.location.search).get('tokens') || '')"
-                               f".split(',').length === {before + 1}",
-                               timeout=120_000)
+        page.wait_for_function(
+            "() => (new URLSearchParams(window.location.search).get('tokens') || '')"
+            f".split(',').length === {before + 1}",
+            timeout=120_000,
+        )
         _wait_idle(page)
         assert _tokens_in_url(page) == before + 1
         page.get_by_role("button", name="◀ Back").click()
-        page.wait_for_function("() => (new URLSearchParams(window.location.search).get('tokens') || '')"
-                               f".split(',').length === {before}",
-                               timeout=120_000)
+        page.wait_for_function(
+            f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length === {before}",
+            timeout=120_000,
+        )
         _wait_idle(page)
         assert _tokens_in_url(page) == before
         assert_no_error_elements(page)
@@ -192,7 +203,8 @@ def test_classroom_mode_and_offline_export(server, browser, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "moe-classroom-1280x720.png"))
         # figures now use 20 px text
         sizes = page.locator(".js-plotly-plot .xtick text").evaluate_all(
-            "els => els.map(e => parseFloat(e.style.fontSize) || 0)")
+            "els => els.map(e => parseFloat(e.style.fontSize) || 0)"
+        )
         assert sizes and max(sizes) >= 18
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -237,8 +249,9 @@ def test_benchmark_client_runs_pages_like_a_browser(server):
 
 def test_sampling_top_k_on_a_code_prompt_survives_eight_steps(server, browser):
     """Issue 11's crash: greedy off, top-k 5, seed 7 on 'def fibonacci(n):' broke the page on the second Step."""
-    page = open_page(browser, f"{server.url}/decoder?text=def%20fibonacci(n)%3A", "Next-token distribution",
-                     "decoder-top-k")
+    page = open_page(
+        browser, f"{server.url}/decoder?text=def%20fibonacci(n)%3A", "Next-token distribution", "decoder-top-k"
+    )
     try:
         page.get_by_text("Decoding rules").first.click()
         page.get_by_text("Greedy (always take the most likely token)").click()
@@ -256,7 +269,8 @@ def test_sampling_top_k_on_a_code_prompt_survives_eight_steps(server, browser):
             step.click()
             page.wait_for_function(
                 f"() => (new URLSearchParams(window.location.search).get('tokens') || '').split(',').length > {before}",
-                timeout=120_000)
+                timeout=120_000,
+            )
             _wait_idle(page)
             assert_no_error_elements(page)
         assert page.get_by_role("button", name="◀ Back").is_visible()

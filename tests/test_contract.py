@@ -105,16 +105,21 @@ def test_contract(name):
 
     elif family == "seq2seq":
         if ARCHITECTURES[name].audio:
-            features = np.random.default_rng(0).standard_normal(
-                (config.num_mel_bins, 2 * config.max_source_positions)).astype(np.float32)
+            features = (
+                np.random.default_rng(0)
+                .standard_normal((config.num_mel_bins, 2 * config.max_source_positions))
+                .astype(np.float32)
+            )
             enc = seq2seq.encode_features(loaded, features)
             plain_inputs = dict(input_features=torch.tensor(features)[None])
         else:
             enc = seq2seq.encode_ids(loaded, IDS)
             plain_inputs = dict(input_ids=ids_t)
-        assert_forward_trace(enc.trace,
-                             config.encoder_layers if hasattr(config, "encoder_layers") else config.num_layers,
-                             len(enc.trace.tokens))
+        assert_forward_trace(
+            enc.trace,
+            config.encoder_layers if hasattr(config, "encoder_layers") else config.num_layers,
+            len(enc.trace.tokens),
+        )
         dec_ids = np.concatenate([seq2seq.start_ids(loaded), [7, 11, 13]])
         trace = seq2seq.trace(loaded, enc, dec_ids)
         expected = plain_logits(model, decoder_input_ids=torch.tensor(dec_ids)[None], **plain_inputs)
@@ -136,8 +141,9 @@ def test_contract(name):
             assert np.abs(result.decoder.logits - expected).max() <= TOL
             assert_router(result.encoder.router, config, len(IDS))
             assert_router(result.decoder.router, config, len(dec_ids))
-            real = real_router_choices(loaded,
-                                       lambda: model(input_ids=ids_t, decoder_input_ids=torch.tensor(dec_ids)[None]))
+            real = real_router_choices(
+                loaded, lambda: model(input_ids=ids_t, decoder_input_ids=torch.tensor(dec_ids)[None])
+            )
             n_enc = len(result.encoder.router.layer_indices)
             for layer, captured in enumerate(real[:n_enc]):
                 r = result.encoder.router

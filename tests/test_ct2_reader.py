@@ -14,8 +14,13 @@ def _string(s: str) -> bytes:
 
 
 def write_ct2(path, variables: dict, aliases: dict, version: int = 6) -> None:
-    codes = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
-             np.dtype(np.float16): 4}
+    codes = {
+        np.dtype(np.float32): 0,
+        np.dtype(np.int8): 1,
+        np.dtype(np.int16): 2,
+        np.dtype(np.int32): 3,
+        np.dtype(np.float16): 4,
+    }
     out = struct.pack("<I", version) + _string("TestSpec") + struct.pack("<I", 1) + struct.pack("<I", len(variables))
     for name, array in variables.items():
         out += _string(name) + struct.pack("<B", array.ndim) + b"".join(struct.pack("<I", d) for d in array.shape)
@@ -59,8 +64,10 @@ def test_fused_projections_are_split_in_q_k_v_order():
         v[f"{name}/gamma"], v[f"{name}/beta"] = np.ones(d, np.float32), np.zeros(d, np.float32)
 
     for conv in ("conv1", "conv2"):
-        v[f"encoder/{conv}/weight"], v[f"encoder/{conv}/bias"] = (np.zeros((d, d, 3), np.float32),
-                                                                  np.zeros(d, np.float32))
+        v[f"encoder/{conv}/weight"], v[f"encoder/{conv}/bias"] = (
+            np.zeros((d, d, 3), np.float32),
+            np.zeros(d, np.float32),
+        )
     v["encoder/position_encodings/encodings"] = np.zeros((6, d), np.float32)
     v["decoder/embeddings/weight"] = np.zeros((10, d), np.float32)
     v["decoder/position_encodings/encodings"] = np.zeros((5, d), np.float32)
@@ -79,8 +86,8 @@ def test_fused_projections_are_split_in_q_k_v_order():
     sd = whisper_state_dict(v, 1, 1)
     fused = v["encoder/layer_0/self_attention/linear_0/weight"]
     assert np.array_equal(sd["model.encoder.layers.0.self_attn.q_proj.weight"], fused[:d])
-    assert np.array_equal(sd["model.encoder.layers.0.self_attn.k_proj.weight"], fused[d:2 * d])
-    assert np.array_equal(sd["model.encoder.layers.0.self_attn.v_proj.weight"], fused[2 * d:])
+    assert np.array_equal(sd["model.encoder.layers.0.self_attn.k_proj.weight"], fused[d : 2 * d])
+    assert np.array_equal(sd["model.encoder.layers.0.self_attn.v_proj.weight"], fused[2 * d :])
     kv = v["decoder/layer_0/attention/linear_1/weight"]
     assert np.array_equal(sd["model.decoder.layers.0.encoder_attn.k_proj.weight"], kv[:d])
     assert np.array_equal(sd["model.decoder.layers.0.encoder_attn.v_proj.weight"], kv[d:])

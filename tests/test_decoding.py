@@ -63,8 +63,9 @@ def test_temperature_sharpens_and_flattens():
 def test_suppressed_ids_are_never_chosen():
     settings = SamplingSettings(greedy=True, suppressed_ids=(0,))
     assert choose_token(LOGITS, settings, 0) == 1
-    sampled = {choose_token(LOGITS, SamplingSettings(greedy=False, seed=s, suppressed_ids=(0, 1)), 0)
-               for s in range(50)}
+    sampled = {
+        choose_token(LOGITS, SamplingSettings(greedy=False, seed=s, suppressed_ids=(0, 1)), 0) for s in range(50)
+    }
     assert sampled <= {2, 3, 4} and len(sampled) > 1
 
 
@@ -78,8 +79,9 @@ def test_sampling_is_reproducible_per_seed_and_step():
 
 def test_sampling_frequencies_follow_the_distribution():
     settings = SamplingSettings(greedy=False, seed=1)
-    draws = np.bincount([choose_token(LOGITS, SamplingSettings(greedy=False, seed=s), 0) for s in range(3000)],
-                        minlength=5)
+    draws = np.bincount(
+        [choose_token(LOGITS, SamplingSettings(greedy=False, seed=s), 0) for s in range(3000)], minlength=5
+    )
     assert np.allclose(draws / draws.sum(), [0.5, 0.2, 0.15, 0.1, 0.05], atol=0.03)
     assert settings.seed == 1
 
@@ -97,9 +99,13 @@ def test_invalid_settings_are_refused(kwargs):
 
 # The distribution Step draws from (the decoder page's blue bars): explorer.decoding.drawn_distribution
 
+
 def test_drawn_distribution_under_greedy_is_all_on_the_token_greedy_takes():
-    for rules in (SamplingSettings(), SamplingSettings(greedy=True, temperature=0.1, top_k=2),
-                  SamplingSettings(greedy=True, suppressed_ids=(0,))):
+    for rules in (
+        SamplingSettings(),
+        SamplingSettings(greedy=True, temperature=0.1, top_k=2),
+        SamplingSettings(greedy=True, suppressed_ids=(0,)),
+    ):
         drawn, _ = drawn_distribution(LOGITS, rules)
         assert drawn.sum() == 1.0 and drawn[choose_token(LOGITS, rules, 0)] == 1.0
 
@@ -114,9 +120,11 @@ def test_drawn_distribution_when_sampling_is_the_filtered_one():
 def test_rules_text_names_every_rule():
     assert rules_text(SamplingSettings()) == "greedy (always the most likely token)"
     assert rules_text(SamplingSettings(greedy=False, temperature=0.3)) == (
-        "temperature T=0.3, top-k=0 (off), top-p=1 (off)")
+        "temperature T=0.3, top-k=0 (off), top-p=1 (off)"
+    )
     assert rules_text(SamplingSettings(greedy=False, temperature=1.8, top_k=5, top_p=0.9)) == (
-        "temperature T=1.8, top-k=5, top-p=0.9")
+        "temperature T=1.8, top-k=5, top-p=0.9"
+    )
 
 
 RULES = hst.builds(
@@ -130,8 +138,13 @@ RULES = hst.builds(
 
 
 @hypothesis_settings(max_examples=200, deadline=None)
-@given(rules=RULES, vocab=hst.integers(2, 300), scale=hst.floats(0.1, 30.0), seed=hst.integers(0, 2**32 - 1),
-       step_index=hst.integers(0, 127))
+@given(
+    rules=RULES,
+    vocab=hst.integers(2, 300),
+    scale=hst.floats(0.1, 30.0),
+    seed=hst.integers(0, 2**32 - 1),
+    step_index=hst.integers(0, 127),
+)
 def test_drawn_distribution_sums_to_one_over_kept_tokens_and_is_zero_elsewhere(rules, vocab, scale, seed, step_index):
     logits = (np.random.default_rng(seed).standard_normal(vocab) * scale).astype(np.float32)  # [V]
     drawn, kept = drawn_distribution(logits, rules)

@@ -1,7 +1,6 @@
 """The embedded default models: offline loading, parity with plain Hugging Face forwards,
 and behaviour a student can check (Paris, a correct transcription)."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -94,8 +93,11 @@ def test_whisper_decoder_trace_equals_plain_forward(whisper):
     assert plain_model.config._attn_implementation == "sdpa"
     with torch.no_grad():
         encoder_out = plain_model.get_encoder()(torch.tensor(features)[None]).last_hidden_state[0].numpy()
-        plain = plain_model(input_features=torch.tensor(features)[None],
-                            decoder_input_ids=torch.tensor(ids)[None]).logits[0].numpy()
+        plain = (
+            plain_model(input_features=torch.tensor(features)[None], decoder_input_ids=torch.tensor(ids)[None])
+            .logits[0]
+            .numpy()
+        )
     assert np.abs(encoded.last_hidden - encoder_out).max() <= TOL
     assert np.abs(trace.decoder.logits - plain).max() <= 1e-4
     assert trace.cross_attentions.shape == (4, 6, len(ids), 1500)

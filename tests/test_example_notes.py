@@ -70,16 +70,20 @@ def check_river_bank(models):
 def check_money_bank(models):
     river, money, stream = (
         _bank(models("encoder"), t)
-        for t in ("She sat on the bank of the river.", "He went to the bank to deposit a cheque.",
-                  "They walked along the bank of the stream.")
+        for t in (
+            "She sat on the bank of the river.",
+            "He went to the bank to deposit a cheque.",
+            "They walked along the bank of the stream.",
+        )
     )
     assert _cos(river, money)[-1] == pytest.approx(0.6, abs=0.05)
     assert _cos(river, stream)[-1] == pytest.approx(0.94, abs=0.02)
 
 
 def check_it(models):
-    trace = encoder.trace_text(models("encoder"), "The animal didn't cross the street because it was too tired.",
-                               with_logits=False)
+    trace = encoder.trace_text(
+        models("encoder"), "The animal didn't cross the street because it was too tired.", with_logits=False
+    )
     h = trace.hidden_states
     it, animal, street = (trace.tokens.index(w) for w in ("it", "animal", "street"))
     assert (_cos(h[1:, it], h[1:, animal]) > _cos(h[1:, it], h[1:, street])).all()  # after every block

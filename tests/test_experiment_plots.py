@@ -9,17 +9,33 @@ from explorer.plots import experiments as plots
 
 
 def card(by_layer=None, **changes) -> Card:
-    fields = dict(name="sink", quantity="mass", method="m", prompt_set="everyday-sentences", measured=0.6,
-                  spread=0.1, chance=0.2, chance_note="uniform", source="paper",
-                  by_layer=by_layer, layer_axis="depth (0 = embeddings)")
+    fields = dict(
+        name="sink",
+        quantity="mass",
+        method="m",
+        prompt_set="everyday-sentences",
+        measured=0.6,
+        spread=0.1,
+        chance=0.2,
+        chance_note="uniform",
+        source="paper",
+        by_layer=by_layer,
+        layer_axis="depth (0 = embeddings)",
+    )
     return Card(**{**fields, **changes})
 
 
 def test_overview_gives_each_card_its_own_axis_with_its_null_and_chance():
     rng = np.random.default_rng(0)
     sink = card(per_prompt=np.array([0.5, 0.6, 0.7]), null=rng.normal(0.2, 0.01, (3, 100)))
-    loss = card(name="induction loss", measured=10.0, spread=0.7, chance=0.0, per_prompt=np.array([9.0, 10.0, 11.0]),
-                null=rng.normal(0.0, 1.0, (3, 100)))
+    loss = card(
+        name="induction loss",
+        measured=10.0,
+        spread=0.7,
+        chance=0.0,
+        per_prompt=np.array([9.0, 10.0, 11.0]),
+        null=rng.normal(0.0, 1.0, (3, 100)),
+    )
     fig = plots.cards_overview([sink, loss])
     axes = {trace.xaxis for trace in fig.data}
     assert axes == {"x", "x2"}  # one x-axis per card: the 10-nat row does not squash the shares
@@ -54,17 +70,30 @@ def test_intervention_figure_marks_the_flipped_predictions():
 
 
 def test_patching_heatmap_shows_the_restored_share():
-    result = PatchingResult(clean_ids=np.array([1, 2]), corrupted_ids=np.array([1, 3]), clean_answer=5,
-                            corrupted_answer=6, position=1, metric="logit_diff", clean_metric=2.0,
-                            corrupted_metric=-2.0, patched=np.array([[-2.0, 2.0], [0.0, 2.0]]))
+    result = PatchingResult(
+        clean_ids=np.array([1, 2]),
+        corrupted_ids=np.array([1, 3]),
+        clean_answer=5,
+        corrupted_answer=6,
+        position=1,
+        metric="logit_diff",
+        clean_metric=2.0,
+        corrupted_metric=-2.0,
+        patched=np.array([[-2.0, 2.0], [0.0, 2.0]]),
+    )
     fig = plots.patching_heatmap(result, ["x", "y"], ("Paris", "Rome"))
     assert fig.data[0].z.tolist() == [[0.0, 1.0], [0.5, 1.0]]
     assert "logit(Paris) − logit(Rome)" in fig.layout.title.text
 
 
 def test_top_k_figure_marks_the_trained_k():
-    sweep = TopKSweep(ks=np.array([1, 2, 4]), loss=np.array([5.0, 4.0, 3.9]),
-                      active_params=np.array([2e6, 2.5e6, 3.5e6]), total_params=4_000_000, trained_k=2)
+    sweep = TopKSweep(
+        ks=np.array([1, 2, 4]),
+        loss=np.array([5.0, 4.0, 3.9]),
+        active_params=np.array([2e6, 2.5e6, 3.5e6]),
+        total_params=4_000_000,
+        trained_k=2,
+    )
     fig = plots.top_k_figure(sweep)
     assert list(fig.data[0].text) == ["k=1", "k=2 (trained)", "k=4"]
     assert list(fig.data[0].x) == [2.0, 2.5, 3.5]
@@ -76,8 +105,10 @@ def test_taxonomy_map_colours_each_head_by_its_kind_and_counts_them():
     tax = Taxonomy(labels=labels, sink=zeros, previous=zeros, induction=zeros, positional=zeros, breadth=zeros)
     fig = plots.taxonomy_map(tax)
     kinds = list(plots.KIND_COLOURS)
-    assert fig.data[0].z.tolist() == [[kinds.index("induction"), kinds.index("broad")],
-                                      [kinds.index("other"), kinds.index("broad")]]
+    assert fig.data[0].z.tolist() == [
+        [kinds.index("induction"), kinds.index("broad")],
+        [kinds.index("other"), kinds.index("broad")],
+    ]
     assert "induction 1" in fig.layout.title.text and "broad 2" in fig.layout.title.text
 
 

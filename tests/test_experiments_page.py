@@ -15,8 +15,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def experiments(family: str) -> AppTest:
-    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
-                             default_timeout=TIMEOUT)
+    at = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n", default_timeout=TIMEOUT)
     at.session_state["exp_family"] = family
     return at.run()
 
@@ -139,8 +138,7 @@ def test_shared_link_restores_family_tool_and_text():
     at.radio(key="exp_tool").set_value("heads").run()
     at.session_state["exp_text"] = "Rain had fallen all night."
     at.run()
-    fresh = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n",
-                                default_timeout=TIMEOUT)
+    fresh = AppTest.from_string("from explorer.ui import experiments\nexperiments.render()\n", default_timeout=TIMEOUT)
     for name, value in at.query_params.items():
         fresh.query_params[name] = value if isinstance(value, str) else value[0]
     fresh.run()

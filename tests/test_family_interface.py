@@ -135,8 +135,19 @@ def fifth(monkeypatch, model_root):
     """The fifth family registered for one test: its record, its architecture, its catalogue entry
     (the adapter and the page body are this module, named by the record)."""
     module = sys.modules[__name__]
-    monkeypatch.setitem(FAMILIES, FIFTH, Family(FIFTH, "The fifth family", "fifth", ":material/looks_5:",
-                                                module.__name__, module.__name__, "a decoder by another name."))
+    monkeypatch.setitem(
+        FAMILIES,
+        FIFTH,
+        Family(
+            FIFTH,
+            "The fifth family",
+            "fifth",
+            ":material/looks_5:",
+            module.__name__,
+            module.__name__,
+            "a decoder by another name.",
+        ),
+    )
     monkeypatch.setitem(ARCHITECTURES, MODEL_TYPE, Architecture(MODEL_TYPE, FIFTH, "AutoModelForCausalLM", "Qwen2"))
     entry = CatalogueEntry(MODEL_ID, "tiny random Qwen2 (the fifth family)")
     monkeypatch.setitem(load_catalogue(), FIFTH, FamilyEntry(FIFTH, "The fifth family", MODEL_ID, (entry,)))

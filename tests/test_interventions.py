@@ -368,8 +368,20 @@ def test_every_refusal_is_one_sentence_saying_what_is_possible():
         assert hook_count(model.model) == 0
 
 
-PATCHABLE = ["llama", "qwen2", "gpt2", "gpt_neox", "mixtral", "qwen2_moe", "olmoe",
-             "bert", "roberta", "distilbert", "deberta-v2", "electra"]
+PATCHABLE = [
+    "llama",
+    "qwen2",
+    "gpt2",
+    "gpt_neox",
+    "mixtral",
+    "qwen2_moe",
+    "olmoe",
+    "bert",
+    "roberta",
+    "distilbert",
+    "deberta-v2",
+    "electra",
+]
 
 
 def one_at_a_time(loaded, clean, corrupted, position, answers) -> np.ndarray:
@@ -549,8 +561,13 @@ def test_greedy_output_without_a_span_is_the_argmax_of_its_own_masked_run(name):
     unmodified = iv.greedy_with_span_removed(loaded, IDS, None, max_new_tokens=6)
     with torch.no_grad():
         expected = loaded.model.generate(
-            input_ids=torch.tensor(IDS)[None], max_new_tokens=6, do_sample=False, num_beams=1,
-            suppress_tokens=[loaded.model.config.pad_token_id], min_length=0, forced_eos_token_id=None,
+            input_ids=torch.tensor(IDS)[None],
+            max_new_tokens=6,
+            do_sample=False,
+            num_beams=1,
+            suppress_tokens=[loaded.model.config.pad_token_id],
+            min_length=0,
+            forced_eos_token_id=None,
         )[0].numpy()
     assert unmodified.tolist() == expected[: len(unmodified)].tolist()
     modified = iv.greedy_with_span_removed(loaded, IDS, (2, 5), max_new_tokens=6)

@@ -209,8 +209,11 @@ def oracle_attention_right(loaded, view, params):
 def oracle_cut_right(loaded, view, params):
     text = view["encoder_text"]
     cut = text[: text.index("[MASK]") + len("[MASK]")]
-    return YES if oracle_top_word(loaded, {"encoder_text": text}, {}) == oracle_top_word(
-        loaded, {"encoder_text": cut}, {}) else NO
+    return (
+        YES
+        if oracle_top_word(loaded, {"encoder_text": text}, {}) == oracle_top_word(loaded, {"encoder_text": cut}, {})
+        else NO
+    )
 
 
 def _vectors(loaded, text: str, depth: int):
@@ -281,8 +284,10 @@ def oracle_lens_depth(loaded, view, params):
     model = loaded.model
     hidden = _forward(loaded, view["decoder_prompt"], output_hidden_states=True).hidden_states  # L+1
     with torch.no_grad():
-        tops = [int(model.lm_head(h[0, -1] if d == len(hidden) - 1 else model.model.norm(h[0, -1])).argmax())
-                for d, h in enumerate(hidden)]
+        tops = [
+            int(model.lm_head(h[0, -1] if d == len(hidden) - 1 else model.model.norm(h[0, -1])).argmax())
+            for d, h in enumerate(hidden)
+        ]
     return float(next(d for d in range(len(tops)) if all(t == tops[-1] for t in tops[d:])))
 
 
@@ -297,8 +302,9 @@ def _cross(loaded, text: str):
     output = _translation(loaded, text)
     start = loaded.model.config.decoder_start_token_id
     with torch.no_grad():
-        out = loaded.model(input_ids=_ids(loaded, text), decoder_input_ids=torch.tensor([[start, *output]]),
-                           output_attentions=True)
+        out = loaded.model(
+            input_ids=_ids(loaded, text), decoder_input_ids=torch.tensor([[start, *output]]), output_attentions=True
+        )
     cross = torch.stack([a[0] for a in out.cross_attentions]).mean((0, 1))  # [T_out + 1, S]
     return output, cross
 
@@ -478,11 +484,13 @@ def oracle_induction_rise(loaded, view, params):
             for h in hs:
                 x[..., h * width : (h + 1) * width] = 0
             return (x,)
+
         return hook
 
     base = _loss(loaded, ids)
-    handles = [loaded.model.model.layers[layer].self_attn.o_proj.register_forward_pre_hook(zero([h]))
-               for layer, h in heads]
+    handles = [
+        loaded.model.model.layers[layer].self_attn.o_proj.register_forward_pre_hook(zero([h])) for layer, h in heads
+    ]
     try:
         modified = _loss(loaded, ids)
     finally:
@@ -492,18 +500,39 @@ def oracle_induction_rise(loaded, view, params):
 
 
 ORACLES = {
-    "top-word": oracle_top_word, "top-probability": oracle_top_probability,
-    "attention-right": oracle_attention_right, "cut-right": oracle_cut_right, "bank-start": oracle_twin_cosine,
-    "bank-end": oracle_twin_cosine, "it-refers": oracle_referent, "next-token": oracle_next_token,
-    "cold": oracle_cold, "nucleus": oracle_nucleus, "sample-vs-greedy": oracle_sample,
-    "most-attended": oracle_most_attended, "sink-share": oracle_sink_share, "lens-depth": oracle_lens_depth,
-    "first-output": oracle_first_output, "aligned-source": oracle_aligned_source, "steps-back": oracle_steps_back,
-    "decoder-steps": oracle_decoder_steps, "encoder-share": oracle_encoder_share,
-    "sampled-same": oracle_sampled_same, "word-expert": oracle_word_expert, "word-agrees": oracle_word_agrees,
-    "experts-used": oracle_experts_used, "busiest-share": oracle_busiest_share, "held": oracle_held,
-    "per-token": oracle_per_token, "more-experts": oracle_more_experts, "mixtral-total": oracle_mixtral_total,
-    "mixtral-active": oracle_mixtral_active, "sink-next": oracle_sink_next, "sink-flips": oracle_sink_flips,
-    "sink-loss": oracle_sink_loss, "induction-rise": oracle_induction_rise,
+    "top-word": oracle_top_word,
+    "top-probability": oracle_top_probability,
+    "attention-right": oracle_attention_right,
+    "cut-right": oracle_cut_right,
+    "bank-start": oracle_twin_cosine,
+    "bank-end": oracle_twin_cosine,
+    "it-refers": oracle_referent,
+    "next-token": oracle_next_token,
+    "cold": oracle_cold,
+    "nucleus": oracle_nucleus,
+    "sample-vs-greedy": oracle_sample,
+    "most-attended": oracle_most_attended,
+    "sink-share": oracle_sink_share,
+    "lens-depth": oracle_lens_depth,
+    "first-output": oracle_first_output,
+    "aligned-source": oracle_aligned_source,
+    "steps-back": oracle_steps_back,
+    "decoder-steps": oracle_decoder_steps,
+    "encoder-share": oracle_encoder_share,
+    "sampled-same": oracle_sampled_same,
+    "word-expert": oracle_word_expert,
+    "word-agrees": oracle_word_agrees,
+    "experts-used": oracle_experts_used,
+    "busiest-share": oracle_busiest_share,
+    "held": oracle_held,
+    "per-token": oracle_per_token,
+    "more-experts": oracle_more_experts,
+    "mixtral-total": oracle_mixtral_total,
+    "mixtral-active": oracle_mixtral_active,
+    "sink-next": oracle_sink_next,
+    "sink-flips": oracle_sink_flips,
+    "sink-loss": oracle_sink_loss,
+    "induction-rise": oracle_induction_rise,
 }
 
 
@@ -523,8 +552,8 @@ def _check(answer: Answer, expected, step) -> None:
         assert len(set(answer.choices)) == len(answer.choices) >= 2
     else:
         # the key rounds to what it shows; the oracle does not
-        assert float(answer.correct) == pytest.approx(float(expected), abs=0.6 * 10 ** -step.digits + 1e-9)
-        assert not answer.accepts(float(answer.correct) + step.tolerance + 10 ** -step.digits)
+        assert float(answer.correct) == pytest.approx(float(expected), abs=0.6 * 10**-step.digits + 1e-9)
+        assert not answer.accepts(float(answer.correct) + step.tolerance + 10**-step.digits)
 
 
 def _expected(oracle, loaded, view, params, answer):
@@ -558,13 +587,16 @@ def test_mixtral_counts_agree_with_the_published_figures(models):
     assert "Jiang et al. 2024" in total.explanation and "Jiang et al. 2024" in active.explanation
 
 
-@pytest.mark.parametrize("lab_id, step_id, overrides, says", [
-    ("encoder-both-sides", "top-word", {"encoder_text": "No gap in this sentence."}, "[MASK]"),
-    ("encoder-context", "it-refers", {"encoder_text": "It was a dark night."}, "not there"),
-    ("decoder-sampling", "sample-vs-greedy", {"decoder_greedy": True}, "Greedy off"),
-    ("moe-routing", "word-agrees", {"moe_text": "the dog slept."}, "twice"),
-    ("experiments-switch-off", "sink-next", {"exp_text": "Hi"}, "longer"),
-])
+@pytest.mark.parametrize(
+    "lab_id, step_id, overrides, says",
+    [
+        ("encoder-both-sides", "top-word", {"encoder_text": "No gap in this sentence."}, "[MASK]"),
+        ("encoder-context", "it-refers", {"encoder_text": "It was a dark night."}, "not there"),
+        ("decoder-sampling", "sample-vs-greedy", {"decoder_greedy": True}, "Greedy off"),
+        ("moe-routing", "word-agrees", {"moe_text": "the dog slept."}, "twice"),
+        ("experiments-switch-off", "sink-next", {"exp_text": "Hi"}, "longer"),
+    ],
+)
 def test_a_view_that_cannot_answer_says_why_in_one_sentence(models, lab_id, step_id, overrides, says):
     step = labs.lab(lab_id).step(step_id)
     with pytest.raises(LabRefused, match=re.escape(says)):

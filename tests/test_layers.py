@@ -205,8 +205,10 @@ def test_no_branch_on_a_family_name_outside_the_registry():
 
 def test_the_branch_check_sees_each_form(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text('a = loaded.family == "moe"\nb = family != "encoder"\nc = x.family in ("decoder", "moe")\n'
-                      'd = stack == "decoder"\ne = loaded.family == other\n')
+    sample.write_text(
+        'a = loaded.family == "moe"\nb = family != "encoder"\nc = x.family in ("decoder", "moe")\n'
+        'd = stack == "decoder"\ne = loaded.family == other\n'
+    )
     found = family_name_branches([sample])
     assert [line.split(":")[1].split()[0] for line in found] == ["1", "2", "3"]
 
@@ -274,3 +276,16 @@ def test_ruff_is_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(_ruff() is None, reason="ruff is not installed (pip install -r requirements-test.txt)")
+def test_ruff_format_leaves_every_file_as_it_is():
+    """One formatting everywhere (``ruff format``), and no per-file waivers of ruff's rules in pyproject.toml."""
+    result = subprocess.run(
+        [_ruff(), "format", "--check", "--no-cache", "explorer", "app.py", "benchmarks", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "per-file-ignores" not in (ROOT / "pyproject.toml").read_text()

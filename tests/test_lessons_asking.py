@@ -14,14 +14,23 @@ from explorer.lessons.labs import LABS
 from explorer.lessons.questions import ID_PATTERN
 
 
-def choice(question: str = "Which word fills the gap in \"The capital of [MASK] is Paris.\"?") -> Answer:
-    return Answer("encoder-both-sides", "top-word", question, CHOICE, ("Europe", "France", "Paris"), "France",
-                  "France gets 11.6%.", {})
+def choice(question: str = 'Which word fills the gap in "The capital of [MASK] is Paris."?') -> Answer:
+    return Answer(
+        "encoder-both-sides",
+        "top-word",
+        question,
+        CHOICE,
+        ("Europe", "France", "Paris"),
+        "France",
+        "France gets 11.6%.",
+        {},
+    )
 
 
 def number(unit: str = "%", digits: int = 1, correct: float = 36.6, tolerance: float = 10.0) -> Answer:
-    return Answer("decoder-sampling", "cold", "What probability?", NUMBER, (), correct, "Because.", {},
-                  tolerance, unit, digits)
+    return Answer(
+        "decoder-sampling", "cold", "What probability?", NUMBER, (), correct, "Because.", {}, tolerance, unit, digits
+    )
 
 
 def test_a_question_id_names_its_step_and_changes_with_what_is_asked():
@@ -57,8 +66,8 @@ def test_numbers_a_class_may_type():
 
 
 def test_a_teachers_text_with_newlines_and_invisible_characters_becomes_one_printable_line():
-    asked = class_question(choice("Which word fills\nthe gap in \"a\u200b[MASK]\tb\"?"))
-    assert asked.text == "Which word fills the gap in \"a [MASK] b\"?"
+    asked = class_question(choice('Which word fills\nthe gap in "a\u200b[MASK]\tb"?'))
+    assert asked.text == 'Which word fills the gap in "a [MASK] b"?'
 
 
 def test_bars_shared_by_two_rounds_and_who_was_right():
@@ -98,13 +107,31 @@ def test_a_question_keeps_its_words_in_the_store(tmp_path):
 
 def test_the_handout_shows_questions_and_answers_as_text():
     hostile = "<img src=x onerror=alert(1)> **bold**"
-    html = handout_html(Handout("Lessons", questions=(
-        HandoutQuestion("Step 1 of 4: " + hostile, "Which? " + hostile, ("a", hostile), "France", "Because " + hostile,
-                        learner_answer=hostile, learner_right=False,
-                        class_votes=(("round 1", (("a", 3), (hostile, 1))),)),
-        HandoutQuestion("Step 2 of 4", "How much?"),
-    )))
+    html = handout_html(
+        Handout(
+            "Lessons",
+            questions=(
+                HandoutQuestion(
+                    "Step 1 of 4: " + hostile,
+                    "Which? " + hostile,
+                    ("a", hostile),
+                    "France",
+                    "Because " + hostile,
+                    learner_answer=hostile,
+                    learner_right=False,
+                    class_votes=(("round 1", (("a", 3), (hostile, 1))),),
+                ),
+                HandoutQuestion("Step 2 of 4", "How much?"),
+            ),
+        )
+    )
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt; **bold**" in html
-    for part in ("The class, round 1", "(4 votes)", "The model's answer:", "Your answer:", "(not the model's)",
-                 "not revealed yet"):
+    for part in (
+        "The class, round 1",
+        "(4 votes)",
+        "The model's answer:",
+        "Your answer:",
+        "(not the model's)",
+        "not revealed yet",
+    ):
         assert part in html, part

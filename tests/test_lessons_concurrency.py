@@ -52,8 +52,10 @@ def test_the_same_requests_from_four_processes_count_once_each(store_url):
     store, room, code, students = class_with_students(store_url, 40)
     requests = [(s, uuid.uuid4().hex, CHOICES[i % 4]) for i, s in enumerate(students)]
     ready, done = SPAWN.Barrier(4), SPAWN.Queue()
-    processes = [SPAWN.Process(target=lesson_workers.send_requests, args=(store_url, code, requests, seed, ready, done))
-                 for seed in range(4)]
+    processes = [
+        SPAWN.Process(target=lesson_workers.send_requests, args=(store_url, code, requests, seed, ready, done))
+        for seed in range(4)
+    ]
     run_all(processes)
     statuses = [status for _ in processes for status in done.get(timeout=300)]
     for process in processes:
@@ -76,8 +78,10 @@ def test_a_voter_killed_mid_way_loses_no_committed_vote(store_url, tmp_path):
     votes = [[(s, uuid.uuid4().hex, CHOICES[i % 4]) for i, s in enumerate(share)] for share in shares]
     logs = [tmp_path / f"voter{i}.log" for i in range(3)]
     ready = SPAWN.Barrier(3)
-    processes = [SPAWN.Process(target=lesson_workers.vote_and_log, args=(store_url, code, v, str(log), ready))
-                 for v, log in zip(votes, logs)]
+    processes = [
+        SPAWN.Process(target=lesson_workers.vote_and_log, args=(store_url, code, v, str(log), ready))
+        for v, log in zip(votes, logs)
+    ]
     run_all(processes)
     deadline = time.monotonic() + 120
     while not logs[0].exists() or len(logs[0].read_bytes().splitlines()) < 40:  # well under way
@@ -101,7 +105,6 @@ def test_a_voter_killed_mid_way_loses_no_committed_vote(store_url, tmp_path):
 def stored_votes(store, code: str) -> dict[str, str]:
     with store.transaction() as tx:
         return dict(tx.all("SELECT participant, answer FROM lessons_votes WHERE code = ?", (code,)))
-
 
 
 def test_a_voter_killed_inside_its_transaction_leaves_nothing_and_blocks_no_one(store_url):

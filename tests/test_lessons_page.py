@@ -203,11 +203,14 @@ def test_a_question_not_revealed_stays_off_the_handout_and_a_number_out_of_range
 # --- bad input: one sentence each, never a traceback --------------------------------------------------------
 
 
-@pytest.mark.parametrize("typed, sentence", [
-    ("ZZZZZZ", "No class session has the code ZZZZZZ; check it with your teacher."),
-    ("<img src=x onerror=alert(1)>", "A class code is 6 letters and digits, like K7PQ2M."),
-    ("", "A class code is 6 letters and digits, like K7PQ2M."),
-])
+@pytest.mark.parametrize(
+    "typed, sentence",
+    [
+        ("ZZZZZZ", "No class session has the code ZZZZZZ; check it with your teacher."),
+        ("<img src=x onerror=alert(1)>", "A class code is 6 letters and digits, like K7PQ2M."),
+        ("", "A class code is 6 letters and digits, like K7PQ2M."),
+    ],
+)
 def test_a_wrong_code_is_one_sentence(typed, sentence):
     at = page()
     at.text_input(key="lessons_join_code").set_value(typed).run()
@@ -222,8 +225,9 @@ def test_an_expired_code_and_an_ended_class_are_one_sentence(class_database):
     at = page(**{"class": old.code})
     at.button(key="lessons_join").click().run()
     healthy(at)
-    assert texts(at, "warning") == [f"This class code has expired (sessions last {SESSION_HOURS} hours); ask your "
-                                    "teacher for a new one."]
+    assert texts(at, "warning") == [
+        f"This class code has expired (sessions last {SESSION_HOURS} hours); ask your teacher for a new one."
+    ]
     made = Classroom(class_database).create_session("moe-routing")
     student = join(made.code)
     Classroom(class_database).end_session(made.code, made.teacher_token)
@@ -235,15 +239,18 @@ def test_an_expired_code_and_an_ended_class_are_one_sentence(class_database):
     assert said(teacher, "This class session is over") and any(b.key == "lessons_leave" for b in teacher.button)
 
 
-@pytest.mark.parametrize("query, sentence", [
-    ({"class": "<script>alert(1)</script>", "me": "x", "teach": "y"}, "A class code is 6 letters and digits"),
-    ({"lab": "no-such-lab", "step": "99", "text": "**bold**"}, None),  # ignored: the list of labs
-])
+@pytest.mark.parametrize(
+    "query, sentence",
+    [
+        ({"class": "<script>alert(1)</script>", "me": "x", "teach": "y"}, "A class code is 6 letters and digits"),
+        ({"lab": "no-such-lab", "step": "99", "text": "**bold**"}, None),  # ignored: the list of labs
+    ],
+)
 def test_a_hostile_link_is_one_sentence_or_ignored(query, sentence):
     at = page(**query)
     healthy(at)
     assert state(at, CLASS) is None and any(b.key == "lessons_start_moe-routing" for b in at.button)
-    assert (said(at, sentence) if sentence else not at.warning)
+    assert said(at, sentence) if sentence else not at.warning
 
 
 def test_a_forged_token_cannot_vote_or_teach(class_database):

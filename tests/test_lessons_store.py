@@ -199,8 +199,11 @@ def test_an_expired_code_is_refused_and_purged_a_day_later(session, clock):
     student = room.join(code)
     room.vote(code, student, "q1", 1, "causal", rid())
     clock.now += SESSION_HOURS * 3600
-    for attempt in (lambda: room.join(code), lambda: room.vote(code, student, "q1", 1, "both", rid()),
-                    lambda: room.vote_again(code, teacher, "q1")):
+    for attempt in (
+        lambda: room.join(code),
+        lambda: room.vote(code, student, "q1", 1, "both", rid()),
+        lambda: room.vote_again(code, teacher, "q1"),
+    ):
         with pytest.raises(ClassError, match="expired") as error:
             attempt()
         assert "3 hours" in one_sentence(error)
@@ -328,8 +331,12 @@ def test_the_shift_counts_students_who_voted_in_both_rounds(session):
     assert room.histogram(code, "q1", 2).counts == {"causal": 2, "bidirectional": 3, "both": 0}
     shift = room.shift(code, "q1")
     assert shift.voted_both == 4 and shift.changed == 2
-    assert shift.transitions == {("causal", "bidirectional"): 1, ("causal", "causal"): 1,
-                                 ("bidirectional", "bidirectional"): 1, ("both", "bidirectional"): 1}
+    assert shift.transitions == {
+        ("causal", "bidirectional"): 1,
+        ("causal", "causal"): 1,
+        ("bidirectional", "bidirectional"): 1,
+        ("both", "bidirectional"): 1,
+    }
 
 
 def test_changing_an_answer_has_a_limit(session):

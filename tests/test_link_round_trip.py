@@ -15,22 +15,37 @@ def _attribution(prefix: str, target: int) -> dict:
     values = {"method": "Occlusion", "baseline": "padding token", "steps": 16, "words": False, "on": True}
     return {f"{prefix}_attr_{name}": value for name, value in {**values, "target": target}.items()}
 
+
 CHANGES = {  # page -> (state key, value away from its default) for every setting its View declares
     "decoder_page": {
-        "decoder_greedy": False, "decoder_temperature": 0.7, "decoder_top_k": 5, "decoder_top_p": 0.9,
-        "decoder_seed": 7, "decoder_inspect": 3, "decoder_layer": 2, "decoder_chat": True,
+        "decoder_greedy": False,
+        "decoder_temperature": 0.7,
+        "decoder_top_k": 5,
+        "decoder_top_p": 0.9,
+        "decoder_seed": 7,
+        "decoder_inspect": 3,
+        "decoder_layer": 2,
+        "decoder_chat": True,
         **_attribution("decoder", 1),
     },
     "seq2seq_page": {
-        "s2s_greedy": False, "s2s_temperature": 1.3, "s2s_top_k": 4, "s2s_top_p": 0.8, "s2s_seed": 11,
-        "s2s_inspect": 2, "s2s_cross_layer": 2,
+        "s2s_greedy": False,
+        "s2s_temperature": 1.3,
+        "s2s_top_k": 4,
+        "s2s_top_p": 0.8,
+        "s2s_seed": 11,
+        "s2s_inspect": 2,
+        "s2s_cross_layer": 2,
         **_attribution("s2s", 2),
     },
     "encoder_page": {
-        "encoder_dims": 3, "encoder_sim_layer": 2, "encoder_attn_layer": 3,
+        "encoder_dims": 3,
+        "encoder_sim_layer": 2,
+        "encoder_attn_layer": 3,
         **_attribution("encoder", 1),
     },
-    "moe_page": {"moe_layer": 2,
+    "moe_page": {
+        "moe_layer": 2,
         **_attribution("moe", 1),
     },
 }
@@ -67,9 +82,16 @@ def test_every_declared_setting_round_trips_through_the_link(module):
 
 @pytest.mark.parametrize(
     "spec,raw,value",
-    [("bool", "1", True), ("bool", "0", False), ("float 0.1 2.0", "0.7", 0.7), ("int 0 10", "7", 7),
-     ("choice 2|3", "3", 3), ("choice Example clip|Microphone", "Microphone", "Microphone"),
-     ("block 1 6", "mean", "mean"), ("block 1 6", "4", 4)],
+    [
+        ("bool", "1", True),
+        ("bool", "0", False),
+        ("float 0.1 2.0", "0.7", 0.7),
+        ("int 0 10", "7", 7),
+        ("choice 2|3", "3", 3),
+        ("choice Example clip|Microphone", "Microphone", "Microphone"),
+        ("block 1 6", "mean", "mean"),
+        ("block 1 6", "4", 4),
+    ],
 )
 def test_values_parse_and_format_back(spec, raw, value):
     assert parse_value(spec, raw) == value
@@ -78,8 +100,16 @@ def test_values_parse_and_format_back(spec, raw, value):
 
 @pytest.mark.parametrize(
     "spec,raw",
-    [("bool", "yes"), ("float 0.1 2.0", "5"), ("float 0.1 2.0", "nan"), ("int 0 10", "-1"), ("int 0 10", "1.5"),
-     ("choice 2|3", "4"), ("block 1 6", "7"), ("int 0 10", "9" * 300)],
+    [
+        ("bool", "yes"),
+        ("float 0.1 2.0", "5"),
+        ("float 0.1 2.0", "nan"),
+        ("int 0 10", "-1"),
+        ("int 0 10", "1.5"),
+        ("choice 2|3", "4"),
+        ("block 1 6", "7"),
+        ("int 0 10", "9" * 300),
+    ],
 )
 def test_bad_link_values_are_refused(spec, raw):
     with pytest.raises(ValueError):

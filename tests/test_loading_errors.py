@@ -45,8 +45,17 @@ def test_local_folder_outside_allowed_root(model_root, tmp_path_factory):
 
 
 TRAVERSALS = [
-    "assets/../../../../etc/shadow", "../../../../etc/passwd", "/etc/shadow", "/etc", "/no/such/folder",
-    "~/.ssh/id_rsa", "~", "/proc/self/environ", "a/b/c", "./../x", "%2e%2e/etc",
+    "assets/../../../../etc/shadow",
+    "../../../../etc/passwd",
+    "/etc/shadow",
+    "/etc",
+    "/no/such/folder",
+    "~/.ssh/id_rsa",
+    "~",
+    "/proc/self/environ",
+    "a/b/c",
+    "./../x",
+    "%2e%2e/etc",
 ]
 
 
@@ -65,8 +74,9 @@ def test_paths_outside_the_root_get_one_sentence_and_no_file_system_read(with_ro
     touched = []
     for name in ("stat", "lstat", "open", "listdir", "scandir"):
         real = getattr(os, name)
-        monkeypatch.setattr(os, name,
-                            lambda path, *a, _real=real, **k: (touched.append(str(path)), _real(path, *a, **k))[1])
+        monkeypatch.setattr(
+            os, name, lambda path, *a, _real=real, **k: (touched.append(str(path)), _real(path, *a, **k))[1]
+        )
     sentences = {message(payload).replace(payload, "<id>") for payload in TRAVERSALS}
     monkeypatch.undo()
     assert len(sentences) == 1, sentences
@@ -81,8 +91,10 @@ def test_symlinks_and_files_inside_the_root_are_refused_like_missing_paths(model
     tiny_model("gpt2").save_pretrained(elsewhere / "model")
     (model_root / "link").symlink_to(elsewhere / "model")  # a link inside the root to a folder outside it
     (model_root / "file.json").write_text("{}")
-    refusals = {message(str(model_root / name)).replace(str(model_root / name), "<id>")
-                for name in ("link", "file.json", "missing")}
+    refusals = {
+        message(str(model_root / name)).replace(str(model_root / name), "<id>")
+        for name in ("link", "file.json", "missing")
+    }
     assert len(refusals) == 1 and "nor a model folder the operator allowed" in refusals.pop()
 
 
@@ -110,8 +122,13 @@ def test_a_wrong_family_embedded_id_is_refused_before_loading(monkeypatch):
 
 def test_the_unknown_embedded_id_sentence_names_every_embedded_model():
     text = message("embedded:nope")
-    for name in ("distilbert-grammar-mlm", "marian-en-pt-tiny", "moe-tiny-austen", "dense-twin-austen",
-                 "whisper-tiny.en"):
+    for name in (
+        "distilbert-grammar-mlm",
+        "marian-en-pt-tiny",
+        "moe-tiny-austen",
+        "dense-twin-austen",
+        "whisper-tiny.en",
+    ):
         assert f"embedded:{name}" in text
 
 
@@ -126,7 +143,8 @@ def test_remote_code_is_refused(model_root):
     folder = model_root / "custom"
     folder.mkdir()
     (folder / "config.json").write_text(
-        json.dumps({"model_type": "my_custom", "auto_map": {"AutoConfig": "conf.MyConfig"}}))
+        json.dumps({"model_type": "my_custom", "auto_map": {"AutoConfig": "conf.MyConfig"}})
+    )
     assert "trust_remote_code" in message(str(folder))
 
 
@@ -176,7 +194,8 @@ def test_a_valid_local_folder_loads(model_root):
     from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(models.WordLevel({f"w{i}": i for i in range(99)}, unk_token="w0")))
+        tokenizer_object=Tokenizer(models.WordLevel({f"w{i}": i for i in range(99)}, unk_token="w0"))
+    )
     tok.save_pretrained(folder)
     loaded = load_model(str(folder), device="cpu", family="decoder")
     assert loaded.arch.model_type == "gpt2" and loaded.load_seconds > 0

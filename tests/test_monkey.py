@@ -15,11 +15,32 @@ from streamlit.testing.v1.element_tree import TESTING_KEY
 from explorer.ui.common import URL_VALUE_LIMIT
 
 TIMEOUT = 300
-WIDGET_KINDS = ("button", "slider", "select_slider", "number_input", "toggle", "checkbox", "selectbox", "radio",
-                "multiselect", "text_area", "text_input")
-TEXTS = ["", "   ", "The bank of the river.", "<script>alert(1)</script> **bold** $x$", "مرحبا بالعالم", "猫が好きです",
-         "👩‍👩‍👧 family", "[MASK] [SEP] [CLS] <|endoftext|>", "def fibonacci(n):\n    return n", "a" * 3000,
-         "\x00\x07 control \u202e reversed"]
+WIDGET_KINDS = (
+    "button",
+    "slider",
+    "select_slider",
+    "number_input",
+    "toggle",
+    "checkbox",
+    "selectbox",
+    "radio",
+    "multiselect",
+    "text_area",
+    "text_input",
+)
+TEXTS = [
+    "",
+    "   ",
+    "The bank of the river.",
+    "<script>alert(1)</script> **bold** $x$",
+    "مرحبا بالعالم",
+    "猫が好きです",
+    "👩‍👩‍👧 family",
+    "[MASK] [SEP] [CLS] <|endoftext|>",
+    "def fibonacci(n):\n    return n",
+    "a" * 3000,
+    "\x00\x07 control \u202e reversed",
+]
 # Each page, and the state keys whose values a shared link must bring back.
 PAGES = {
     "encoder_page": ("encoder_text",),
@@ -150,13 +171,21 @@ def check_shared_link(at: AppTest, module: str, keys: tuple[str, ...]) -> None:
                 linked = linked if isinstance(linked, str) or linked is None else linked[0]
                 assert key.endswith("_text") and linked == at.session_state[key], (key, linked)
         elif key in at.session_state:
-            assert list(fresh.session_state[key]) == list(at.session_state[key]) if key.endswith("generated") \
-                else fresh.session_state[key] == at.session_state[key], key
+            assert (
+                list(fresh.session_state[key]) == list(at.session_state[key])
+                if key.endswith("generated")
+                else fresh.session_state[key] == at.session_state[key]
+            ), key
 
 
 def monkey(examples: int):
-    return settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                    phases=[Phase.explicit, Phase.generate])  # no shrinking: each step is a page run
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+    )  # no shrinking: each step is a page run
 
 
 @pytest.mark.parametrize("module", [m for m in PAGES if m != "compare_page"])

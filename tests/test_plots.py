@@ -22,8 +22,14 @@ def make_trace(causal=False, layers=3, heads=2, d=8):
     if causal:
         attn = attn * np.tril(np.ones((t, t)))
     attn /= attn.sum(-1, keepdims=True)
-    return ForwardTrace(tokens=TOKENS, token_ids=np.arange(t), hidden_states=RNG.standard_normal((layers + 1, t, d)),
-                        attentions=attn, logits=None, causal=causal)
+    return ForwardTrace(
+        tokens=TOKENS,
+        token_ids=np.arange(t),
+        hidden_states=RNG.standard_normal((layers + 1, t, d)),
+        attentions=attn,
+        logits=None,
+        causal=causal,
+    )
 
 
 def make_router(m=2, t=len(TOKENS), e=4, k=2):  # noqa: B008 (TOKENS is a constant tuple)
@@ -31,8 +37,14 @@ def make_router(m=2, t=len(TOKENS), e=4, k=2):  # noqa: B008 (TOKENS is a consta
     probs /= probs.sum(-1, keepdims=True)
     chosen = np.argsort(-probs, -1)[..., :k]
     gates = np.take_along_axis(probs, chosen, -1)
-    return RouterTrace(layer_indices=np.arange(m), probs=probs, chosen=chosen,
-                       gates=gates / gates.sum(-1, keepdims=True), kept=np.ones_like(chosen, dtype=bool), top_k=k)
+    return RouterTrace(
+        layer_indices=np.arange(m),
+        probs=probs,
+        chosen=chosen,
+        gates=gates / gates.sum(-1, keepdims=True),
+        kept=np.ones_like(chosen, dtype=bool),
+        top_k=k,
+    )
 
 
 def test_pca_recovers_a_planar_cloud():
@@ -102,8 +114,17 @@ def sampling_figure(logits: np.ndarray, rules: SamplingSettings, step_index: int
     raw, (drawn, kept) = softmax(logits), drawn_distribution(logits, rules)
     marked = choose_token(logits, rules, step_index)
     ids = decoding.shown_tokens(raw, drawn, top=top, marked=marked)
-    return decoding.sampling_bars(raw, drawn, kept, ids, {int(i): f"t{i}" for i in ids}, rules_text(rules),
-                                  rules.greedy, marked=marked, marked_is_next=True)
+    return decoding.sampling_bars(
+        raw,
+        drawn,
+        kept,
+        ids,
+        {int(i): f"t{i}" for i in ids},
+        rules_text(rules),
+        rules.greedy,
+        marked=marked,
+        marked_is_next=True,
+    )
 
 
 SYNTHETIC = (np.random.default_rng(3).standard_normal(500) * 2.5).astype(np.float32)  # [V]
@@ -212,11 +233,23 @@ def test_router_distribution_highlights_chosen():
 
 def test_trace_contract_rejects_inconsistent_shapes():
     with pytest.raises(ValueError):
-        ForwardTrace(tokens=("a", "b"), token_ids=np.arange(3), hidden_states=np.zeros((2, 2, 4)), attentions=None,
-                     logits=None, causal=True)
+        ForwardTrace(
+            tokens=("a", "b"),
+            token_ids=np.arange(3),
+            hidden_states=np.zeros((2, 2, 4)),
+            attentions=None,
+            logits=None,
+            causal=True,
+        )
     with pytest.raises(ValueError):
-        ForwardTrace(tokens=("a", "b"), token_ids=np.arange(2), hidden_states=np.zeros((3, 2, 4)),
-                     attentions=np.zeros((3, 1, 2, 2)), logits=None, causal=True)
+        ForwardTrace(
+            tokens=("a", "b"),
+            token_ids=np.arange(2),
+            hidden_states=np.zeros((3, 2, 4)),
+            attentions=np.zeros((3, 1, 2, 2)),
+            logits=None,
+            causal=True,
+        )
 
 
 def test_trajectories_3d():
@@ -265,9 +298,13 @@ def test_coactivation_diagonal_counts_picks():
 def test_loss_curves_draw_train_and_held_out_per_run():
     from explorer.plots import training
 
-    log = {"steps": [{"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": 8.0},
-                     {"step": 10, "tokens": 100, "seconds": 1.0, "train_loss": 6.0},
-                     {"step": 20, "tokens": 200, "seconds": 2.0, "train_loss": 5.0, "held_out_loss": 5.5}]}
+    log = {
+        "steps": [
+            {"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": 8.0},
+            {"step": 10, "tokens": 100, "seconds": 1.0, "train_loss": 6.0},
+            {"step": 20, "tokens": 200, "seconds": 2.0, "train_loss": 5.0, "held_out_loss": 5.5},
+        ]
+    }
     fig = training.loss_curves({"moe": log, "dense": log}, x="seconds")
     assert len(fig.data) == 4
     assert list(fig.data[1].x) == [0.0, 2.0] and list(fig.data[1].y) == [8.0, 5.5]
@@ -276,8 +313,9 @@ def test_loss_curves_draw_train_and_held_out_per_run():
 
 
 def test_parameter_breakdown_stacks_to_the_total():
-    fig = moe.parameter_breakdown([("mixtral", 1_600_000_000, 11_300_000_000, 33_800_000_000),
-                                   ("dense", 1_000_000_000, 0, 0)])
+    fig = moe.parameter_breakdown(
+        [("mixtral", 1_600_000_000, 11_300_000_000, 33_800_000_000), ("dense", 1_000_000_000, 0, 0)]
+    )
     totals = [sum(trace.x[i] for trace in fig.data) for i in range(2)]
     assert totals == pytest.approx([46.7, 1.0])
 
@@ -294,10 +332,22 @@ def test_classroom_style_enlarges_without_touching_data():
 def test_handout_embeds_plotly_once_and_shows_input_as_text():
     from explorer.handout import Handout, HandoutFigure, handout_html
 
-    figures = (HandoutFigure("first <b>", decoding.step_history([1.0], [0.5], ["x"]), "Read **this** <i>way</i>."),
-               HandoutFigure("second", moe.expert_load(make_router())))
-    page = handout_html(Handout("View <script>", "An **intro** <img src=x>.", "embedded:m", "trained by us",
-                                "typed [a](http://x.y) <b>text</b>", (("temperature", "0.7"),), figures, "?a=1"))
+    figures = (
+        HandoutFigure("first <b>", decoding.step_history([1.0], [0.5], ["x"]), "Read **this** <i>way</i>."),
+        HandoutFigure("second", moe.expert_load(make_router())),
+    )
+    page = handout_html(
+        Handout(
+            "View <script>",
+            "An **intro** <img src=x>.",
+            "embedded:m",
+            "trained by us",
+            "typed [a](http://x.y) <b>text</b>",
+            (("temperature", "0.7"),),
+            figures,
+            "?a=1",
+        )
+    )
     assert page.count("Plotly.newPlot") == 2
     assert len(page) > 1_000_000  # plotly.js itself is inside
     assert "first &lt;b&gt;" in page and "View &lt;script&gt;" in page
@@ -342,8 +392,12 @@ def _dict_figures():
     yield "bars", lambda: decoding.next_token_bars(probs, probs > 0.05, 3, {i: f"t{i}" for i in range(12)}, top=5)
     yield "sampling bars", lambda: sampling_figure(SYNTHETIC, SamplingSettings(greedy=False, top_k=4, seed=1))
     yield "greedy bars", lambda: sampling_figure(SYNTHETIC, SamplingSettings())
-    yield "lens", lambda: decoding.depth_lens(["a", "b", "c", "d"], np.array([0.1, 0.2, 0.3, 0.9]), "d",
-                                              np.array([0.0, 0.1, 0.2, 0.9]), "lens")
+    yield (
+        "lens",
+        lambda: decoding.depth_lens(
+            ["a", "b", "c", "d"], np.array([0.1, 0.2, 0.3, 0.9]), "d", np.array([0.0, 0.1, 0.2, 0.9]), "lens"
+        ),
+    )
 
 
 @pytest.mark.parametrize("name,build", list(_dict_figures()), ids=[n for n, _ in _dict_figures()])
@@ -366,8 +420,14 @@ def test_timing_figure_draws_the_medians_its_sentence_states():
     assert fig.data[0].error_y.arrayminus[0] == pytest.approx(20) and fig.data[0].error_y.array[0] == pytest.approx(630)
     assert fig.layout.shapes[0].y0 == pytest.approx(55)  # the dashed median step
     sentence = seq2seq.timing_sentence(summary)
-    for stated in ("270.0 ms (median of 5 passes)", "4 steps", "490 ms in all", "(1.8× the encoder pass)",
-                   "55.0 ms per step (median)", "the cost that grows with the output's length is the decoder's"):
+    for stated in (
+        "270.0 ms (median of 5 passes)",
+        "4 steps",
+        "490 ms in all",
+        "(1.8× the encoder pass)",
+        "55.0 ms per step (median)",
+        "the cost that grows with the output's length is the decoder's",
+    ):
         assert stated in sentence, stated
     with pytest.raises(ValueError):
         seq2seq.timing_summary([], steps)

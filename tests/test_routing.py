@@ -12,8 +12,14 @@ def router_from_first_choices(first: np.ndarray, e: int = 4) -> RouterTrace:
     probs = np.full((m, t, e), 0.1 / (e - 1))
     np.put_along_axis(probs, first[..., None], 0.9, axis=-1)
     chosen = first[..., None]
-    return RouterTrace(layer_indices=np.arange(m), probs=probs, chosen=chosen, gates=np.ones_like(chosen, dtype=float),
-                       kept=np.ones_like(chosen, dtype=bool), top_k=1)
+    return RouterTrace(
+        layer_indices=np.arange(m),
+        probs=probs,
+        chosen=chosen,
+        gates=np.ones_like(chosen, dtype=float),
+        kept=np.ones_like(chosen, dtype=bool),
+        top_k=1,
+    )
 
 
 def test_balance_is_one_when_uniform_and_high_when_collapsed():
@@ -47,8 +53,14 @@ def top2_router(chosen: np.ndarray, e: int = 4) -> RouterTrace:
     """Top-2 routes [M, T, 2] with uniform router probabilities."""
     m, t, _ = chosen.shape
     probs = np.full((m, t, e), 1 / e)
-    return RouterTrace(layer_indices=np.arange(m), probs=probs, chosen=chosen, gates=np.full(chosen.shape, 0.5),
-                       kept=np.ones_like(chosen, dtype=bool), top_k=2)
+    return RouterTrace(
+        layer_indices=np.arange(m),
+        probs=probs,
+        chosen=chosen,
+        gates=np.full(chosen.shape, 0.5),
+        kept=np.ones_like(chosen, dtype=bool),
+        top_k=2,
+    )
 
 
 def test_topk_value_is_k_when_balanced_and_pooling_hides_opposite_layers():
@@ -66,7 +78,13 @@ def test_topk_value_is_k_when_balanced_and_pooling_hides_opposite_layers():
 def test_topk_value_counts_every_choice():
     probs = np.array([[[0.7, 0.1, 0.1, 0.1]] * 4])  # router prefers expert 0
     chosen = np.array([[[0, 1]] * 4])
-    router = RouterTrace(layer_indices=np.arange(1), probs=probs, chosen=chosen, gates=np.full(chosen.shape, 0.5),
-                         kept=np.ones_like(chosen, dtype=bool), top_k=2)
+    router = RouterTrace(
+        layer_indices=np.arange(1),
+        probs=probs,
+        chosen=chosen,
+        gates=np.full(chosen.shape, 0.5),
+        kept=np.ones_like(chosen, dtype=bool),
+        top_k=2,
+    )
     # c = [1, 1, 0, 0], P = [0.7, 0.1, 0.1, 0.1]: 4 * (0.7 + 0.1) = 3.2
     assert routing.topk_balancing_value(router)[0] == pytest.approx(3.2)

@@ -97,8 +97,7 @@ def test_draw_frequencies_follow_the_filtered_distribution(real_steps, which, te
     """4,000 draws (seeds 0..3999) against the filtered probabilities: every kept token's share
     within 4.5 standard errors, and nothing outside the kept set."""
     logits, suppressed = real_steps[which]
-    rules = SamplingSettings(greedy=False, temperature=temperature, top_k=top_k, top_p=top_p,
-                             suppressed_ids=suppressed)
+    rules = SamplingSettings(greedy=False, temperature=temperature, top_k=top_k, top_p=top_p, suppressed_ids=suppressed)
     probs, kept = filtered_distribution(logits, rules)
     draws = np.array([choose_token(logits, SamplingSettings(**{**rules.__dict__, "seed": s}), 0) for s in range(4000)])
     assert kept[draws].all()

@@ -12,9 +12,14 @@ BOUND_MB = 300  # growth allowed after warm-up over 300 interactions (traces are
 
 
 def test_300_interactions_keep_memory_bounded():
-    models = {f: load_model(m, device="cpu") for f, m in
-              (("encoder", "embedded:all-MiniLM-L6-v2"), ("decoder", "embedded:SmolLM2-135M-Instruct"),
-               ("moe", "embedded:moe-tiny-austen"))}
+    models = {
+        f: load_model(m, device="cpu")
+        for f, m in (
+            ("encoder", "embedded:all-MiniLM-L6-v2"),
+            ("decoder", "embedded:SmolLM2-135M-Instruct"),
+            ("moe", "embedded:moe-tiny-austen"),
+        )
+    }
     rng = np.random.default_rng(0)
     words = "the a cat dog sat ran on under mat tree river bank money light dark quickly slowly".split()
 

@@ -48,8 +48,16 @@ def test_catalogue_lists_every_family_with_an_embedded_default():
 def test_catalogue_is_a_data_file():
     raw = json.loads((ASSETS / "catalogue.json").read_text())
     ids = [m["id"] for f in raw["families"].values() for m in f["models"]]
-    for wanted in ["bert-base-uncased", "gpt2", "t5-small", "openai/whisper-tiny", "google/switch-base-8",
-                   "mistralai/Mixtral-8x7B-v0.1", "allenai/OLMoE-1B-7B-0125", "Qwen/Qwen1.5-MoE-A2.7B"]:
+    for wanted in [
+        "bert-base-uncased",
+        "gpt2",
+        "t5-small",
+        "openai/whisper-tiny",
+        "google/switch-base-8",
+        "mistralai/Mixtral-8x7B-v0.1",
+        "allenai/OLMoE-1B-7B-0125",
+        "Qwen/Qwen1.5-MoE-A2.7B",
+    ]:
         assert wanted in ids
 
 

@@ -24,9 +24,24 @@ from explorer.ui.presenter import landing, tour
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 300
 KNOWN = {
-    "same_word", "top1", "cut", "lens_first_depth", "top1_probability", "translation", "band_steps_back", "experts",
-    "top_k", "first_token_share", "loss_rises", "flips", "no_end_token_first", "translation_starts", "opening_tokens",
-    "attribution_top_word", "completeness_below", "none_beats_random",
+    "same_word",
+    "top1",
+    "cut",
+    "lens_first_depth",
+    "top1_probability",
+    "translation",
+    "band_steps_back",
+    "experts",
+    "top_k",
+    "first_token_share",
+    "loss_rises",
+    "flips",
+    "no_end_token_first",
+    "translation_starts",
+    "opening_tokens",
+    "attribution_top_word",
+    "completeness_below",
+    "none_beats_random",
 }
 STEPS = [s for s in tour() if s.get("expect")]
 

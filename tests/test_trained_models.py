@@ -27,8 +27,10 @@ DENSE = PROJECT_MODELS / "dense-twin-austen"
 # masked, and the words a person would accept there.
 HELD_OUT = [
     ("I think Harriet is doing extremely [MASK].", {"well", "good", "badly", "ill"}),
-    ("You are all to come to Pemberley at [MASK].",
-     {"Christmas", "once", "last", "home", "night", "present", "dinner"}),
+    (
+        "You are all to come to Pemberley at [MASK].",
+        {"Christmas", "once", "last", "home", "night", "present", "dinner"},
+    ),
     ("How delighted I am to [MASK] you again!", {"see", "meet", "have", "hear", "find"}),
     ("brushwood: the wood from bushes or small [MASK]", {"branches", "trees", "shrubs", "plants", "twigs", "bushes"}),
 ]
@@ -87,10 +89,13 @@ def test_fill_mask_loads_as_base_plus_delta(fill_mask):
     # tied, frozen in training
     assert model.vocab_projector.weight is model.distilbert.embeddings.word_embeddings.weight
     base = quire.masked_lm_from_base(embedded.quire_dir())
-    assert torch.equal(base.distilbert.embeddings.word_embeddings.weight,
-                       model.distilbert.embeddings.word_embeddings.weight)
-    assert not torch.equal(base.distilbert.transformer.layer[0].attention.q_lin.weight,
-                           model.distilbert.transformer.layer[0].attention.q_lin.weight)  # the adapter is merged in
+    assert torch.equal(
+        base.distilbert.embeddings.word_embeddings.weight, model.distilbert.embeddings.word_embeddings.weight
+    )
+    assert not torch.equal(
+        base.distilbert.transformer.layer[0].attention.q_lin.weight,
+        model.distilbert.transformer.layer[0].attention.q_lin.weight,
+    )  # the adapter is merged in
 
 
 def test_moe_and_dense_twin_load_with_auto_classes():
@@ -98,20 +103,25 @@ def test_moe_and_dense_twin_load_with_auto_classes():
         model = AutoModelForCausalLM.from_pretrained(folder)
         assert type(model).__name__ == cls
     moe_cfg, dense_cfg = (json.loads((f / "config.json").read_text()) for f in (MOE, DENSE))
-    assert (moe_cfg["num_local_experts"] >= 8 and moe_cfg["num_experts_per_tok"] == 2
-            and moe_cfg["num_hidden_layers"] >= 4)
+    assert (
+        moe_cfg["num_local_experts"] >= 8 and moe_cfg["num_experts_per_tok"] == 2 and moe_cfg["num_hidden_layers"] >= 4
+    )
     assert dense_cfg["intermediate_size"] == 2 * moe_cfg["intermediate_size"]  # same active FFN width
-    assert (dense_cfg["hidden_size"] == moe_cfg["hidden_size"]
-            and dense_cfg["num_attention_heads"] == moe_cfg["num_attention_heads"])
+    assert (
+        dense_cfg["hidden_size"] == moe_cfg["hidden_size"]
+        and dense_cfg["num_attention_heads"] == moe_cfg["num_attention_heads"]
+    )
 
 
 def test_moe_routes_spread_over_experts_on_held_out_text():
     # a held-out passage of Persuasion (corpus copy in the test: the suite never reads ../shared)
-    text = ('"I found," said he, "that I was considered by Harville an engaged man! That neither Harville nor his wife '
-            "entertained a doubt of our mutual attachment. I was startled and shocked. To a degree, I could contradict "
-            "this instantly; but, when I began to reflect that others might have felt the same--her own family, nay, "
-            "perhaps herself--I was no longer at my own disposal. I was hers in honour if she wished it. I had been "
-            'unguarded. I had not thought seriously on this subject before."')
+    text = (
+        '"I found," said he, "that I was considered by Harville an engaged man! That neither Harville nor his wife '
+        "entertained a doubt of our mutual attachment. I was startled and shocked. To a degree, I could contradict "
+        "this instantly; but, when I began to reflect that others might have felt the same--her own family, nay, "
+        "perhaps herself--I was no longer at my own disposal. I was hers in honour if she wished it. I had been "
+        'unguarded. I had not thought seriously on this subject before."'
+    )
     loaded = load_model("embedded:moe-tiny-austen", device="cpu")
     router = moe.trace_text(loaded, text).router
     load = router.expert_load()  # [M, E]
@@ -143,8 +153,17 @@ def test_training_loops_run_a_few_steps(tmp_path, tiny_corpus):
     from explorer.train import lm
 
     for kind in ("moe", "dense"):
-        log = lm.train_lm(kind, tiny_corpus, tmp_path / kind, steps=3, batch=2, seq_len=16, eval_every=2, eval_rows=4,
-                          tokenizer_dir=tmp_path / "tok")
+        log = lm.train_lm(
+            kind,
+            tiny_corpus,
+            tmp_path / kind,
+            steps=3,
+            batch=2,
+            seq_len=16,
+            eval_every=2,
+            eval_rows=4,
+            tokenizer_dir=tmp_path / "tok",
+        )
         assert np.isfinite(log["held_out_loss"]) and log["steps"][-1]["step"] == 3
 
 
@@ -211,8 +230,13 @@ def test_fill_mask_training_resumes_and_its_delta_merges_like_peft(tmp_path, tin
     resumed = mlm.train_mlm(tiny_corpus, tmp_path / "resumed", base, checkpoint=checkpoint, resume=True, **options)
     assert resumed["final"]["train_loss"] == pytest.approx(straight["final"]["train_loss"], rel=1e-5)
     assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == [
-        "config.json", "delta.json", "delta.safetensors", "tokenizer.json", "tokenizer_config.json",
-        "training_log.json"]
+        "config.json",
+        "delta.json",
+        "delta.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "training_log.json",
+    ]
 
     # merge_delta (no peft at load) equals peft's own merge of the same float16 adapter
     from safetensors.torch import load_file
@@ -220,8 +244,9 @@ def test_fill_mask_training_resumes_and_its_delta_merges_like_peft(tmp_path, tin
     merged = quire.load_finetuned(tmp_path / "straight", base)
     spec = json.loads((tmp_path / "straight" / "delta.json").read_text())
     delta = load_file(str(tmp_path / "straight" / "delta.safetensors"))
-    reference = get_peft_model(quire.masked_lm_from_base(base),
-                               LoraConfig(r=4, lora_alpha=8.0, target_modules=mlm.LORA_TARGETS))
+    reference = get_peft_model(
+        quire.masked_lm_from_base(base), LoraConfig(r=4, lora_alpha=8.0, target_modules=mlm.LORA_TARGETS)
+    )
     inner = reference.base_model.model
     with torch.no_grad():
         for name in spec["adapted"]:

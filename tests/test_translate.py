@@ -26,9 +26,18 @@ PAIRS = [
     ("we drink water", "nós bebemos água"),
 ]
 # the student's shape, shrunk, without dropout
-TINY = {**translate.SHAPE, "d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
-        "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32, "max_position_embeddings": 64,
-        "dropout": 0.0}
+TINY = {
+    **translate.SHAPE,
+    "d_model": 16,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 32,
+    "decoder_ffn_dim": 32,
+    "max_position_embeddings": 64,
+    "dropout": 0.0,
+}
 
 
 def test_teacher_raw_output_is_the_engines_before_post_processing():

@@ -26,8 +26,13 @@ def counting_step(context: tuple[int, ...]):
 
 
 def session(max_tokens: int = 128, start=(2,)) -> DecodingSession:
-    return DecodingSession(np.asarray(start, dtype=np.int64), step_fn=counting_step,
-                           settings_for=lambda i: SamplingSettings(), eos_ids={EOS}, max_tokens=max_tokens)
+    return DecodingSession(
+        np.asarray(start, dtype=np.int64),
+        step_fn=counting_step,
+        settings_for=lambda i: SamplingSettings(),
+        eos_ids={EOS},
+        max_tokens=max_tokens,
+    )
 
 
 def test_advance_back_force_reset():

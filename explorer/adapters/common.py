@@ -116,8 +116,9 @@ def display_tokens(tokenizer, ids) -> tuple[str, ...]:
 
 def max_positions(model, default: int = MAX_TRACE_TOKENS) -> int:
     config = model.config
-    limits = [getattr(config, name, None)
-              for name in ("max_position_embeddings", "n_positions", "max_target_positions")]
+    limits = [
+        getattr(config, name, None) for name in ("max_position_embeddings", "n_positions", "max_target_positions")
+    ]
     limits = [x for x in limits if isinstance(x, int) and x > 0]
     return min([default, *limits])
 

@@ -66,8 +66,9 @@ def prompt_ids(loaded, text: str, use_chat_template: bool = False) -> tuple[np.n
     """Token ids of the prompt; with ``use_chat_template`` the text becomes a user turn."""
     tokenizer = loaded.tokenizer
     if use_chat_template and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
         return tokenize(loaded, text, add_special_tokens=False)
     return tokenize(loaded, text)
 
@@ -131,15 +132,24 @@ def step(loaded, context_ids: np.ndarray) -> DecodingStep:
     """The model's next-token distribution after ``context_ids`` [T]."""
     context_ids = np.asarray(context_ids, dtype=np.int64)
     if len(context_ids) >= context_limit(loaded):
-        raise InputError(f"The text has reached this model's maximum length ({context_limit(loaded):,} tokens): "
-                         "shorten the prompt or go back a few tokens.")
+        raise InputError(
+            f"The text has reached this model's maximum length ({context_limit(loaded):,} tokens): "
+            "shorten the prompt or go back a few tokens."
+        )
     context = tuple(int(i) for i in context_ids)
     with exclusive(loaded), Stopwatch() as clock:
         entries = _PREFIXES.setdefault(loaded.model, [])
         cache, known = _take_prefix(entries, context)
         # logits_to_keep=1: the vocabulary head on the last position only (a step reads no other)
-        out = loaded.model(input_ids=as_batch(context_ids[known:], loaded.device), cache=cache, logits_to_keep=1,
-                           use_cache=True, output_hidden_states=True, output_attentions=True, return_dict=True)
+        out = loaded.model(
+            input_ids=as_batch(context_ids[known:], loaded.device),
+            cache=cache,
+            logits_to_keep=1,
+            use_cache=True,
+            output_hidden_states=True,
+            output_attentions=True,
+            return_dict=True,
+        )
         entries.insert(0, _CachedPrefix(context, out.cache))
         del entries[MAX_CACHED_PREFIXES:]
     # out.attentions: per layer [1, H, T - known, T]; out.hidden_states: per depth [1, T - known, D]
@@ -211,15 +221,24 @@ def greedy_run(loaded, ids: np.ndarray, new_tokens: int, computes: str, paramete
         current = step(loaded, np.asarray(context))
         steps.append(current.seconds)
         context.append(int(np.argmax(current.logits)))
-    return FamilyRun(loaded.family, loaded.model_id, display_tokens(loaded.tokenizer, ids), computes,
-                     loaded.tokenizer.decode(context[len(ids):]), 0.0, tuple(steps), *parameters)
+    return FamilyRun(
+        loaded.family,
+        loaded.model_id,
+        display_tokens(loaded.tokenizer, ids),
+        computes,
+        loaded.tokenizer.decode(context[len(ids) :]),
+        0.0,
+        tuple(steps),
+        *parameters,
+    )
 
 
 def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRun:
     parameters = dense_parameters(loaded)
     ids, notes = tokenize(loaded, text)
-    run = greedy_run(loaded, ids, new_tokens, "predicts the next token from the left context only, one step at a time",
-                     parameters)
+    run = greedy_run(
+        loaded, ids, new_tokens, "predicts the next token from the left context only, one step at a time", parameters
+    )
     return replace(run, notes=notes)
 
 

@@ -81,8 +81,9 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
     seconds = time.perf_counter() - start
     output = f"{len(trace.tokens)} vectors of {trace.hidden_states.shape[2]} numbers"  # [T, D]
     computes = "one contextual vector per token (all tokens at once)"
-    return FamilyRun(loaded.family, loaded.model_id, trace.tokens, computes, output, seconds, (), total, active,
-                     trace.notes)
+    return FamilyRun(
+        loaded.family, loaded.model_id, trace.tokens, computes, output, seconds, (), total, active, trace.notes
+    )
 
 
 class EncoderAdapter:

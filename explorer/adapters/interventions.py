@@ -400,8 +400,13 @@ def patched_logits(
 
 
 def check_patching(
-    loaded, clean_ids: np.ndarray, corrupted_ids: np.ndarray, clean_answer: int, corrupted_answer: int,
-    position: int = -1, metric: str = "logit_diff",
+    loaded,
+    clean_ids: np.ndarray,
+    corrupted_ids: np.ndarray,
+    clean_answer: int,
+    corrupted_answer: int,
+    position: int = -1,
+    metric: str = "logit_diff",
 ) -> None:
     """InterventionRefused (one sentence saying what would work) unless the pair can be patched."""
     if metric not in ("logit_diff", "probability"):
@@ -454,8 +459,9 @@ def _patch_cost(depth: int, layers: int, tokens: int, grow: bool) -> int:
     return tokens * ((layers - depth if grow else layers) + 1)
 
 
-def _next_chunk(patches: list[tuple[int, int]], tokens: int, layers: int, most_rows: int,
-                grow: bool) -> list[tuple[int, int]]:
+def _next_chunk(
+    patches: list[tuple[int, int]], tokens: int, layers: int, most_rows: int, grow: bool
+) -> list[tuple[int, int]]:
     """The first patches of ``patches`` (sorted by depth) that one forward runs: at least one, at most
     ``most_rows``, costing at most PATCH_FORWARD_COST block evaluations (the unpatched prompt's
     blocks before the first copy joins included)."""
@@ -470,8 +476,16 @@ def _next_chunk(patches: list[tuple[int, int]], tokens: int, layers: int, most_r
     return chunk
 
 
-def _patched_forward(loaded, stack, clean: torch.Tensor, corrupted: torch.Tensor, corrupted_ids: np.ndarray,
-                     chunk, options: dict, grow: bool) -> torch.Tensor:
+def _patched_forward(
+    loaded,
+    stack,
+    clean: torch.Tensor,
+    corrupted: torch.Tensor,
+    corrupted_ids: np.ndarray,
+    chunk,
+    options: dict,
+    grow: bool,
+) -> torch.Tensor:
     """Logits [len(chunk), T', V] of the corrupted prompt, copy i with the clean residual stream
     copied in at chunk[i] = (depth, position): one forward with a batch dimension. ``grow``: copy i
     joins the batch at its own depth as the corrupted stream there (``corrupted`` [L+1, T, D], read
@@ -520,8 +534,16 @@ def _patching_metric(metric: str, clean_answer: int, corrupted_answer: int):
     return measure
 
 
-def _patch_every(loaded, clean: torch.Tensor, corrupted: torch.Tensor, corrupted_ids: np.ndarray, options: dict,
-                 read: int, measure, untouched: float) -> np.ndarray:
+def _patch_every(
+    loaded,
+    clean: torch.Tensor,
+    corrupted: torch.Tensor,
+    corrupted_ids: np.ndarray,
+    options: dict,
+    read: int,
+    measure,
+    untouched: float,
+) -> np.ndarray:
     """[L+1, T] the metric with each (depth, position) of the clean stream ``clean`` [L+1, T, D] patched
     into the corrupted run (``corrupted``, its own stream), in chunks of copies (``_next_chunk``); a
     patch that changes nothing keeps ``untouched``, the corrupted run's metric."""
@@ -707,9 +729,7 @@ def check_routing(
                 f"Expert {expert} is dropped, so no token can be forced to it: force another expert or keep it."
             )
         if not -length <= int(position) < length:
-            raise InterventionRefused(
-                f"Position {position} is outside the text ({length} tokens: 0 to {length - 1})."
-            )
+            raise InterventionRefused(f"Position {position} is outside the text ({length} tokens: 0 to {length - 1}).")
         if layer is not None and moe_layers is not None and not 0 <= int(layer) < moe_layers:
             raise InterventionRefused(
                 f"MoE layer {layer} does not exist: this model has {moe_layers} (0 to {moe_layers - 1})."

@@ -55,8 +55,9 @@ def router_module_names(model, stack: str) -> list[str]:
 
 
 def moe_layer_indices(model, stack: str) -> np.ndarray:
-    return np.asarray([int(_LAYER_INDEX.search("." + n + ".").group(1)) for n in router_module_names(model, stack)],
-                      dtype=np.int64)
+    return np.asarray(
+        [int(_LAYER_INDEX.search("." + n + ".").group(1)) for n in router_module_names(model, stack)], dtype=np.int64
+    )
 
 
 def top_k(config) -> int:
@@ -73,13 +74,16 @@ def gate_rule(config) -> str:
     """One sentence: how this model turns router probabilities into gate weights."""
     k = top_k(config)
     if config.model_type == "switch_transformers":
-        return ("Gate weight = the router probability of the one chosen expert (top-1, not renormalised); "
-                "tokens beyond an expert's capacity skip the FFN.")
+        return (
+            "Gate weight = the router probability of the one chosen expert (top-1, not renormalised); "
+            "tokens beyond an expert's capacity skip the FFN."
+        )
     if renormalises(config):
-        return (f"Gate weights = the top-{k} router probabilities divided by their sum "
-                "(renormalised: they add up to 1).")
-    return (f"Gate weights = the top-{k} router probabilities as they are (not renormalised: `norm_topk_prob` is false "
-            "for this model, so they add up to less than 1).")
+        return f"Gate weights = the top-{k} router probabilities divided by their sum (renormalised: they add up to 1)."
+    return (
+        f"Gate weights = the top-{k} router probabilities as they are (not renormalised: `norm_topk_prob` is false "
+        "for this model, so they add up to less than 1)."
+    )
 
 
 def routes_from_logits(config, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -115,8 +119,14 @@ def extract_router(loaded, out, num_tokens: int, stack: str) -> RouterTrace:
     # Routers flatten batch x position; with batch 1 the last T rows are this input.
     logits = np.stack([to_numpy(r).reshape(-1, num_experts)[-num_tokens:] for r in recorded])  # [M, T, E]
     probs, chosen, gates, kept = routes_from_logits(loaded.model.config, logits)
-    return RouterTrace(layer_indices=moe_layer_indices(loaded.model, stack), probs=probs, chosen=chosen,
-                       gates=gates, kept=kept, top_k=chosen.shape[-1])
+    return RouterTrace(
+        layer_indices=moe_layer_indices(loaded.model, stack),
+        probs=probs,
+        chosen=chosen,
+        gates=gates,
+        kept=kept,
+        top_k=chosen.shape[-1],
+    )
 
 
 def is_encoder_decoder(loaded) -> bool:
@@ -151,10 +161,21 @@ def compare_run(loaded, text: str, new_tokens: int = 8, speech=None) -> FamilyRu
     if is_encoder_decoder(loaded):
         start = time.perf_counter()
         trace_ids(loaded, ids)
-        return FamilyRun(loaded.family, loaded.model_id, display_tokens(loaded.tokenizer, ids),
-                         "routes every token to its experts", "routes", time.perf_counter() - start, (), *params, notes)
-    computes = (f"like a decoder, but each token's feed-forward work goes to {top_k(loaded.model.config)} of the "
-                "router's experts")
+        return FamilyRun(
+            loaded.family,
+            loaded.model_id,
+            display_tokens(loaded.tokenizer, ids),
+            "routes every token to its experts",
+            "routes",
+            time.perf_counter() - start,
+            (),
+            *params,
+            notes,
+        )
+    computes = (
+        f"like a decoder, but each token's feed-forward work goes to {top_k(loaded.model.config)} of the "
+        "router's experts"
+    )
     return replace(decoder.greedy_run(loaded, ids, new_tokens, computes, params), notes=notes)
 
 

@@ -141,8 +141,19 @@ def _rng(key: str, model_id: str = "") -> np.random.Generator:
     return np.random.default_rng([stats.NULL_SEED, zlib.crc32(f"{model_id}|{key}".encode())])
 
 
-def card(loaded, key: str, spec: Spec, per_prompt, null, quantity: str, chance: float, finding: str | None = None,
-         paper: str | None = None, values: dict | None = None, **arrays) -> Card:
+def card(
+    loaded,
+    key: str,
+    spec: Spec,
+    per_prompt,
+    null,
+    quantity: str,
+    chance: float,
+    finding: str | None = None,
+    paper: str | None = None,
+    values: dict | None = None,
+    **arrays,
+) -> Card:
     """A card from its per-prompt values [P] and null [P, D] (a list of [D]): the headline is their
     mean, the spread their standard deviation over the prompts; the texts are ``spec``'s with
     ``values`` filled in, the paper's words ``FINDINGS[finding or key]``; ``arrays``: by_layer,
@@ -336,12 +347,9 @@ def self_similarity_card(loaded, traces, positions: list[int], groups: list[int]
 
 # How each card step that measures prediction depth reads its lens (family.CARD_STEPS).
 DEPTH_METHODS = {
-    family.SENTENCES: "the logit lens (final norm and output head) at every depth of every position of each "
-    "sentence",
-    family.MASKED_SENTENCES: f"the masked-language head at every depth of every {MASK_EVERY}th ordinary token, "
-    "masked",
-    family.TRANSLATIONS: "the decoder's lens at every depth of every position of its greedy output for each "
-    "sentence",
+    family.SENTENCES: "the logit lens (final norm and output head) at every depth of every position of each sentence",
+    family.MASKED_SENTENCES: f"the masked-language head at every depth of every {MASK_EVERY}th ordinary token, masked",
+    family.TRANSLATIONS: "the decoder's lens at every depth of every position of its greedy output for each sentence",
 }
 
 

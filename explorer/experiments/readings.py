@@ -131,6 +131,7 @@ def translation_lens(loaded, texts=SENTENCES) -> list[np.ndarray]:
 
 # --- activation patching's prompt pairs
 
+
 def patching_pairs(loaded) -> tuple[Pair, ...]:
     """The prompt pairs of the family's kind of answer (a masked word, or the next token)."""
     return MASKED_PAIRS if adapter_for(loaded).answer == family.MASKED else PAIRS

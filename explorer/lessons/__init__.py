@@ -42,6 +42,19 @@ from explorer.lessons.questions import AnswerError, Question
 from explorer.lessons.store import Store, StoreError, open_store
 
 __all__ = [
-    "CODE_ALPHABET", "SESSION_HOURS", "AnswerError", "ClassError", "Classroom", "Created", "Histogram", "Question",
-    "Receipt", "SessionState", "Shift", "Store", "StoreError", "normalise_code", "open_store",
+    "CODE_ALPHABET",
+    "SESSION_HOURS",
+    "AnswerError",
+    "ClassError",
+    "Classroom",
+    "Created",
+    "Histogram",
+    "Question",
+    "Receipt",
+    "SessionState",
+    "Shift",
+    "Store",
+    "StoreError",
+    "normalise_code",
+    "open_store",
 ]

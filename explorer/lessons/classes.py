@@ -172,8 +172,10 @@ class Classroom:
             if row:
                 tx.run("UPDATE lessons_questions SET is_open = 1 WHERE code = ? AND question = ?", (code, question.id))
             else:
-                tx.run("INSERT INTO lessons_questions (code, question, spec, round, is_open) VALUES (?, ?, ?, 1, 1)",
-                       (code, question.id, question.to_json()))
+                tx.run(
+                    "INSERT INTO lessons_questions (code, question, spec, round, is_open) VALUES (?, ?, ?, 1, 1)",
+                    (code, question.id, question.to_json()),
+                )
             tx.run("UPDATE lessons_sessions SET question = ? WHERE code = ?", (question.id, code))
 
     def close_question(self, code: str, teacher_token: str, question_id: str) -> None:
@@ -187,24 +189,27 @@ class Classroom:
         check_id(question_id, "question")
         with self.store.transaction(write=True) as tx:
             code = self._teacher(tx, code, teacher_token)
-            changed = tx.run(f"UPDATE lessons_questions SET {assignment} WHERE code = ? AND question = ?",
-                             (code, question_id))
+            changed = tx.run(
+                f"UPDATE lessons_questions SET {assignment} WHERE code = ? AND question = ?", (code, question_id)
+            )
             if not changed:
                 raise ClassError("This class session has no such question.")
 
     def end_session(self, code: str, teacher_token: str) -> None:
         with self.store.transaction(write=True) as tx:
             code = self._teacher(tx, code, teacher_token)
-            tx.run("UPDATE lessons_sessions SET ended_at = ? WHERE code = ? AND ended_at IS NULL",
-                   (self.clock(), code))
+            tx.run("UPDATE lessons_sessions SET ended_at = ? WHERE code = ? AND ended_at IS NULL", (self.clock(), code))
 
     def purge_expired(self) -> int:
         """Delete every session that expired more than RETENTION_HOURS ago, with all it holds; -> sessions."""
         cutoff = self.clock() - RETENTION_HOURS * 3600
         old = "SELECT code FROM lessons_sessions WHERE expires_at < ?"
         with self.store.transaction(write=True) as tx:
-            tx.run(f"DELETE FROM lessons_requests WHERE participant IN"
-                   f" (SELECT token FROM lessons_participants WHERE code IN ({old}))", (cutoff,))
+            tx.run(
+                f"DELETE FROM lessons_requests WHERE participant IN"
+                f" (SELECT token FROM lessons_participants WHERE code IN ({old}))",
+                (cutoff,),
+            )
             for table in ("lessons_votes", "lessons_participants", "lessons_questions"):
                 tx.run(f"DELETE FROM {table} WHERE code IN ({old})", (cutoff,))
             return tx.run("DELETE FROM lessons_sessions WHERE expires_at < ?", (cutoff,))
@@ -225,12 +230,15 @@ class Classroom:
             joined = tx.one("SELECT COUNT(*) FROM lessons_participants WHERE code = ?", (code,))[0]
             if joined >= MAX_PARTICIPANTS:
                 raise ClassError(f"This class session is full ({MAX_PARTICIPANTS} students).")
-            tx.run("INSERT INTO lessons_participants (token, code, joined_at) VALUES (?, ?, ?)",
-                   (token, code, self.clock()))
+            tx.run(
+                "INSERT INTO lessons_participants (token, code, joined_at) VALUES (?, ?, ?)",
+                (token, code, self.clock()),
+            )
         return token
 
-    def vote(self, code: str, participant: str, question_id: str, round_: int, answer: object,
-             request_id: str) -> Receipt:
+    def vote(
+        self, code: str, participant: str, question_id: str, round_: int, answer: object, request_id: str
+    ) -> Receipt:
         """Store one answer (see the module's rules); -> what happened, or ClassError/AnswerError."""
         participant = _token(participant, TOKEN_PATTERN, "This browser has not joined the class session; join again.")
         request_id = _token(request_id, REQUEST_PATTERN, "The vote request has no valid id; please vote again.")
@@ -241,16 +249,20 @@ class Classroom:
             code = self._live(tx, code)[0]
             if not tx.one("SELECT 1 FROM lessons_participants WHERE token = ? AND code = ?", (participant, code)):
                 raise ClassError("This browser has not joined this class session; join again with the code.")
-            seen = tx.one("SELECT question, round FROM lessons_requests WHERE participant = ? AND request_id = ?",
-                          (participant, request_id))
+            seen = tx.one(
+                "SELECT question, round FROM lessons_requests WHERE participant = ? AND request_id = ?",
+                (participant, request_id),
+            )
             if seen:
                 return Receipt("replayed", self._stored(tx, code, participant, *seen))
             question = self._open(tx, code, question_id, round_)
             return self._store_vote(tx, code, participant, question, round_, question.check(answer), request_id)
 
     def _open(self, tx: Tx, code: str, question_id: str, round_: object) -> Question:
-        row = tx.one("SELECT spec, round, is_open FROM lessons_questions WHERE code = ? AND question = ?"
-                     + tx.for_share, (code, question_id))
+        row = tx.one(
+            "SELECT spec, round, is_open FROM lessons_questions WHERE code = ? AND question = ?" + tx.for_share,
+            (code, question_id),
+        )
         if row is None:
             raise ClassError("This class session has no such question.")
         spec, current, is_open = row
@@ -260,30 +272,38 @@ class Classroom:
             raise ClassError("This question is not open for votes.")
         return Question.from_json(question_id, spec)
 
-    def _store_vote(self, tx: Tx, code: str, participant: str, question: Question, round_: int, answer: str,
-                    request_id: str) -> Receipt:
-        sent = tx.one("SELECT COUNT(*) FROM lessons_requests WHERE participant = ? AND question = ? AND round = ?",
-                      (participant, question.id, round_))[0]
+    def _store_vote(
+        self, tx: Tx, code: str, participant: str, question: Question, round_: int, answer: str, request_id: str
+    ) -> Receipt:
+        sent = tx.one(
+            "SELECT COUNT(*) FROM lessons_requests WHERE participant = ? AND question = ? AND round = ?",
+            (participant, question.id, round_),
+        )[0]
         if sent >= MAX_REQUESTS_PER_ROUND:
             raise ClassError("You have changed this answer too often; your last answer stands.")
-        added = tx.run("INSERT INTO lessons_requests (participant, request_id, question, round) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT (participant, request_id) DO NOTHING",
-                       (participant, request_id, question.id, round_))
+        added = tx.run(
+            "INSERT INTO lessons_requests (participant, request_id, question, round) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (participant, request_id) DO NOTHING",
+            (participant, request_id, question.id, round_),
+        )
         if not added:  # the same request arrived twice at once; the other copy stored it
             return Receipt("replayed", self._stored(tx, code, participant, question.id, round_))
         before = self._stored(tx, code, participant, question.id, round_)
-        tx.run("INSERT INTO lessons_votes (code, question, round, participant, answer, request_id, voted_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code, question, round, participant) DO UPDATE"
-               " SET answer = excluded.answer, request_id = excluded.request_id, voted_at = excluded.voted_at",
-               (code, question.id, round_, participant, answer, request_id, self.clock()))
+        tx.run(
+            "INSERT INTO lessons_votes (code, question, round, participant, answer, request_id, voted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code, question, round, participant) DO UPDATE"
+            " SET answer = excluded.answer, request_id = excluded.request_id, voted_at = excluded.voted_at",
+            (code, question.id, round_, participant, answer, request_id, self.clock()),
+        )
         status = "counted" if before is None else ("unchanged" if before == answer else "changed")
         return Receipt(status, answer)
 
     @staticmethod
     def _stored(tx: Tx, code: str, participant: str, question_id: str, round_: int) -> str | None:
-        row = tx.one("SELECT answer FROM lessons_votes"
-                     " WHERE code = ? AND question = ? AND round = ? AND participant = ?",
-                     (code, question_id, round_, participant))
+        row = tx.one(
+            "SELECT answer FROM lessons_votes WHERE code = ? AND question = ? AND round = ? AND participant = ?",
+            (code, question_id, round_, participant),
+        )
         return row[0] if row else None
 
     def _live(self, tx: Tx, typed_code: object) -> tuple[str, str]:
@@ -295,8 +315,9 @@ class Classroom:
         if row[1] is not None:
             raise ClassError("This class session has ended; ask your teacher for a new code.")
         if self.clock() >= row[0]:
-            raise ClassError(f"This class code has expired (sessions last {SESSION_HOURS} hours); "
-                             "ask your teacher for a new one.")
+            raise ClassError(
+                f"This class code has expired (sessions last {SESSION_HOURS} hours); ask your teacher for a new one."
+            )
         return code, row[2]
 
     # --- what the teacher's screen shows -----------------------------------------------------
@@ -311,7 +332,8 @@ class Classroom:
             joined = tx.one("SELECT COUNT(*) FROM lessons_participants WHERE code = ?", (code,))[0]
             current = question_id and tx.one(
                 "SELECT spec, round, is_open FROM lessons_questions WHERE code = ? AND question = ?",
-                (code, question_id))
+                (code, question_id),
+            )
         question = Question.from_json(question_id, current[0]) if current else None
         ended = ended_at is not None or self.clock() >= expires_at
         is_open = bool(current and current[2]) and not ended
@@ -321,8 +343,11 @@ class Classroom:
         code = normalise_code(code)
         with self.store.transaction() as tx:
             question = self._question(tx, code, question_id)
-            rows = tx.all("SELECT answer, COUNT(*) FROM lessons_votes WHERE code = ? AND question = ? AND round = ?"
-                          " GROUP BY answer", (code, question.id, round_))
+            rows = tx.all(
+                "SELECT answer, COUNT(*) FROM lessons_votes WHERE code = ? AND question = ? AND round = ?"
+                " GROUP BY answer",
+                (code, question.id, round_),
+            )
         found = dict(rows)
         counts = {answer: found.get(answer, 0) for answer in question.order(found)}
         return Histogram(question.id, round_, counts, sum(found.values()))
@@ -331,11 +356,13 @@ class Classroom:
         code = normalise_code(code)
         with self.store.transaction() as tx:
             question = self._question(tx, code, question_id)
-            rows = tx.all("SELECT one.answer, two.answer FROM lessons_votes one JOIN lessons_votes two"
-                          " ON two.code = one.code AND two.question = one.question"
-                          " AND two.participant = one.participant"
-                          " WHERE one.code = ? AND one.question = ? AND one.round = 1 AND two.round = 2",
-                          (code, question.id))
+            rows = tx.all(
+                "SELECT one.answer, two.answer FROM lessons_votes one JOIN lessons_votes two"
+                " ON two.code = one.code AND two.question = one.question"
+                " AND two.participant = one.participant"
+                " WHERE one.code = ? AND one.question = ? AND one.round = 1 AND two.round = 2",
+                (code, question.id),
+            )
         transitions = Counter((first, second) for first, second in rows)
         changed = sum(n for (first, second), n in transitions.items() if first != second)
         return Shift(question.id, dict(transitions), len(rows), changed)

@@ -141,8 +141,9 @@ class Step:
             raise ValueError(f"step {self.id!r} presets values computed from the model: pass the loaded model")
         return {k: v.compute(loaded) if isinstance(v, FromModel) else v for k, v in state.items()}
 
-    def answer(self, loaded, overrides: Mapping[str, object] | None = None, params: Mapping | None = None,
-               lab_id: str = "") -> Answer:
+    def answer(
+        self, loaded, overrides: Mapping[str, object] | None = None, params: Mapping | None = None, lab_id: str = ""
+    ) -> Answer:
         """The question as asked on this view and the loaded model's answer (LabRefused when the view
         cannot answer it)."""
         view = self.view(loaded, overrides)
@@ -150,9 +151,19 @@ class Step:
         choices = self.choices or key.choices
         if self.kind == CHOICE and key.correct not in choices:
             raise ValueError(f"step {self.id!r}: the key {key.correct!r} is not among the choices {choices}")
-        return Answer(lab_id, self.id, self.question.format(**key.fields), self.kind,
-                      tuple(choices) if self.kind == CHOICE else (), key.correct, key.explanation, key.measured,
-                      self.tolerance, self.unit, self.digits)
+        return Answer(
+            lab_id,
+            self.id,
+            self.question.format(**key.fields),
+            self.kind,
+            tuple(choices) if self.kind == CHOICE else (),
+            key.correct,
+            key.explanation,
+            key.measured,
+            self.tolerance,
+            self.unit,
+            self.digits,
+        )
 
 
 @dataclass(frozen=True)

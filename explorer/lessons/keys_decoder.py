@@ -70,8 +70,13 @@ def next_token(loaded, view: Mapping, params: Mapping) -> Key:
         f"{_listing(ranked)}. Greedy decoding always appends the most likely one, '{chosen}' (spaces show as ␣: "
         "most words start with the space before them)."
     )
-    return Key(chosen, explanation, {"ranked": [[w, round(p, 4)] for w, p in ranked]},
-               shuffled([w for w, _ in ranked], "next-token"), {"prompt": str(setting(view, PROMPT, "")).strip()})
+    return Key(
+        chosen,
+        explanation,
+        {"ranked": [[w, round(p, 4)] for w, p in ranked]},
+        shuffled([w for w, _ in ranked], "next-token"),
+        {"prompt": str(setting(view, PROMPT, "")).strip()},
+    )
 
 
 def drawn_top_probability(loaded, view: Mapping, params: Mapping) -> Key:
@@ -87,9 +92,12 @@ def drawn_top_probability(loaded, view: Mapping, params: Mapping) -> Key:
         f"divided by {settings.temperature:g} before the softmax, so the gaps between tokens grow "
         f"{'larger' if settings.temperature < 1 else 'smaller'}: its share {moved} to {100 * after:.1f}% (blue bar)."
     )
-    return Key(percent(after), explanation, {"token": label(loaded, top), "raw": round(raw, 4),
-                                             "drawn": round(after, 4)},
-               fields={"temperature": f"{settings.temperature:g}", "token": label(loaded, top)})
+    return Key(
+        percent(after),
+        explanation,
+        {"token": label(loaded, top), "raw": round(raw, 4), "drawn": round(after, 4)},
+        fields={"temperature": f"{settings.temperature:g}", "token": label(loaded, top)},
+    )
 
 
 def pool_size(loaded, view: Mapping, params: Mapping) -> Key:
@@ -105,8 +113,12 @@ def pool_size(loaded, view: Mapping, params: Mapping) -> Key:
         f"temperature {settings.temperature:g}) add up to at least {settings.top_p:g}: here {len(pool):,} token(s), "
         f"{shown}{' …' if len(pool) > 5 else ''}. A confident prompt leaves one or two; an open one leaves many."
     )
-    return Key(float(len(pool)), explanation, {"pool": len(pool)},
-               fields={"temperature": f"{settings.temperature:g}", "top_p": f"{settings.top_p:g}"})
+    return Key(
+        float(len(pool)),
+        explanation,
+        {"pool": len(pool)},
+        fields={"temperature": f"{settings.temperature:g}", "top_p": f"{settings.top_p:g}"},
+    )
 
 
 def sampled_is_greedy(loaded, view: Mapping, params: Mapping) -> Key:
@@ -122,10 +134,16 @@ def sampled_is_greedy(loaded, view: Mapping, params: Mapping) -> Key:
         f"{100 * drawn[greedy]:.1f}%; with seed {settings.seed} the draw lands on '{label(loaded, sampled)}' "
         f"({100 * drawn[sampled]:.1f}%). The same seed and step always give the same draw, so a class sees one result."
     )
-    return Key(YES if sampled == greedy else NO, explanation,
-               {"greedy": label(loaded, greedy), "sampled": label(loaded, sampled),
-                "greedy_share": round(float(drawn[greedy]), 4)},
-               fields={"temperature": f"{settings.temperature:g}", "seed": settings.seed})
+    return Key(
+        YES if sampled == greedy else NO,
+        explanation,
+        {
+            "greedy": label(loaded, greedy),
+            "sampled": label(loaded, sampled),
+            "greedy_share": round(float(drawn[greedy]), 4),
+        },
+        fields={"temperature": f"{settings.temperature:g}", "seed": settings.seed},
+    )
 
 
 # --- inside the step: attention of the newest token, the logit lens ------------------------------------------
@@ -148,11 +166,20 @@ def most_attended(loaded, view: Mapping, params: Mapping) -> Key:
         f"('{label(loaded, ids[-1])}', position {len(ids) - 1}) gives "
         + ", ".join(f"{100 * row[i]:.0f}% to '{lab}'" for i, lab in zip(order, labels))
         + ". It can only look left (causal mask). "
-        + ("Most of it goes to the very first token, whatever it says: an attention sink, where heads park "
-           "attention they have no use for." if order[0] == 0 else "")
+        + (
+            "Most of it goes to the very first token, whatever it says: an attention sink, where heads park "
+            "attention they have no use for."
+            if order[0] == 0
+            else ""
+        )
     )
-    return Key(labels[0], explanation.strip(), {"block": block, "weights": [round(float(row[i]), 4) for i in order]},
-               shuffled(labels, "most-attended"), {"block": block})
+    return Key(
+        labels[0],
+        explanation.strip(),
+        {"block": block, "weights": [round(float(row[i]), 4) for i in order]},
+        shuffled(labels, "most-attended"),
+        {"block": block},
+    )
 
 
 def sink_share(loaded, view: Mapping, params: Mapping) -> Key:
@@ -168,8 +195,12 @@ def sink_share(loaded, view: Mapping, params: Mapping) -> Key:
         f"{100 * by_block.min():.0f}% (block {int(by_block.argmin()) + 1}) to {100 * by_block.max():.0f}% "
         f"(block {int(by_block.argmax()) + 1})."
     )
-    return Key(percent(share), explanation, {"share": round(share, 4), "uniform": round(uniform, 4)},
-               fields={"blocks": first.shape[0], "heads": first.shape[1]})
+    return Key(
+        percent(share),
+        explanation,
+        {"share": round(share, 4), "uniform": round(uniform, 4)},
+        fields={"blocks": first.shape[0], "heads": first.shape[1]},
+    )
 
 
 def lens_depth(loaded, view: Mapping, params: Mapping) -> Key:
@@ -185,10 +216,17 @@ def lens_depth(loaded, view: Mapping, params: Mapping) -> Key:
         f"The model's answer is '{answer}'. Read through the final norm and output head, the hidden state after "
         f"block {settled} already ranks it first, and every later block keeps it there"
         + (f" (after block {settled - 1} the lens said '{before}')" if settled > 0 else "")
-        + (f". It had reached the top once before, at depth {first} (0 = the embeddings), then lost it"
-           if first < settled else "")
+        + (
+            f". It had reached the top once before, at depth {first} (0 = the embeddings), then lost it"
+            if first < settled
+            else ""
+        )
         + f". Its probability is {100 * readout.final_probs[max(settled - 1, 0)]:.1f}% one depth earlier and "
         f"{100 * readout.final_probs[-1]:.1f}% at the output."
     )
-    return Key(float(settled), explanation, {"settled": settled, "first": first, "answer": answer,
-                                             "blocks": len(tops) - 1}, fields={"blocks": len(tops) - 1})
+    return Key(
+        float(settled),
+        explanation,
+        {"settled": settled, "first": first, "answer": answer, "blocks": len(tops) - 1},
+        fields={"blocks": len(tops) - 1},
+    )

@@ -34,8 +34,9 @@ def masked_prediction(loaded, text: str):
     """(trace, masked position, probabilities [V] there): the page's masked-token bars for the first
     [MASK] of ``text``."""
     if not encoder.can_fill_masks(loaded):
-        raise LabRefused(f"{loaded.model_id} has no trained masked-language head: pick a model that fills in "
-                         f"{_mask(loaded)}.")
+        raise LabRefused(
+            f"{loaded.model_id} has no trained masked-language head: pick a model that fills in {_mask(loaded)}."
+        )
     trace = encoder.trace_text(loaded, text, with_logits=False)
     positions = np.flatnonzero(trace.token_ids == loaded.tokenizer.mask_token_id)
     if positions.size == 0:
@@ -66,8 +67,13 @@ def top_word(loaded, view: Mapping, params: Mapping) -> Key:
         f"word of its vocabulary: {_listing(ranked)}. That vector was built from the words on both sides of the gap, "
         "since every encoder block lets each token attend left and right."
     )
-    return Key(ranked[0][0], explanation, {"ranked": [[w, round(p, 4)] for w, p in ranked], "position": position},
-               shuffled([w for w, _ in ranked], "top-word"), {"text": _text(view), "mask": _mask(loaded)})
+    return Key(
+        ranked[0][0],
+        explanation,
+        {"ranked": [[w, round(p, 4)] for w, p in ranked], "position": position},
+        shuffled([w for w, _ in ranked], "top-word"),
+        {"text": _text(view), "mask": _mask(loaded)},
+    )
 
 
 def top_probability(loaded, view: Mapping, params: Mapping) -> Key:
@@ -96,9 +102,12 @@ def attention_right(loaded, view: Mapping, params: Mapping) -> Key:
         f"its right ({100 * float(row[-1]):.0f}% of it on the closing {last}), {100 * left:.0f}% on the tokens to "
         f"its left and {100 * own:.0f}% on itself. A decoder's causal mask would make the right-hand share exactly 0%."
     )
-    return Key(percent(right), explanation,
-               {"block": block, "right": round(right, 4), "left": round(left, 4), "self": round(own, 4)},
-               fields={"block": block, "mask": _mask(loaded)})
+    return Key(
+        percent(right),
+        explanation,
+        {"block": block, "right": round(right, 4), "left": round(left, 4), "self": round(own, 4)},
+        fields={"block": block, "mask": _mask(loaded)},
+    )
 
 
 def _cut_after_mask(loaded, text: str) -> str:
@@ -119,11 +128,18 @@ def cut_right(loaded, view: Mapping, params: Mapping) -> Key:
     explanation = (
         f"With the whole text the top word is '{full_word}' ({100 * full_p:.1f}%). Cut to \"{cut}\", the model "
         f"answers '{cut_word}' ({100 * cut_p:.1f}%): "
-        + ("the words on the left were enough to keep the same guess." if same
-           else "the words after the gap were part of what it read, which a left-to-right model could never use.")
+        + (
+            "the words on the left were enough to keep the same guess."
+            if same
+            else "the words after the gap were part of what it read, which a left-to-right model could never use."
+        )
     )
-    return Key(YES if same else NO, explanation,
-               {"full": full_word, "cut": cut_word, "cut_text": cut}, fields={"word": full_word, "mask": _mask(loaded)})
+    return Key(
+        YES if same else NO,
+        explanation,
+        {"full": full_word, "cut": cut_word, "cut_text": cut},
+        fields={"word": full_word, "mask": _mask(loaded)},
+    )
 
 
 # --- vectors in context (the similarity matrix) -----------------------------------------------------------
@@ -155,19 +171,29 @@ def twin_cosine(loaded, view: Mapping, params: Mapping) -> Key:
     by_depth = [_cosine(trace.hidden_states[d, a], trace.hidden_states[d, b]) for d in range(trace.num_layers + 1)]
     word, value = params["word"], by_depth[depth]
     where = "before any block (the embedding layer's output)" if depth == 0 else f"after block {depth}"
-    sentences = [f"'{word}' is token {a} and token {b}.",
-                 f"{where.capitalize()} their vectors have cosine similarity {value:.3f}."]
+    sentences = [
+        f"'{word}' is token {a} and token {b}.",
+        f"{where.capitalize()} their vectors have cosine similarity {value:.3f}.",
+    ]
     if depth == 0 and value > 1 - 1e-6:
         sentences.append("One token id, and this model adds no position embedding: the same vector.")
     elif depth == 0:
-        sentences.append("They are one token id at two positions, and this model adds a position embedding: even "
-                         "before any context they are not the same vector.")
-    sentences.append("Depth by depth, from 0 to the last block: " + ", ".join(f"{c:.2f}" for c in by_depth)
-                     + ". Context pulls the two apart when they mean different things.")
+        sentences.append(
+            "They are one token id at two positions, and this model adds a position embedding: even "
+            "before any context they are not the same vector."
+        )
+    sentences.append(
+        "Depth by depth, from 0 to the last block: "
+        + ", ".join(f"{c:.2f}" for c in by_depth)
+        + ". Context pulls the two apart when they mean different things."
+    )
     explanation = " ".join(sentences)
-    return Key(round(value, 3), explanation,
-               {"cosine_by_depth": [round(c, 4) for c in by_depth], "positions": [a, b], "depth": depth},
-               fields={"word": word, "depth": depth, "where": where})
+    return Key(
+        round(value, 3),
+        explanation,
+        {"cosine_by_depth": [round(c, 4) for c in by_depth], "positions": [a, b], "depth": depth},
+        fields={"word": word, "depth": depth, "where": where},
+    )
 
 
 def referent(loaded, view: Mapping, params: Mapping) -> Key:
@@ -177,8 +203,10 @@ def referent(loaded, view: Mapping, params: Mapping) -> Key:
     found = {w: word_positions(trace, w) for w in (pronoun, *candidates)}
     missing = [w for w, at in found.items() if not at]
     if missing:
-        raise LabRefused(f"This question needs the words {', '.join(map(quoted, (pronoun, *candidates)))} in the "
-                         f"text; {', '.join(map(quoted, missing))} is not there as one token.")
+        raise LabRefused(
+            f"This question needs the words {', '.join(map(quoted, (pronoun, *candidates)))} in the "
+            f"text; {', '.join(map(quoted, missing))} is not there as one token."
+        )
     depth = clamp(setting(view, "encoder_sim_layer", trace.num_layers), 0, trace.num_layers)
     h = trace.hidden_states[depth]  # [T, D]
     p = found[pronoun][0]
@@ -190,5 +218,9 @@ def referent(loaded, view: Mapping, params: Mapping) -> Key:
         + f": it is closer to '{best}'. This is a similarity between vectors, not proof that the model resolved "
         "the pronoun; change one word of the sentence and watch whether it follows."
     )
-    return Key(best, explanation, {"cosines": {w: round(c, 4) for w, c in cosines.items()}, "depth": depth},
-               fields={"pronoun": pronoun, "depth": depth})
+    return Key(
+        best,
+        explanation,
+        {"cosines": {w: round(c, 4) for w, c in cosines.items()}, "depth": depth},
+        fields={"pronoun": pronoun, "depth": depth},
+    )

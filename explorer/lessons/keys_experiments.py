@@ -58,28 +58,41 @@ def sink_next(loaded, view: Mapping, params: Mapping) -> Key:
     explanation = (
         f"After the last token ('{_label(loaded, ids[-1])}') the model predicts '{before}'; with every head's "
         f"weight on the first token '{_label(loaded, ids[0])}' removed (and the rest renormalised), it predicts "
-        f"'{after}'" + (": the sink mattered here." if changed else
-                        ": the same, although the distribution moved (KL "
-                        f"{float(result.kl[-1]):.3f} nats at that position).")
+        f"'{after}'"
+        + (
+            ": the sink mattered here."
+            if changed
+            else f": the same, although the distribution moved (KL {float(result.kl[-1]):.3f} nats at that position)."
+        )
     )
-    return Key(YES if changed else NO, explanation, {"before": before, "after": after,
-                                                     "kl_last": round(float(result.kl[-1]), 4)})
+    return Key(
+        YES if changed else NO,
+        explanation,
+        {"before": before, "after": after, "kl_last": round(float(result.kl[-1]), 4)},
+    )
 
 
 def sink_flips(loaded, view: Mapping, params: Mapping) -> Key:
     """At how many positions the top-1 prediction flips when the sink is removed."""
     ids, result = _sink(loaded, view)
     flipped = [int(i) for i in np.flatnonzero(result.flipped)]
-    listing = ", ".join(f"after '{_label(loaded, ids[i])}': '{_label(loaded, result.base_top1[i])}' → "
-                        f"'{_label(loaded, result.modified_top1[i])}'" for i in flipped[:4])
+    listing = ", ".join(
+        f"after '{_label(loaded, ids[i])}': '{_label(loaded, result.base_top1[i])}' → "
+        f"'{_label(loaded, result.modified_top1[i])}'"
+        for i in flipped[:4]
+    )
     explanation = (
         f"Of the {len(ids)} positions, {len(flipped)} change their top prediction"
         + (f" ({listing}{' …' if len(flipped) > 4 else ''})" if flipped else "")
         + f". The mean KL divergence between the two runs is {result.mean_kl:.3f} nats: heads that parked their "
         "attention on the first token must now spend it on real tokens, mixing in information they used to ignore."
     )
-    return Key(float(len(flipped)), explanation, {"flipped": flipped, "mean_kl": round(result.mean_kl, 4)},
-               fields={"tokens": len(ids)})
+    return Key(
+        float(len(flipped)),
+        explanation,
+        {"flipped": flipped, "mean_kl": round(result.mean_kl, 4)},
+        fields={"tokens": len(ids)},
+    )
 
 
 def sink_loss(loaded, view: Mapping, params: Mapping) -> Key:
@@ -89,10 +102,13 @@ def sink_loss(loaded, view: Mapping, params: Mapping) -> Key:
     rises = modified > base
     explanation = (
         f"The loss (mean −log p of each next token of the text) goes from {base:.3f} to {modified:.3f} nats: it "
-        + ("rises. The model was trained with its sink; without it, heads that had nothing to read must attend to "
-           "something, and the predictions get worse." if rises else
-           "falls. Removing the sink does not always hurt: on this text the weight it held, spread over the real "
-           "tokens, happened to help the next-token guesses.")
+        + (
+            "rises. The model was trained with its sink; without it, heads that had nothing to read must attend to "
+            "something, and the predictions get worse."
+            if rises
+            else "falls. Removing the sink does not always hurt: on this text the weight it held, spread over the real "
+            "tokens, happened to help the next-token guesses."
+        )
     )
     return Key("Rises" if rises else "Falls", explanation, {"base": round(base, 4), "modified": round(modified, 4)})
 
@@ -113,11 +129,17 @@ def induction_rise(loaded, view: Mapping, params: Mapping) -> Key:
     explanation = (
         f"With heads {names} switched off (their output zeroed), the loss on the text goes from "
         f"{result.base_loss:.2f} to {result.modified_loss:.2f} nats, a change of {rise:+.2f}. "
-        + ("Induction heads copy what followed an earlier occurrence of the current token: on a text that repeats "
-           "itself they predict the repeats, and without them the model can only guess."
-           if rise >= 0.5 else
-           "Little changes: on this text there is little to copy from earlier in it, so the induction heads had "
-           "little to do.")
+        + (
+            "Induction heads copy what followed an earlier occurrence of the current token: on a text that repeats "
+            "itself they predict the repeats, and without them the model can only guess."
+            if rise >= 0.5
+            else "Little changes: on this text there is little to copy from earlier in it, so the induction heads had "
+            "little to do."
+        )
     )
-    return Key(round(rise, 2), explanation, {"heads": names, "base": round(result.base_loss, 4),
-                                             "modified": round(result.modified_loss, 4)}, fields={"heads": names})
+    return Key(
+        round(rise, 2),
+        explanation,
+        {"heads": names, "base": round(result.base_loss, 4), "modified": round(result.modified_loss, 4)},
+        fields={"heads": names},
+    )

@@ -53,9 +53,13 @@ def word_expert(loaded, view: Mapping, params: Mapping) -> Key:
         + f". It keeps the top {router.top_k} ({', '.join(f'expert {e}' for e in chosen)}); the first is expert "
         f"{chosen[0]}. The router reads the token's vector at that depth, so its context counts, not only the word."
     )
-    return Key(f"expert {chosen[0]}", explanation, {"position": position, "chosen": chosen,
-                                                   "probs": [round(float(p), 4) for p in probs]},
-               shuffled([f"expert {e}" for e in order], "word-expert"), {"word": word, "layer": layer})
+    return Key(
+        f"expert {chosen[0]}",
+        explanation,
+        {"position": position, "chosen": chosen, "probs": [round(float(p), 4) for p in probs]},
+        shuffled([f"expert {e}" for e in order], "word-expert"),
+        {"word": word, "layer": layer},
+    )
 
 
 def word_agrees(loaded, view: Mapping, params: Mapping) -> Key:
@@ -70,12 +74,19 @@ def word_agrees(loaded, view: Mapping, params: Mapping) -> Key:
     explanation = (
         f"The {len(positions)} '{word}'s (tokens {', '.join(map(str, positions))}) go first to experts "
         f"{', '.join(map(str, firsts))} at MoE layer {layer}. "
-        + ("One token id, one expert: routers often learn to send a frequent token to the same place." if agree else
-           "The same token id goes to different experts: what came before it changed its vector, and the router "
-           "reads the vector.")
+        + (
+            "One token id, one expert: routers often learn to send a frequent token to the same place."
+            if agree
+            else "The same token id goes to different experts: what came before it changed its vector, and the router "
+            "reads the vector."
+        )
     )
-    return Key(YES if agree else NO, explanation, {"positions": positions, "first_choices": firsts},
-               fields={"word": word, "layer": layer})
+    return Key(
+        YES if agree else NO,
+        explanation,
+        {"positions": positions, "first_choices": firsts},
+        fields={"word": word, "layer": layer},
+    )
 
 
 def experts_used(loaded, view: Mapping, params: Mapping) -> Key:
@@ -90,8 +101,12 @@ def experts_used(loaded, view: Mapping, params: Mapping) -> Key:
         f"{router.num_experts} experts do some work. Any text can need any expert, so all of them must sit in "
         "memory even though each token uses only a few."
     )
-    return Key(float(used), explanation, {"slots": [int(c) for c in counts]},
-               fields={"tokens": tokens, "layer": layer, "experts": router.num_experts})
+    return Key(
+        float(used),
+        explanation,
+        {"slots": [int(c) for c in counts]},
+        fields={"tokens": tokens, "layer": layer, "experts": router.num_experts},
+    )
 
 
 def busiest_share(loaded, view: Mapping, params: Mapping) -> Key:
@@ -105,8 +120,12 @@ def busiest_share(loaded, view: Mapping, params: Mapping) -> Key:
         f"{100 / router.num_experts:.1f}%. Training adds a load-balancing loss against this, but one short text "
         "can still lean on a few experts."
     )
-    return Key(percent(load[busiest]), explanation, {"load": [round(float(x), 4) for x in load], "busiest": busiest},
-               fields={"layer": layer, "balanced": f"{100 / router.num_experts:.1f}"})
+    return Key(
+        percent(load[busiest]),
+        explanation,
+        {"load": [round(float(x), 4) for x in load], "busiest": busiest},
+        fields={"layer": layer, "balanced": f"{100 / router.num_experts:.1f}"},
+    )
 
 
 # --- what it costs -----------------------------------------------------------------------------------------
@@ -151,13 +170,20 @@ def more_experts_help(loaded, view: Mapping, params: Mapping) -> Key:
         f"Trained with top-{trained}, the model's loss on this text is {losses[trained]:.3f} nats at "
         f"{active[trained] / 1e6:.2f} M parameters per token. Sent to {more} experts it computes with "
         f"{active[more] / 1e6:.2f} M and scores {losses[more]:.3f} nats"
-        + (": more experts helped here." if better else
-           ": worse, although it does more work. The other layers learned to expect the mixture of the trained "
-           f"top-{trained}, not a blend of {more}.")
+        + (
+            ": more experts helped here."
+            if better
+            else ": worse, although it does more work. The other layers learned to expect the mixture of the trained "
+            f"top-{trained}, not a blend of {more}."
+        )
         + (f" With top-1: {losses[1]:.3f} nats." if 1 in losses else "")
     )
-    return Key(YES if better else NO, explanation, {"loss": {str(k): round(v, 4) for k, v in losses.items()}},
-               fields={"more": more, "trained": trained})
+    return Key(
+        YES if better else NO,
+        explanation,
+        {"loss": {str(k): round(v, 4) for k, v in losses.items()}},
+        fields={"more": more, "trained": trained},
+    )
 
 
 def _gallery_entry(name: str):
@@ -187,8 +213,10 @@ def _published(acc) -> str:
     source = published.get("source", "")
     if published["total_parameters"] in source:  # the source already states both figures
         return f" Published: {source}."
-    return (f" Published: {published['total_parameters']} total, {published.get('active_parameters', '?')} per "
-            f"token ({source}).")
+    return (
+        f" Published: {published['total_parameters']} total, {published.get('active_parameters', '?')} per "
+        f"token ({source})."
+    )
 
 
 def gallery_total(loaded, view: Mapping, params: Mapping) -> Key:
@@ -200,12 +228,21 @@ def gallery_total(loaded, view: Mapping, params: Mapping) -> Key:
     labels = [_billions(acc.total)] + [_billions(x) for x in wrong if _billions(x) != _billions(acc.total)]
     explanation = (
         f"Counted on PyTorch's meta device from {acc.name}'s configuration: {acc.total:,} parameters. "
-        + explain_totals(acc) + _published(acc)
+        + explain_totals(acc)
+        + _published(acc)
     )
-    framing = (f"{named[0]} experts of a {named[1]:g} B model" if named
-               else f"{acc.num_experts} experts per layer, {acc.experts_per_token} per token")
-    return Key(labels[0], explanation, {"total": acc.total, "active": acc.active, "dense": dense},
-               shuffled(labels[:4], "gallery-total"), {"name": _display_name(acc), "framing": framing})
+    framing = (
+        f"{named[0]} experts of a {named[1]:g} B model"
+        if named
+        else f"{acc.num_experts} experts per layer, {acc.experts_per_token} per token"
+    )
+    return Key(
+        labels[0],
+        explanation,
+        {"total": acc.total, "active": acc.active, "dense": dense},
+        shuffled(labels[:4], "gallery-total"),
+        {"name": _display_name(acc), "framing": framing},
+    )
 
 
 def gallery_active(loaded, view: Mapping, params: Mapping) -> Key:
@@ -219,5 +256,9 @@ def gallery_active(loaded, view: Mapping, params: Mapping) -> Key:
         f"weights plus the {(acc.total - experts) / 1e9:.2f} B everyone shares: {acc.active / 1e9:.2f} B. "
         + _published(acc).strip()
     )
-    return Key(round(acc.active / 1e9, 2), explanation.strip(), {"total": acc.total, "active": acc.active},
-               fields={"name": _display_name(acc), "k": acc.experts_per_token, "experts": acc.num_experts})
+    return Key(
+        round(acc.active / 1e9, 2),
+        explanation.strip(),
+        {"total": acc.total, "active": acc.active},
+        fields={"name": _display_name(acc), "k": acc.experts_per_token, "experts": acc.num_experts},
+    )

@@ -29,8 +29,10 @@ TIMING_RUNS = 5  # passes timed for each median
 def encoded(loaded, view: Mapping):
     """The encoder's one pass over the view's source text."""
     if loaded.arch.audio:
-        raise LabRefused("This question needs a text encoder-decoder (the English → Portuguese translator); the "
-                         "model chosen for this family reads speech.")
+        raise LabRefused(
+            "This question needs a text encoder-decoder (the English → Portuguese translator); the "
+            "model chosen for this family reads speech."
+        )
     text = str(setting(view, TEXT, "")).strip()
     if not text:
         raise LabRefused("Type an English sentence first: this question reads the source text.")
@@ -38,8 +40,9 @@ def encoded(loaded, view: Mapping):
 
 
 def _settings_for(loaded, settings: SamplingSettings):
-    return lambda index: SamplingSettings(**{**settings.__dict__,
-                                             "suppressed_ids": seq2seq.suppressed_ids(loaded, first_step=index == 0)})
+    return lambda index: SamplingSettings(
+        **{**settings.__dict__, "suppressed_ids": seq2seq.suppressed_ids(loaded, first_step=index == 0)}
+    )
 
 
 def translate(loaded, encoder_pass, settings: SamplingSettings) -> list[int]:
@@ -81,8 +84,13 @@ def first_output(loaded, view: Mapping, params: Mapping) -> Key:
         f"{len(encoder_pass.trace.tokens)} source vectors. Its first distribution: {shares}. Greedy writes "
         f"'{chosen}'; the whole translation reads \"{whole}\"."
     )
-    return Key(chosen, explanation, {"ranked": labels}, shuffled(labels, "first-output"),
-               {"text": str(setting(view, TEXT, "")).strip()})
+    return Key(
+        chosen,
+        explanation,
+        {"ranked": labels},
+        shuffled(labels, "first-output"),
+        {"text": str(setting(view, TEXT, "")).strip()},
+    )
 
 
 def _cross(loaded, view: Mapping):
@@ -114,8 +122,13 @@ def aligned_source(loaded, view: Mapping, params: Mapping) -> Key:
         + ", ".join(f"{100 * row[i]:.0f}% to '{lab}'" for i, lab in zip(order, labels))
         + f". Read across the row of '{written}' in the alignment matrix: its brightest cell is '{labels[0]}'."
     )
-    return Key(labels[0], explanation, {"written": written, "weights": [round(float(row[i]), 4) for i in order]},
-               shuffled(labels, "aligned-source"), {"k": k, "written": written, "where": where})
+    return Key(
+        labels[0],
+        explanation,
+        {"written": written, "weights": [round(float(row[i]), 4) for i in order]},
+        shuffled(labels, "aligned-source"),
+        {"k": k, "written": written, "where": where},
+    )
 
 
 def steps_back(loaded, view: Mapping, params: Mapping) -> Key:
@@ -129,12 +142,12 @@ def steps_back(loaded, view: Mapping, params: Mapping) -> Key:
         aligned[k] = words[int(np.argmax(cross[k, words]))]
     back = [(a, b) for a, b in zip(rows, rows[1:]) if aligned[b] < aligned[a]]
     path = ", ".join(f"'{label(loaded, output[k])}' reads '{source[aligned[k]]}'" for k in rows)
-    explanation = (
-        f"Each output token with the source token it reads most ({where}): {path}. "
-        + (f"It steps back {len(back)} time(s), first at '{label(loaded, output[back[0][1]])}', which reads "
-           f"'{source[aligned[back[0][1]]]}' after '{label(loaded, output[back[0][0]])}' read "
-           f"'{source[aligned[back[0][0]]]}': the two languages order these words differently."
-           if back else "It only moves forward: the two languages put these words in the same order.")
+    explanation = f"Each output token with the source token it reads most ({where}): {path}. " + (
+        f"It steps back {len(back)} time(s), first at '{label(loaded, output[back[0][1]])}', which reads "
+        f"'{source[aligned[back[0][1]]]}' after '{label(loaded, output[back[0][0]])}' read "
+        f"'{source[aligned[back[0][0]]]}': the two languages order these words differently."
+        if back
+        else "It only moves forward: the two languages put these words in the same order."
     )
     return Key(YES if back else NO, explanation, {"path": path, "steps_back": len(back)})
 
@@ -146,7 +159,7 @@ def decoder_steps(loaded, view: Mapping, params: Mapping) -> Key:
     ended = bool(output) and output[-1] in seq2seq.eos_ids(loaded)
     explanation = (
         f"The encoder read the {len(encoder_pass.trace.tokens)} source tokens in one pass. The decoder then wrote "
-        f"\"{_words(loaded, output)}\" one token per forward: {len(output)} steps ("
+        f'"{_words(loaded, output)}" one token per forward: {len(output)} steps ('
         + " ".join(label(loaded, t) for t in output)
         + (")." if ended else f"), stopped at the page's limit of {MAX_OUTPUT}.")
     )
@@ -169,8 +182,10 @@ def encoder_share(loaded, view: Mapping, params: Mapping) -> Key:
     output = translate(loaded, encoder_pass, SamplingSettings())
     ids = np.concatenate([seq2seq.start_ids(loaded), np.asarray(output, dtype=np.int64)])
     encode = _median_seconds(lambda: seq2seq.encode_text(loaded, text))
-    steps = [_median_seconds(lambda n=n: seq2seq.step(loaded, encoder_pass, ids[:n]), 3)
-             for n in range(len(seq2seq.start_ids(loaded)), len(ids))]
+    steps = [
+        _median_seconds(lambda n=n: seq2seq.step(loaded, encoder_pass, ids[:n]), 3)
+        for n in range(len(seq2seq.start_ids(loaded)), len(ids))
+    ]
     share = encode / (encode + sum(steps))
     explanation = (
         f"Timed now on this machine: one encoder pass over the {len(encoder_pass.trace.tokens)} source tokens takes "
@@ -179,9 +194,12 @@ def encoder_share(loaded, view: Mapping, params: Mapping) -> Key:
         f"runs once and its output is reused by every step, so it is {100 * share:.0f}% of the work; the longer "
         "the output, the smaller its share. Timings on a shared machine vary from run to run."
     )
-    return Key(percent(share), explanation, {"encoder_ms": round(1000 * encode, 2),
-                                             "step_ms": [round(1000 * s, 2) for s in steps]},
-               fields={"steps": len(steps)})
+    return Key(
+        percent(share),
+        explanation,
+        {"encoder_ms": round(1000 * encode, 2), "step_ms": [round(1000 * s, 2) for s in steps]},
+        fields={"steps": len(steps)},
+    )
 
 
 def sampled_same(loaded, view: Mapping, params: Mapping) -> Key:
@@ -194,13 +212,19 @@ def sampled_same(loaded, view: Mapping, params: Mapping) -> Key:
     first = next((i for i, (a, b) in enumerate(zip(greedy, sampled)) if a != b), min(len(greedy), len(sampled)))
     same = greedy == sampled
     explanation = (
-        f"Greedy writes \"{_words(loaded, greedy)}\". Sampling at temperature {settings.temperature:g} with seed "
-        f"{settings.seed} writes \"{_words(loaded, sampled)}\"" + (
+        f'Greedy writes "{_words(loaded, greedy)}". Sampling at temperature {settings.temperature:g} with seed '
+        f'{settings.seed} writes "{_words(loaded, sampled)}"'
+        + (
             ": the same, because at every step the most likely token took most of the probability and the draws "
-            "landed on it." if same else
-            f": they part at output token {first + 1}, where the draw took a less likely token, and from there on "
+            "landed on it."
+            if same
+            else f": they part at output token {first + 1}, where the draw took a less likely token, and from there on "
             "the decoder continues from its own different text."
         )
     )
-    return Key(YES if same else NO, explanation, {"greedy": _words(loaded, greedy), "sampled": _words(loaded, sampled)},
-               fields={"temperature": f"{settings.temperature:g}", "seed": settings.seed})
+    return Key(
+        YES if same else NO,
+        explanation,
+        {"greedy": _words(loaded, greedy), "sampled": _words(loaded, sampled)},
+        fields={"temperature": f"{settings.temperature:g}", "seed": settings.seed},
+    )

@@ -96,8 +96,15 @@ class Question:
             raise ValueError(f"question {self.id}: its text is at most {MAX_QUESTION_CHARS} printable characters")
         if self.choices:
             labels = [unicodedata.normalize("NFC", c) if isinstance(c, str) else c for c in self.choices]
-            bad = [c for c in labels if not isinstance(c, str) or not c.strip() or c != c.strip()
-                   or len(c) > MAX_ANSWER_CHARS or _has_control(c)]
+            bad = [
+                c
+                for c in labels
+                if not isinstance(c, str)
+                or not c.strip()
+                or c != c.strip()
+                or len(c) > MAX_ANSWER_CHARS
+                or _has_control(c)
+            ]
             if bad or len(set(labels)) != len(labels) or not 2 <= len(labels) <= MAX_CHOICES:
                 raise ValueError(f"question {self.id}: 2 to {MAX_CHOICES} distinct, trimmed, printable choices")
             return Question(self.id, tuple(labels), text=self.text)
@@ -142,8 +149,9 @@ class Question:
     @classmethod
     def from_json(cls, question_id: str, spec: str) -> Question:
         data = json.loads(spec)
-        return cls(question_id, tuple(data["choices"]), data["low"], data["high"], data["integer"],
-                   data.get("text", ""))
+        return cls(
+            question_id, tuple(data["choices"]), data["low"], data["high"], data["integer"], data.get("text", "")
+        )
 
     def order(self, answers) -> list[str]:
         """Stored answers in display order: the declared choices (all of them), or numbers ascending."""

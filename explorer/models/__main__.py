@@ -34,8 +34,9 @@ def export_default(family: str, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m explorer.models", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer.models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write a family's default model as a plain Hugging Face folder")
     export.add_argument("--default", required=True, choices=sorted(FAMILY_KEYS), dest="family")

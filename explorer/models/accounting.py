@@ -44,8 +44,11 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
     output head although this transformers version ties it to the embeddings (T5 v1.1 / Flan-T5)."""
     arch = ARCHITECTURES.get(config.model_type)
     auto = getattr(transformers, arch.auto_class if arch else "AutoModel")
-    if (arch is not None and FAMILIES[arch.family].encoder_only
-            and type(config) in transformers.AutoModelForPreTraining._model_mapping):
+    if (
+        arch is not None
+        and FAMILIES[arch.family].encoder_only
+        and type(config) in transformers.AutoModelForPreTraining._model_mapping
+    ):
         # papers count encoders as pre-trained: with the pooler and pre-training heads
         auto = transformers.AutoModelForPreTraining
     with BUILD_LOCK, torch.device("meta"):  # one build at a time (explorer/locks.py)
@@ -64,9 +67,18 @@ def account(config, name: str = "", published: dict | None = None, untied_head: 
     moe_layers = sum(1 for n, m in model.named_modules() if n.endswith(".experts"))
     per_expert = expert_params // max(experts * moe_layers, 1) if experts else 0
     active = total - expert_params + (expert_params * k // experts if experts else 0)
-    return Accounting(name=name or config.model_type, model_type=config.model_type, total=total, active=active,
-                      by_role=by_role, num_experts=experts, experts_per_token=k, expert_size=per_expert,
-                      moe_layers=moe_layers, published=published or {})
+    return Accounting(
+        name=name or config.model_type,
+        model_type=config.model_type,
+        total=total,
+        active=active,
+        by_role=by_role,
+        num_experts=experts,
+        experts_per_token=k,
+        expert_size=per_expert,
+        moe_layers=moe_layers,
+        published=published or {},
+    )
 
 
 @lru_cache(maxsize=1)
@@ -90,7 +102,7 @@ _DENSE_BASE = {"mixtral-8x7b": "Mistral 7B"}
 # (11 Dec 2023) gives 46.7 B total and 12.9 B active; the paper itself rounds them.
 _PUBLISHED_WORDS = {
     "mixtral-8x7b": "Mistral AI's release post (Dec 2023); the Mixtral paper (Jiang et al. 2024, \"Mixtral of "
-    "Experts\", arXiv:2401.04088) rounds them to 47 B and 13 B",
+    'Experts", arXiv:2401.04088) rounds them to 47 B and 13 B',
 }
 
 
@@ -116,15 +128,22 @@ def explain_totals(acc: Accounting) -> str:
     dense = dense_counterpart(acc)
     base = _DENSE_BASE.get(acc.name)
     dense_words = (
-        f"{base}'s actual {dense / 1e9:.2f} B parameters" if base
+        f"{base}'s actual {dense / 1e9:.2f} B parameters"
+        if base
         else f"its dense counterpart (the same blocks with one FFN each: {dense / 1e9:.2f} B)"
     )
     copies = f"{acc.num_experts} full copies of {dense_words} would be {acc.num_experts * dense / 1e9:.1f} B"
     named = name_count(acc)
-    naive = (f"{named[0]} × {named[1]:g} B = {named[0] * named[1]:g} B is the naive count read off the name; "
-             if named else "")
-    rest = ("attention, embeddings, norms and the dense FFN layers" if acc.by_role.get("ffn")
-            else "attention, embeddings and norms")
+    naive = (
+        f"{named[0]} × {named[1]:g} B = {named[0] * named[1]:g} B is the naive count read off the name; "
+        if named
+        else ""
+    )
+    rest = (
+        "attention, embeddings, norms and the dense FFN layers"
+        if acc.by_role.get("ffn")
+        else "attention, embeddings and norms"
+    )
     return (
         f"{naive}{copies}; it holds {acc.total / 1e9:.1f} B because only the FFN experts are copied, while "
         f"{rest} are shared ({(acc.total - experts) / 1e9:.2f} B with the router)."
@@ -157,8 +176,10 @@ def explain_moe(acc: Accounting) -> str:
         active = acc.published.get("active_parameters")
         words = _PUBLISHED_WORDS.get(acc.name) or acc.published.get("source", "")
         text += (
-            f"Published: {_spaced(published)} total" + (f" and {_spaced(active)} active per token" if active else "")
-            + (f", in {words}" if words else "") + ". "
+            f"Published: {_spaced(published)} total"
+            + (f" and {_spaced(active)} active per token" if active else "")
+            + (f", in {words}" if words else "")
+            + ". "
         )
     return text + (
         f"Holding it takes {acc.memory_gib('float16'):.0f} GiB in float16, although each token computes with only "

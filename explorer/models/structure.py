@@ -16,8 +16,10 @@ import networkx as nx
 from explorer.models.roles import parameter_role
 from explorer.registry import FAMILIES
 
-_BLOCK = re.compile(r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)"
-                    r"\.(?P<index>\d+)\.(?P<rest>.*)$")
+_BLOCK = re.compile(
+    r"^(?P<stack>.*?)(?:\.|^)(?P<list>layers|layer|h|block|albert_layers)"
+    r"\.(?P<index>\d+)\.(?P<rest>.*)$"
+)
 _CROSS = re.compile(r"(encoder_attn|EncDecAttention|crossattention|cross_attn|layer\.1\.EncDecAttention)")
 _EXPERT_INDEX = re.compile(r"experts\.(?:expert_)?(\d+)\.")
 
@@ -25,8 +27,14 @@ _EXPERT_INDEX = re.compile(r"experts\.(?:expert_)?(\d+)\.")
 def _part(rest: str, role: str) -> str:
     if _CROSS.search(rest):
         return "cross-attention"
-    return {"attention": "attention", "ffn": "feed-forward", "experts": "experts", "router": "router",
-            "norms": "norms", "embeddings": "attention"}.get(role, "other")
+    return {
+        "attention": "attention",
+        "ffn": "feed-forward",
+        "experts": "experts",
+        "router": "router",
+        "norms": "norms",
+        "embeddings": "attention",
+    }.get(role, "other")
 
 
 def _stack_name(prefix: str, encoder_decoder: bool) -> str:
@@ -44,8 +52,18 @@ def architecture_graph(model, family: str) -> nx.DiGraph:
     graph = nx.DiGraph()
     stacks = ["encoder", "decoder"] if encoder_decoder else (["encoder"] if only_encoder else ["decoder"])
     column = {s: i * 2 for i, s in enumerate(stacks)}
-    _add_node(graph, parts, "embeddings", "Token embeddings", "embeddings", "model", None,
-              sum(column.values()) / max(len(column), 1), 0, ("model", None, "embeddings"))
+    _add_node(
+        graph,
+        parts,
+        "embeddings",
+        "Token embeddings",
+        "embeddings",
+        "model",
+        None,
+        sum(column.values()) / max(len(column), 1),
+        0,
+        ("model", None, "embeddings"),
+    )
     labels = _BlockLabels(model.config, parts, experts_seen)
     last_of_stack = {stack: _add_stack(graph, parts, labels, stack, column[stack]) for stack in stacks}
     if encoder_decoder:
@@ -55,8 +73,18 @@ def architecture_graph(model, family: str) -> nx.DiGraph:
                 graph.add_edge(encoder_out, node, cross=True)
     depth = min(d["y"] for _n, d in graph.nodes(data=True)) - 2
     head_x = column[stacks[-1]]
-    _add_node(graph, parts, "head", "Output head" if not only_encoder else "Output (head, pooler)", "head", "model",
-              None, head_x, depth, ("model", None, "head"))
+    _add_node(
+        graph,
+        parts,
+        "head",
+        "Output head" if not only_encoder else "Output (head, pooler)",
+        "head",
+        "model",
+        None,
+        head_x,
+        depth,
+        ("model", None, "head"),
+    )
     graph.add_edge(last_of_stack[stacks[-1]], "head")
     return graph
 
@@ -74,8 +102,11 @@ def _parts(model, only_encoder: bool, encoder_decoder: bool) -> tuple[dict[tuple
             block = int(match["index"])
             part = _part(match["rest"], role)
             if part == "norms" or part == "other":
-                part = ("feed-forward" if "mlp" in match["rest"] or "ffn" in match["rest"] or "output" in match["rest"]
-                        else "attention")
+                part = (
+                    "feed-forward"
+                    if "mlp" in match["rest"] or "ffn" in match["rest"] or "output" in match["rest"]
+                    else "attention"
+                )
             key = (stack, block, part)
             if part == "experts":
                 expert = _EXPERT_INDEX.search(match["rest"])
@@ -91,8 +122,17 @@ def _parts(model, only_encoder: bool, encoder_decoder: bool) -> tuple[dict[tuple
 
 def _add_node(graph: nx.DiGraph, parts: dict, node, label, kind, stack, block, x, y, key=None) -> None:
     info = parts.get(key, {"params": 0, "shapes": []}) if key else {"params": 0, "shapes": []}
-    graph.add_node(node, label=label, kind=kind, params=info["params"], shapes=info["shapes"][:12], stack=stack,
-                   block=block, x=x, y=y)
+    graph.add_node(
+        node,
+        label=label,
+        kind=kind,
+        params=info["params"],
+        shapes=info["shapes"][:12],
+        stack=stack,
+        block=block,
+        x=x,
+        y=y,
+    )
 
 
 class _BlockLabels:
@@ -105,13 +145,16 @@ class _BlockLabels:
     def __call__(self, stack: str, b: int, part: str) -> str:
         config = self.config
         shared = f" (weights shared by all {config.num_hidden_layers} blocks)" if config.model_type == "albert" else ""
-        return {"attention": (f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "")
-                              + shared),
-                "cross-attention": f"block {b + 1}: cross-attention",
-                "feed-forward": f"block {b + 1}: " + ("shared expert (always on)" if (stack, b, "router") in self.parts
-                                                        else "dense feed-forward"),
-                "router": f"block {b + 1}: router (top-{getattr(config, 'num_experts_per_tok', 1) or 1})",
-                "experts": f"block {b + 1}: {len(self.experts_seen[(stack, b)]) or self.num_experts} experts"}[part]
+        return {
+            "attention": (
+                f"{stack} block {b + 1}: self-attention" + (" (causal)" if stack == "decoder" else "") + shared
+            ),
+            "cross-attention": f"block {b + 1}: cross-attention",
+            "feed-forward": f"block {b + 1}: "
+            + ("shared expert (always on)" if (stack, b, "router") in self.parts else "dense feed-forward"),
+            "router": f"block {b + 1}: router (top-{getattr(config, 'num_experts_per_tok', 1) or 1})",
+            "experts": f"block {b + 1}: {len(self.experts_seen[(stack, b)]) or self.num_experts} experts",
+        }[part]
 
 
 def _add_stack(graph: nx.DiGraph, parts: dict, labels: _BlockLabels, stack: str, x0: float) -> str:
@@ -119,12 +162,18 @@ def _add_stack(graph: nx.DiGraph, parts: dict, labels: _BlockLabels, stack: str,
     previous = "embeddings"
     for b in sorted({b for (s, b, _p) in parts if s == stack and b is not None}):
         y = -(1 + 3 * b)
-        for part, dx, dy in (("attention", 0, 0), ("cross-attention", 0.5, -0.9), ("feed-forward", 0, -1.8),
-                             ("router", 0, -1.8), ("experts", 0.9, -1.8)):
+        for part, dx, dy in (
+            ("attention", 0, 0),
+            ("cross-attention", 0.5, -0.9),
+            ("feed-forward", 0, -1.8),
+            ("router", 0, -1.8),
+            ("experts", 0.9, -1.8),
+        ):
             key = (stack, b, part)
             if key in parts:
-                _add_node(graph, parts, f"{stack}.{b}.{part}", labels(stack, b, part), part, stack, b,
-                          x0 + dx, y + dy, key)
+                _add_node(
+                    graph, parts, f"{stack}.{b}.{part}", labels(stack, b, part), part, stack, b, x0 + dx, y + dy, key
+                )
         previous = _connect_block(graph, f"{stack}.{b}", previous)
     return previous
 

@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import struct
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,34 +88,9 @@ def whisper_state_dict(v: dict[str, np.ndarray], encoder_layers: int, decoder_la
     zeros there), so that slice is dropped.
     """
     sd: dict[str, np.ndarray] = {}
-
-    def attention(ct2: str, hf: str, fused_qkv: bool) -> None:
-        if fused_qkv:
-            q_w, k_w, v_w = _split_rows(v[f"{ct2}/linear_0/weight"], 3)
-            q_b, _k_b, v_b = _split_rows(v[f"{ct2}/linear_0/bias"], 3)
-            out = "linear_1"
-        else:
-            q_w, q_b = v[f"{ct2}/linear_0/weight"], v[f"{ct2}/linear_0/bias"]
-            k_w, v_w = _split_rows(v[f"{ct2}/linear_1/weight"], 2)
-            _k_b, v_b = _split_rows(v[f"{ct2}/linear_1/bias"], 2)
-            out = "linear_2"
-        sd.update({
-            f"{hf}.q_proj.weight": q_w, f"{hf}.q_proj.bias": q_b,
-            f"{hf}.k_proj.weight": k_w,
-            f"{hf}.v_proj.weight": v_w, f"{hf}.v_proj.bias": v_b,
-            f"{hf}.out_proj.weight": v[f"{ct2}/{out}/weight"], f"{hf}.out_proj.bias": v[f"{ct2}/{out}/bias"],
-        })
-
-    def layer_norm(ct2: str, hf: str) -> None:
-        sd[f"{hf}.weight"] = v[f"{ct2}/gamma"]
-        sd[f"{hf}.bias"] = v[f"{ct2}/beta"]
-
-    def ffn(ct2: str, hf: str) -> None:
-        layer_norm(f"{ct2}/layer_norm", f"{hf}.final_layer_norm")
-        for i, name in ((0, "fc1"), (1, "fc2")):
-            sd[f"{hf}.{name}.weight"] = v[f"{ct2}/linear_{i}/weight"]
-            sd[f"{hf}.{name}.bias"] = v[f"{ct2}/linear_{i}/bias"]
-
+    attention = partial(_attention, sd, v)
+    layer_norm = partial(_layer_norm, sd, v)
+    ffn = partial(_ffn, sd, v)
     for conv in ("conv1", "conv2"):
         sd[f"model.encoder.{conv}.weight"] = v[f"encoder/{conv}/weight"]
         sd[f"model.encoder.{conv}.bias"] = v[f"encoder/{conv}/bias"]
@@ -137,6 +113,43 @@ def whisper_state_dict(v: dict[str, np.ndarray], encoder_layers: int, decoder_la
         ffn(f"{ct2}/ffn", hf)
     layer_norm("decoder/layer_norm", "model.decoder.layer_norm")
     return sd
+
+
+def _attention(sd: dict, v: dict, ct2: str, hf: str, fused_qkv: bool) -> None:
+    """One attention block's q/k/v/out projections into ``sd`` (Whisper's k has no bias: CTranslate2's zeros are
+    dropped)."""
+    if fused_qkv:
+        q_w, k_w, v_w = _split_rows(v[f"{ct2}/linear_0/weight"], 3)
+        q_b, _k_b, v_b = _split_rows(v[f"{ct2}/linear_0/bias"], 3)
+        out = "linear_1"
+    else:
+        q_w, q_b = v[f"{ct2}/linear_0/weight"], v[f"{ct2}/linear_0/bias"]
+        k_w, v_w = _split_rows(v[f"{ct2}/linear_1/weight"], 2)
+        _k_b, v_b = _split_rows(v[f"{ct2}/linear_1/bias"], 2)
+        out = "linear_2"
+    sd.update(
+        {
+            f"{hf}.q_proj.weight": q_w,
+            f"{hf}.q_proj.bias": q_b,
+            f"{hf}.k_proj.weight": k_w,
+            f"{hf}.v_proj.weight": v_w,
+            f"{hf}.v_proj.bias": v_b,
+            f"{hf}.out_proj.weight": v[f"{ct2}/{out}/weight"],
+            f"{hf}.out_proj.bias": v[f"{ct2}/{out}/bias"],
+        }
+    )
+
+
+def _layer_norm(sd: dict, v: dict, ct2: str, hf: str) -> None:
+    sd[f"{hf}.weight"] = v[f"{ct2}/gamma"]
+    sd[f"{hf}.bias"] = v[f"{ct2}/beta"]
+
+
+def _ffn(sd: dict, v: dict, ct2: str, hf: str) -> None:
+    _layer_norm(sd, v, f"{ct2}/layer_norm", f"{hf}.final_layer_norm")
+    for i, name in ((0, "fc1"), (1, "fc2")):
+        sd[f"{hf}.{name}.weight"] = v[f"{ct2}/linear_{i}/weight"]
+        sd[f"{hf}.{name}.bias"] = v[f"{ct2}/linear_{i}/bias"]
 
 
 def _count_layers(variables: dict[str, np.ndarray], stack: str) -> int:
@@ -186,8 +199,9 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
     enc_layers, dec_layers = _count_layers(variables, "encoder"), _count_layers(variables, "decoder")
     n_mels = variables["encoder/conv1/weight"].shape[1]
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(ct2_dir / "tokenizer.json"))
-    special = {t: tokenizer.convert_tokens_to_ids(t)
-               for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")}
+    special = {
+        t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")
+    }
     config = _whisper_config(variables, enc_layers, dec_layers, special)
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
@@ -211,7 +225,8 @@ def convert_ct2_whisper(ct2_dir: Path, out_dir: Path) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=int(n_mels)),
-                     tokenizer=tokenizer).save_pretrained(tmp)
+    WhisperProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=int(n_mels)), tokenizer=tokenizer
+    ).save_pretrained(tmp)
     tmp.rename(out_dir)  # atomic: a half-written folder is never taken for a finished one
     return out_dir

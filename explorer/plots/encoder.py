@@ -64,13 +64,26 @@ def pair_similarity_by_depth(trace: ForwardTrace, first: int, second: int) -> go
     a, b = trace.hidden_states[:, first], trace.hidden_states[:, second]  # [L+1, D]
     cos = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
     fig = dict_figure(
-        [dict(type="scatter", x=np.arange(len(cos)), y=cos, mode="lines+markers", line=dict(color="#0072B2"),
-              hovertemplate="depth %{x}: cosine %{y:.3f}<extra></extra>")],
-        dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)")),
-             yaxis=dict(title=dict(text="cosine similarity"), range=[min(-0.05, float(cos.min()) - 0.05), 1.05])),
+        [
+            dict(
+                type="scatter",
+                x=np.arange(len(cos)),
+                y=cos,
+                mode="lines+markers",
+                line=dict(color="#0072B2"),
+                hovertemplate="depth %{x}: cosine %{y:.3f}<extra></extra>",
+            )
+        ],
+        dict(
+            xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)")),
+            yaxis=dict(title=dict(text="cosine similarity"), range=[min(-0.05, float(cos.min()) - 0.05), 1.05]),
+        ),
     )
-    return base_layout(fig, f"Similarity of '{safe_label(trace.tokens[first])}' and "
-                            f"'{safe_label(trace.tokens[second])}' with depth", height=320)
+    return base_layout(
+        fig,
+        f"Similarity of '{safe_label(trace.tokens[first])}' and '{safe_label(trace.tokens[second])}' with depth",
+        height=320,
+    )
 
 
 def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
@@ -80,15 +93,24 @@ def attention_entropy_overview(trace: ForwardTrace) -> go.Figure:
     a = np.clip(trace.attentions, 1e-12, 1.0)  # [L, H, T, T]
     entropy = -(a * np.log2(a)).sum(-1).mean(-1)  # [L, H]
     fig = dict_figure(
-        [dict(type="heatmap", z=entropy, x=[f"head {h}" for h in range(entropy.shape[1])],
-              y=[f"block {b + 1}" for b in range(entropy.shape[0])], colorscale=named_colorscale("Magma"),
-              colorbar=dict(title=dict(text="bits")),
-              hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>")],
+        [
+            dict(
+                type="heatmap",
+                z=entropy,
+                x=[f"head {h}" for h in range(entropy.shape[1])],
+                y=[f"block {b + 1}" for b in range(entropy.shape[0])],
+                colorscale=named_colorscale("Magma"),
+                colorbar=dict(title=dict(text="bits")),
+                hovertemplate="%{y}, %{x}<br>mean entropy %{z:.2f} bits<extra></extra>",
+            )
+        ],
         dict(yaxis=dict(autorange="reversed")),
     )
-    return base_layout(fig, "All heads at a glance: how spread out each head's attention is "
-                            f"(max {np.log2(len(trace.tokens)):.1f} bits)",
-                       height=max(300, 28 * entropy.shape[0] + 140))
+    return base_layout(
+        fig,
+        f"All heads at a glance: how spread out each head's attention is (max {np.log2(len(trace.tokens)):.1f} bits)",
+        height=max(300, 28 * entropy.shape[0] + 140),
+    )
 
 
 def mask_comparison(tokens) -> go.Figure:
@@ -96,9 +118,19 @@ def mask_comparison(tokens) -> go.Figure:
     t = len(tokens)
     labels = unique_labels(tokens)
     data = [
-        dict(type="heatmap", z=mask, x=labels, y=labels, zmin=0, zmax=1, showscale=False, xaxis=f"x{suffix}",
-             yaxis=f"y{suffix}", colorscale=[[0, "#F2F2F2"], [1, "#0072B2"]],
-             hovertemplate="query %{y}<br>key %{x}<br>%{z:.0f} = allowed if 1<extra></extra>")
+        dict(
+            type="heatmap",
+            z=mask,
+            x=labels,
+            y=labels,
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            xaxis=f"x{suffix}",
+            yaxis=f"y{suffix}",
+            colorscale=[[0, "#F2F2F2"], [1, "#0072B2"]],
+            hovertemplate="query %{y}<br>key %{x}<br>%{z:.0f} = allowed if 1<extra></extra>",
+        )
         for suffix, mask in (("", np.ones((t, t), dtype=np.uint8)), ("2", np.tril(np.ones((t, t), dtype=np.uint8))))
     ]
     return base_layout(dict_figure(data, _two_panels()), "Who may attend to whom (blue = allowed)", height=380)
@@ -111,8 +143,9 @@ def _two_panels() -> dict:
 
 @functools.cache
 def _two_panels_layout() -> dict:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"),
-                        horizontal_spacing=0.12)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Encoder: bidirectional", "Decoder: causal"), horizontal_spacing=0.12
+    )
     fig.update_yaxes(autorange="reversed")
     return fig.layout.to_plotly_json()
 
@@ -125,27 +158,54 @@ def cosine_similarity_matrix(trace: ForwardTrace, layer: int) -> go.Figure:
     sim = unit @ unit.T  # [T, T]
     labels = unique_labels(trace.tokens)
     fig = dict_figure(
-        [dict(type="heatmap", z=sim, x=labels, y=labels, zmin=-1, zmax=1, colorscale=named_colorscale("RdBu"),
-              reversescale=True, colorbar=dict(title=dict(text="cosine")),
-              hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>")],
+        [
+            dict(
+                type="heatmap",
+                z=sim,
+                x=labels,
+                y=labels,
+                zmin=-1,
+                zmax=1,
+                colorscale=named_colorscale("RdBu"),
+                reversescale=True,
+                colorbar=dict(title=dict(text="cosine")),
+                hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>",
+            )
+        ],
         dict(yaxis=dict(autorange="reversed")),
     )
-    return base_layout(fig, f"Token similarity at layer {layer} "
-                            f"({'embeddings' if layer == 0 else 'after block ' + str(layer)})", height=480)
+    return base_layout(
+        fig,
+        f"Token similarity at layer {layer} ({'embeddings' if layer == 0 else 'after block ' + str(layer)})",
+        height=480,
+    )
 
 
 def attention_heatmap(tokens, attention: np.ndarray, title: str, key_tokens=None) -> go.Figure:
     """One attention map [queries, keys] (a head or the head average); rows sum to 1."""
     require(attention.ndim == 2, f"attention must be [q, k], got {attention.shape}")
     key_tokens = tokens if key_tokens is None else key_tokens
-    require(attention.shape == (len(tokens), len(key_tokens)),
-            f"attention {attention.shape} vs {len(tokens)}x{len(key_tokens)} tokens")
+    require(
+        attention.shape == (len(tokens), len(key_tokens)),
+        f"attention {attention.shape} vs {len(tokens)}x{len(key_tokens)} tokens",
+    )
     fig = dict_figure(
-        [dict(type="heatmap", z=attention, x=unique_labels(key_tokens), y=unique_labels(tokens), zmin=0,
-              colorscale=named_colorscale("Blues"), colorbar=dict(title=dict(text="weight")),
-              hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>")],
-        dict(xaxis=dict(title=dict(text="attended-to token (key)")),
-             yaxis=dict(title=dict(text="attending token (query)"), autorange="reversed")),
+        [
+            dict(
+                type="heatmap",
+                z=attention,
+                x=unique_labels(key_tokens),
+                y=unique_labels(tokens),
+                zmin=0,
+                colorscale=named_colorscale("Blues"),
+                colorbar=dict(title=dict(text="weight")),
+                hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>",
+            )
+        ],
+        dict(
+            xaxis=dict(title=dict(text="attended-to token (key)")),
+            yaxis=dict(title=dict(text="attending token (query)"), autorange="reversed"),
+        ),
     )
     return base_layout(fig, title, height=480)
 
@@ -179,15 +239,29 @@ def same_word_by_depth(traces: dict[str, ForwardTrace], word: str) -> go.Figure:
     for n, (sentence, b) in enumerate(others):
         cos = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
         lowest = min(lowest, float(cos.min()))
-        data.append(dict(type="scatter", x=np.arange(len(cos)), y=cos, mode="lines+markers", name=safe_label(sentence),
-                         line=dict(color=QUALITATIVE[n % len(QUALITATIVE)]),
-                         hovertemplate=f"{safe_label(sentence)}<br>depth %{{x}}: cosine %{{y:.3f}}<extra></extra>"))
+        data.append(
+            dict(
+                type="scatter",
+                x=np.arange(len(cos)),
+                y=cos,
+                mode="lines+markers",
+                name=safe_label(sentence),
+                line=dict(color=QUALITATIVE[n % len(QUALITATIVE)]),
+                hovertemplate=f"{safe_label(sentence)}<br>depth %{{x}}: cosine %{{y:.3f}}<extra></extra>",
+            )
+        )
     fig = dict_figure(
         data,
-        dict(xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)"), dtick=1),
-             yaxis=dict(title=dict(text=f"cosine with '{safe_label(word)}' in the first sentence"),
-                        range=[lowest - 0.05, 1.05]),
-             legend=dict(orientation="h", yanchor="top", y=-0.25, x=0.0)),
+        dict(
+            xaxis=dict(title=dict(text="depth (0 = embeddings, then after each block)"), dtick=1),
+            yaxis=dict(
+                title=dict(text=f"cosine with '{safe_label(word)}' in the first sentence"), range=[lowest - 0.05, 1.05]
+            ),
+            legend=dict(orientation="h", yanchor="top", y=-0.25, x=0.0),
+        ),
     )
-    return base_layout(fig, f"'{safe_label(word)}' in different sentences, against '{safe_label(word)}' in "
-                            f"“{safe_label(first)}”", height=380)
+    return base_layout(
+        fig,
+        f"'{safe_label(word)}' in different sentences, against '{safe_label(word)}' in “{safe_label(first)}”",
+        height=380,
+    )

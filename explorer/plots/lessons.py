@@ -17,14 +17,37 @@ def votes_figure(labels: list[str], counts: list[int], title: str, right: list[i
     shown = [safe_label(label) for label in labels]
     fig = go.Figure()
     if right is None:
-        fig.add_trace(go.Bar(x=shown, y=counts, marker_color=VOTES, name="votes", text=counts,
-                             textposition="outside", hovertemplate="%{x}: %{y} votes<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=shown,
+                y=counts,
+                marker_color=VOTES,
+                name="votes",
+                text=counts,
+                textposition="outside",
+                hovertemplate="%{x}: %{y} votes<extra></extra>",
+            )
+        )
     else:
         require(len(right) == len(counts), "one right count per label")
-        fig.add_trace(go.Bar(x=shown, y=right, marker_color=RIGHT, name="the model's answer",
-                             hovertemplate="%{x}: %{y} votes<extra>the model's answer</extra>"))
-        fig.add_trace(go.Bar(x=shown, y=[c - r for c, r in zip(counts, right)], marker_color=OTHER,
-                             name="another answer", hovertemplate="%{x}: %{y} votes<extra>another answer</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=shown,
+                y=right,
+                marker_color=RIGHT,
+                name="the model's answer",
+                hovertemplate="%{x}: %{y} votes<extra>the model's answer</extra>",
+            )
+        )
+        fig.add_trace(
+            go.Bar(
+                x=shown,
+                y=[c - r for c, r in zip(counts, right)],
+                marker_color=OTHER,
+                name="another answer",
+                hovertemplate="%{x}: %{y} votes<extra>another answer</extra>",
+            )
+        )
         fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.25, traceorder="normal"))
     base_layout(fig, title, height=360)
     fig.update_xaxes(type="category")
@@ -38,8 +61,17 @@ def shift_figure(labels: list[str], first: list[int], second: list[int], title: 
     shown = [safe_label(label) for label in labels]
     fig = go.Figure()
     for name, counts, colour in (("round 1", first, ROUND_COLOURS[0]), ("round 2", second, ROUND_COLOURS[1])):
-        fig.add_trace(go.Bar(x=shown, y=counts, name=name, marker_color=colour, text=counts, textposition="outside",
-                             hovertemplate=f"%{{x}}: %{{y}} votes<extra>{name}</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=shown,
+                y=counts,
+                name=name,
+                marker_color=colour,
+                text=counts,
+                textposition="outside",
+                hovertemplate=f"%{{x}}: %{{y}} votes<extra>{name}</extra>",
+            )
+        )
     base_layout(fig, title, height=360)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(type="category")

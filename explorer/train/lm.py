@@ -28,8 +28,16 @@ from explorer.train.corpus import load_corpus
 from explorer.train.recipe import device, lr_scale
 
 EOS = "<|endoftext|>"
-SHAPE = dict(vocab_size=4096, hidden_size=160, num_hidden_layers=4, num_attention_heads=5, num_key_value_heads=5,
-             max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5)
+SHAPE = dict(
+    vocab_size=4096,
+    hidden_size=160,
+    num_hidden_layers=4,
+    num_attention_heads=5,
+    num_key_value_heads=5,
+    max_position_embeddings=256,
+    tie_word_embeddings=True,
+    rms_norm_eps=1e-5,
+)
 EXPERT_WIDTH = 192
 NUM_EXPERTS, TOP_K = 8, 2
 BALANCE_COEF, Z_LOSS_COEF = 0.01, 1e-3  # 0.05 balanced harder but cost perplexity (101.7 vs 96.4)
@@ -39,18 +47,29 @@ def train_tokenizer(documents: list[str], vocab_size: int) -> PreTrainedTokenize
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(documents, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS,
-                                   pad_token=EOS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS, pad_token=EOS
+    )
 
 
 def build(kind: str):
     if kind == "moe":
-        config = MixtralConfig(**SHAPE, intermediate_size=EXPERT_WIDTH, num_local_experts=NUM_EXPERTS,
-                               num_experts_per_tok=TOP_K, router_aux_loss_coef=0.0, output_router_logits=False,
-                               attn_implementation="eager")
+        config = MixtralConfig(
+            **SHAPE,
+            intermediate_size=EXPERT_WIDTH,
+            num_local_experts=NUM_EXPERTS,
+            num_experts_per_tok=TOP_K,
+            router_aux_loss_coef=0.0,
+            output_router_logits=False,
+            attn_implementation="eager",
+        )
         return MixtralForCausalLM(config)
     if kind == "dense":
         config = LlamaConfig(**SHAPE, intermediate_size=TOP_K * EXPERT_WIDTH, attn_implementation="eager")
@@ -84,7 +103,7 @@ def first_choice_entropy(model, data: np.ndarray, batch: int = 16) -> list[float
     counts = None
     with torch.no_grad():
         for i in range(0, len(data), batch):
-            x = torch.as_tensor(data[i:i + batch], device=model.device)
+            x = torch.as_tensor(data[i : i + batch], device=model.device)
             logits = model(input_ids=x, output_router_logits=True).router_logits  # per layer [B*T, N]
             layer_counts = torch.stack([torch.bincount(lg.argmax(-1), minlength=lg.shape[-1]) for lg in logits])
             counts = layer_counts if counts is None else counts + layer_counts
@@ -109,7 +128,7 @@ def held_out_loss(model, data: np.ndarray, batch: int = 16) -> float:
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(data), batch):
-        x = torch.as_tensor(data[i:i + batch], device=model.device)
+        x = torch.as_tensor(data[i : i + batch], device=model.device)
         out = model(input_ids=x, labels=x)
         n = x.numel() - x.shape[0]
         total += out.loss.item() * n
@@ -118,9 +137,21 @@ def held_out_loss(model, data: np.ndarray, batch: int = 16) -> float:
     return total / count
 
 
-def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, seq_len: int = 128, lr: float = 2e-3,
-             seed: int = 0, eval_every: int = 100, eval_rows: int = 96, tokenizer_dir: Path | None = None,
-             progress=None, balance_coef: float = BALANCE_COEF) -> dict:
+def train_lm(
+    kind: str,
+    corpus: Path,
+    out: Path,
+    steps: int,
+    batch: int = 32,
+    seq_len: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    eval_every: int = 100,
+    eval_rows: int = 96,
+    tokenizer_dir: Path | None = None,
+    progress=None,
+    balance_coef: float = BALANCE_COEF,
+) -> dict:
     """Train ``kind`` ('moe' or 'dense'); the tokenizer is trained once and reused from
     ``tokenizer_dir`` when it exists so both models read the same tokens."""
     torch.manual_seed(seed)
@@ -131,13 +162,8 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
     model = build(kind).to(where)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
-    params = sum(p.numel() for p in model.parameters())
-    log = {"kind": kind, "parameters": params, "steps": [],
-           "config": dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=where,
-                          threads=torch.get_num_threads(), train_rows=int(len(train)), eval_rows=int(len(held)))}
-    if kind == "moe":
-        log["config"]["balancing"] = (f"per-layer Switch loss (first choices) x {balance_coef}, averaged over layers, "
-                                      f"+ router z-loss x {Z_LOSS_COEF}; transformers' pooled aux loss off")
+    config = dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, seed=seed, device=where)
+    log = _lm_log(kind, model, config, len(train), len(held), balance_coef)
     start = time.perf_counter()
     log["steps"].append({"step": 0, "tokens": 0, "seconds": 0.0, "held_out_loss": held_out_loss(model, held)})
     warmup = max(1, steps // 20)
@@ -157,6 +183,23 @@ def train_lm(kind: str, corpus: Path, out: Path, steps: int, batch: int = 32, se
             progress(step, steps, entry["train_loss"], entry.get("held_out_loss"), entry.get("first_choice_entropy"))
     log["seconds"] = time.perf_counter() - start
     _lm_export(model, tokenizer, log, out)
+    return log
+
+
+def _lm_log(kind: str, model, config: dict, train_rows: int, eval_rows: int, balance_coef: float) -> dict:
+    """The training log as it starts: the model's size, the run's settings (``config`` plus threads and rows) and,
+    for the MoE, how its experts are balanced."""
+    log = {
+        "kind": kind,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": [],
+        "config": dict(**config, threads=torch.get_num_threads(), train_rows=int(train_rows), eval_rows=int(eval_rows)),
+    }
+    if kind == "moe":
+        log["config"]["balancing"] = (
+            f"per-layer Switch loss (first choices) x {balance_coef}, averaged over layers, "
+            f"+ router z-loss x {Z_LOSS_COEF}; transformers' pooled aux loss off"
+        )
     return log
 
 

@@ -258,8 +258,17 @@ def train_mlm(
     writes the checkpointed model without training further. ``continue_from`` (a folder this function
     wrote) starts from its adapters, head and LayerNorms instead of from zero, with a fresh optimiser and
     schedule; its log is kept under ``continued_from`` so the card states the compute of both runs."""
-    config = dict(steps=steps, batch=batch, seq_len=seq_len, lr=lr, head_lr=head_lr, norm_lr=norm_lr, rank=rank,
-                  alpha=alpha, seed=seed)
+    config = dict(
+        steps=steps,
+        batch=batch,
+        seq_len=seq_len,
+        lr=lr,
+        head_lr=head_lr,
+        norm_lr=norm_lr,
+        rank=rank,
+        alpha=alpha,
+        seed=seed,
+    )
     run = _mlm_setup(corpus, base, config, eval_rows, continue_from)
     if resume and checkpoint is not None and checkpoint.exists():
         _mlm_resume(run, checkpoint, progress)
@@ -298,8 +307,21 @@ def _mlm_setup(corpus: Path, base: Path, config: dict, eval_rows: int, continue_
     }
     if previous is not None:
         log["continued_from"] = previous
-    return _MlmRun(config, tokenizer, model, optimizer, peaks, trained, train_rows, held_rows, held_masked, special,
-                   rng, log, where)
+    return _MlmRun(
+        config,
+        tokenizer,
+        model,
+        optimizer,
+        peaks,
+        trained,
+        train_rows,
+        held_rows,
+        held_masked,
+        special,
+        rng,
+        log,
+        where,
+    )
 
 
 def _mlm_optimizer(model, config: dict) -> tuple[torch.optim.AdamW, list[float], list[torch.nn.Parameter]]:

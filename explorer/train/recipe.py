@@ -28,11 +28,22 @@ def lr_scale(step: int, warmup: int, total: int | None = None, floor: float = 0.
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def save_checkpoint(path: Path, step: int, weights: dict[str, torch.Tensor], optimizer, log: dict,
-                    numpy_rng: np.random.Generator | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    optimizer,
+    log: dict,
+    numpy_rng: np.random.Generator | None = None,
+) -> None:
     """Write a checkpoint (see the module's docstring); a run killed while saving keeps the previous one."""
-    state = {"step": step, "model": weights, "optimizer": optimizer.state_dict(), "log": log,
-             "torch_rng": torch.get_rng_state()}
+    state = {
+        "step": step,
+        "model": weights,
+        "optimizer": optimizer.state_dict(),
+        "log": log,
+        "torch_rng": torch.get_rng_state(),
+    }
     if numpy_rng is not None:
         state["numpy_rng"] = numpy_rng.bit_generator.state
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,9 @@ def routing_report(loaded, corpus, seq_len: int = 128, max_rows: int = 96) -> di
         consistency.append(float(np.mean(shares)))
     load = np.mean(loads, axis=0)
     # [M, E] share of tokens whose first choice is each expert, and its entropy / ln E per layer
-    first_share = np.stack([np.bincount(first[layer], minlength=load.shape[1]) / first.shape[1]
-                            for layer in range(first.shape[0])])
+    first_share = np.stack(
+        [np.bincount(first[layer], minlength=load.shape[1]) / first.shape[1] for layer in range(first.shape[0])]
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.nansum(first_share * np.log(first_share), axis=1) / np.log(load.shape[1])
     return {

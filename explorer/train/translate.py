@@ -274,8 +274,17 @@ def train_translate(
         raise FileNotFoundError(f"no teacher pairs in {pairs_path}: run the teacher first")
     if (checkpoint := work / "checkpoint.pt").exists() and not resume:
         raise FileExistsError(f"{checkpoint} exists: pass --resume to continue it, or delete it to start again")
-    config = dict(shape=shape or SHAPE, vocab_size=vocab_size, tokens_per_batch=tokens_per_batch, lr=lr, warmup=warmup,
-                  seed=seed, label_smoothing=0.1, schedule="inverse square root", bf16=bf16)
+    config = dict(
+        shape=shape or SHAPE,
+        vocab_size=vocab_size,
+        tokens_per_batch=tokens_per_batch,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        label_smoothing=0.1,
+        schedule="inverse square root",
+        bf16=bf16,
+    )
     run = _student_setup(rows, work, config, resume, init_from)
     try:
         _student_loop(run, pairs_path, steps, eval_sets or {}, eval_every, save_every, progress)
@@ -315,8 +324,14 @@ def _student_setup(rows: list[dict], work: Path, config: dict, resume: bool, ini
     torch.manual_seed(config["seed"])
     model = build(tokenizer, previous["config"]["shape"] if previous else config["shape"]).to(where)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)
-    log = {"parameters": sum(p.numel() for p in model.parameters()), "steps": [], "evaluations": [], "sessions": [],
-           "sentences_seen": 0, "config": {**config, "vocab_size": len(tokenizer)}}
+    log = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": [],
+        "evaluations": [],
+        "sessions": [],
+        "sentences_seen": 0,
+        "config": {**config, "vocab_size": len(tokenizer)},
+    }
     run = _StudentRun(config, tokenizer, model, optimizer, log, checkpoint, where)
     if state:
         restore(state, model, optimizer)
@@ -324,9 +339,14 @@ def _student_setup(rows: list[dict], work: Path, config: dict, resume: bool, ini
     elif warm:
         _student_from_export(run, init_from, previous)
     run.pairs = _load_pairs(tokenizer, rows, config["seed"])
-    run.session = {"start_step": run.step, "pairs": len(run.pairs.src), "device": where,
-                   "threads": torch.get_num_threads(), "seconds": 0.0,
-                   "from": "export (optimiser restarted)" if warm else "checkpoint" if state else "scratch"}
+    run.session = {
+        "start_step": run.step,
+        "pairs": len(run.pairs.src),
+        "device": where,
+        "threads": torch.get_num_threads(),
+        "seconds": 0.0,
+        "from": "export (optimiser restarted)" if warm else "checkpoint" if state else "scratch",
+    }
     run.log["sessions"].append(run.session)
     return run
 
@@ -342,8 +362,9 @@ def _student_from_export(run: _StudentRun, folder: Path, previous: dict) -> None
     run.rewarm = (run.step, max(1, run.config["warmup"] // 5))
 
 
-def _student_loop(run: _StudentRun, pairs_path: Path, steps: int, eval_sets: dict, eval_every: int,
-                  save_every: int, progress) -> None:
+def _student_loop(
+    run: _StudentRun, pairs_path: Path, steps: int, eval_sets: dict, eval_every: int, save_every: int, progress
+) -> None:
     """Steps up to ``steps`` in all: evaluate every ``eval_every``, save every ``save_every`` steps
     (and at the end), then take in the pairs the teacher has added to the cache meanwhile."""
     log, session = run.log, run.session
@@ -358,8 +379,13 @@ def _student_loop(run: _StudentRun, pairs_path: Path, steps: int, eval_sets: dic
         log["sentences_seen"] += sentences
         seconds = done_before + session["seconds"]
         if step % 10 == 0:
-            entry = {"step": step, "seconds": seconds, "train_loss": loss, "sentences": sentences,
-                     "pairs": len(run.pairs.src)}
+            entry = {
+                "step": step,
+                "seconds": seconds,
+                "train_loss": loss,
+                "sentences": sentences,
+                "pairs": len(run.pairs.src),
+            }
             log["steps"].append(entry)
         evaluation = None
         if eval_sets and (step % eval_every == 0 or step == steps):

@@ -21,7 +21,12 @@ EXPERIMENTS_FAMILY, EXPERIMENTS_TOOL = "exp_family", "exp_tool"
 # Session keys the lessons page owns and reads here: the lab under way, its step (from 1), whether the page
 # shows its list of labs, the family that list starts with, and the figure to bring into view on landing.
 LESSON_LAB, LESSON_STEP, LESSON_CHOOSING, LESSON_FAMILY, LESSON_LANDING = (
-    "lessons_lab", "lessons_step", "_lessons_choosing", "_lessons_family", "_lessons_landing")
+    "lessons_lab",
+    "lessons_step",
+    "_lessons_choosing",
+    "_lessons_family",
+    "_lessons_landing",
+)
 
 
 def _drawn_elsewhere() -> None:
@@ -69,13 +74,21 @@ def lessons_button(family_key: str) -> None:
     if landing:
         bring_into_view(*landing)
     if st.session_state.get(LESSON_LAB):
-        if st.sidebar.button("Back to the lesson", key="back_to_lesson", icon=":material/undo:",
-                             help=f"Step {st.session_state.get(LESSON_STEP, 1)} of the lab you were doing"):
+        if st.sidebar.button(
+            "Back to the lesson",
+            key="back_to_lesson",
+            icon=":material/undo:",
+            help=f"Step {st.session_state.get(LESSON_STEP, 1)} of the lab you were doing",
+        ):
             st.session_state[LESSON_CHOOSING] = False
             switch_to("lessons")
     labs = labs_of(family_key)
     if labs and st.sidebar.button(
-        "Lessons on this family", key="open_lessons", icon=":material/school:", on_click=guarded(_lessons_of),
-        args=(family_key,), help=f"{len(labs)} guided labs: predict what the model does, then check it live",
+        "Lessons on this family",
+        key="open_lessons",
+        icon=":material/school:",
+        on_click=guarded(_lessons_of),
+        args=(family_key,),
+        help=f"{len(labs)} guided labs: predict what the model does, then check it live",
     ):
         switch_to("lessons")

@@ -133,15 +133,24 @@ def class_banner() -> None:
     left, middle, right = st.columns([4, 6, 2], vertical_alignment="center")
     with left:
         st.caption("Class code")
-        st.html(f"<div class='lessons-code' style='font:700 {size}px/1.05 monospace;letter-spacing:.08em'>"
-                f"{code}</div>")  # six letters and digits of CODE_ALPHABET: nothing to escape
+        st.html(
+            f"<div class='lessons-code' style='font:700 {size}px/1.05 monospace;letter-spacing:.08em'>{code}</div>"
+        )  # six letters and digits of CODE_ALPHABET: nothing to escape
     with middle:
         st.markdown("Students: **Lessons** → **Join a class** and type the code, or open")
         st.code(_share_link(code), language=None, wrap_lines=True)
-        st.caption("Your address bar holds your teacher key (a reload keeps your controls): share this link, not "
-                   "your address bar.")
-    right.button("End the class", key="lessons_end_class", icon=":material/stop_circle:", width="stretch",
-                 on_click=guarded(_end_class), help="Votes and joins are refused from now on.")
+        st.caption(
+            "Your address bar holds your teacher key (a reload keeps your controls): share this link, not "
+            "your address bar."
+        )
+    right.button(
+        "End the class",
+        key="lessons_end_class",
+        icon=":material/stop_circle:",
+        width="stretch",
+        on_click=guarded(_end_class),
+        help="Votes and joins are refused from now on.",
+    )
 
 
 def _act(action: str, question: Question) -> None:
@@ -171,8 +180,15 @@ def _buttons(question: Question, current: bool, round_: int, is_open: bool) -> N
     actions += [("open", "Reopen the voting", ":material/lock_open:", "secondary")] if current and not is_open else []
     actions.append(("reveal", "Reveal the answer", ":material/visibility:", "secondary"))
     for action, label, icon, kind in actions:  # stacked: they sit in the narrow panel beside the figure
-        st.button(label, key=f"lessons_{action}", icon=icon, type=kind, on_click=guarded(_act),
-                  args=(action, question), width="stretch")
+        st.button(
+            label,
+            key=f"lessons_{action}",
+            icon=icon,
+            type=kind,
+            on_click=guarded(_act),
+            args=(action, question),
+            width="stretch",
+        )
 
 
 def teacher_step(answer: Answer, view: View, left, right) -> None:
@@ -182,8 +198,7 @@ def teacher_step(answer: Answer, view: View, left, right) -> None:
     try:
         state = classroom().state(st.session_state[CLASS])
         if state.ended:
-            raise ClassError("This class session is over (ended, or past its 3 hours); start a new class to ask "
-                             "again.")
+            raise ClassError("This class session is over (ended, or past its 3 hours); start a new class to ask again.")
     except ClassError as refusal:  # also a code the store no longer has (purged a day after it expired)
         left.warning(plain(refusal))
         left.button("Leave the class", key="lessons_leave", on_click=leave)
@@ -228,14 +243,19 @@ def _votes(code: str, question: Question, answer: Answer | None, view: View) -> 
         st.markdown(plain(f"{state.participants} joined. Not asked yet: press Ask the class."))
         return
     shown = second or first
-    st.markdown(f"**{shown.total} {'vote' if shown.total == 1 else 'votes'}** in round {shown.round} · "
-                f"{state.participants} joined · {status}")
+    st.markdown(
+        f"**{shown.total} {'vote' if shown.total == 1 else 'votes'}** in round {shown.round} · "
+        f"{state.participants} joined · {status}"
+    )
     with _live_figures():
         bars = bins(question, [first.counts] + ([second.counts] if second else []))
         labels = [b.label for b in bars]
         if answer is None and second is None:
-            view.figure(votes_figure(labels, [b.count(first.counts) for b in bars], f"Round 1: {first.total} votes"),
-                        key="lessons_votes_1", caption="The class's answers (anonymous), live.")
+            view.figure(
+                votes_figure(labels, [b.count(first.counts) for b in bars], f"Round 1: {first.total} votes"),
+                key="lessons_votes_1",
+                caption="The class's answers (anonymous), live.",
+            )
         elif answer is None:
             _shift(code, question, bars, first, second, view)
         else:
@@ -244,25 +264,37 @@ def _votes(code: str, question: Question, answer: Answer | None, view: View) -> 
 
 def _shift(code: str, question: Question, bars, first, second, view: View) -> None:
     labels = [b.label for b in bars]
-    view.figure(shift_figure(labels, [b.count(first.counts) for b in bars], [b.count(second.counts) for b in bars],
-                             f"Round 1 ({first.total} votes) and round 2 ({second.total} votes)"),
-                key="lessons_shift", caption="Where the discussion moved the class: each answer's votes, before and "
-                "after (live).")
+    view.figure(
+        shift_figure(
+            labels,
+            [b.count(first.counts) for b in bars],
+            [b.count(second.counts) for b in bars],
+            f"Round 1 ({first.total} votes) and round 2 ({second.total} votes)",
+        ),
+        key="lessons_shift",
+        caption="Where the discussion moved the class: each answer's votes, before and after (live).",
+    )
     shift = classroom().shift(code, question.id)
-    st.markdown(plain(f"{shift.changed} of the {shift.voted_both} students who voted in both rounds changed "
-                      "their answer."))
+    st.markdown(
+        plain(f"{shift.changed} of the {shift.voted_both} students who voted in both rounds changed their answer.")
+    )
 
 
 def _revealed_votes(code: str, question: Question, answer: Answer, bars, rounds, view: View) -> None:
     labels = [b.label for b in bars]
     for histogram in rounds:
         right = right_count(histogram.counts, answer)
-        view.figure(votes_figure(labels, [b.count(histogram.counts) for b in bars],
-                                 f"Round {histogram.round}: {right} of {histogram.total} votes "
-                                 f"({percent_of(right, histogram.total)}) match the model",
-                                 right=[b.right(histogram.counts, answer) for b in bars]),
-                    key=f"lessons_revealed_{histogram.round}", caption="Green: the model's answer "
-                    f"({answer.shown}); grey: another answer.")
+        view.figure(
+            votes_figure(
+                labels,
+                [b.count(histogram.counts) for b in bars],
+                f"Round {histogram.round}: {right} of {histogram.total} votes "
+                f"({percent_of(right, histogram.total)}) match the model",
+                right=[b.right(histogram.counts, answer) for b in bars],
+            ),
+            key=f"lessons_revealed_{histogram.round}",
+            caption=f"Green: the model's answer ({answer.shown}); grey: another answer.",
+        )
     if len(rounds) == 2:
         kinds = shift_kinds(classroom().shift(code, question.id).transitions, answer)
         st.table([{"between the rounds": kind, "students": n} for kind, n in kinds.items()])
@@ -279,7 +311,7 @@ class _live_figures:
         self.start = len(figures)
 
     def __exit__(self, *exc):
-        st.session_state[LIVE_FIGURES] = st.session_state[FIGURES][self.start:]
+        st.session_state[LIVE_FIGURES] = st.session_state[FIGURES][self.start :]
         return False
 
 
@@ -321,8 +353,15 @@ def join_form(key: str = "lessons_join_code") -> None:
         st.markdown("**Join a class**: type the code your teacher shows.")
         box, button = st.columns([3, 2], vertical_alignment="bottom")
         box.text_input("Class code", key=key, max_chars=40, placeholder="K7PQ2M")
-        button.button("Join", key="lessons_join", icon=":material/login:", type="primary",
-                      on_click=guarded(_join), args=(key,), width="stretch")
+        button.button(
+            "Join",
+            key="lessons_join",
+            icon=":material/login:",
+            type="primary",
+            on_click=guarded(_join),
+            args=(key,),
+            width="stretch",
+        )
 
 
 def show_note() -> None:
@@ -358,8 +397,10 @@ def _student(code: str, token: str) -> None:
     _question_heading(state.lab, question)
     receipt = st.session_state.get(RECEIPTS, {}).get((question.id, state.round))
     if not state.is_open:
-        st.info("The voting is closed: the answer is on your teacher's screen."
-                + (f" You answered {receipt}." if receipt else ""))
+        st.info(
+            "The voting is closed: the answer is on your teacher's screen."
+            + (f" You answered {receipt}." if receipt else "")
+        )
         return
     if state.round == 2:
         st.info("Round 2: talk it over with your neighbours, then vote again (you may keep your answer).")
@@ -380,11 +421,18 @@ def _ballot(code: str, token: str, question: Question, round_: int, receipt: str
     if question.choices:
         st.radio("Your answer", question.choices, index=None, key=key)
     else:
-        st.number_input("Your answer (a number)", value=None, key=key, format="%g",
-                        step=1.0 if question.integer else 0.1)
+        st.number_input(
+            "Your answer (a number)", value=None, key=key, format="%g", step=1.0 if question.integer else 0.1
+        )
     request_id = uuid.uuid4().hex  # one per drawing of the button: a double click sends it twice, counted once
-    st.button("Vote", key="lessons_vote", icon=":material/how_to_vote:", type="primary",
-              on_click=guarded(_vote), args=(code, token, question, round_, key, request_id))
+    st.button(
+        "Vote",
+        key="lessons_vote",
+        icon=":material/how_to_vote:",
+        type="primary",
+        on_click=guarded(_vote),
+        args=(code, token, question, round_, key, request_id),
+    )
     refused = st.session_state.get(BALLOT_NOTES, {}).get((question.id, round_))
     if refused:  # kept until the next vote: the screen reruns every LIVE_SECONDS
         st.warning(plain(refused))
@@ -412,8 +460,14 @@ def handout_question(title: str, answer: Answer, learner: str | None) -> Handout
     question_id = class_question(answer).id
     shown = revealed(question_id) or (role() == "alone" and learner is not None)
     return HandoutQuestion(
-        title, answer.question, answer.choices, answer.shown if shown else "", answer.explanation if shown else "",
-        learner or "", answer.accepts(learner) if learner is not None else None, class_votes(question_id),
+        title,
+        answer.question,
+        answer.choices,
+        answer.shown if shown else "",
+        answer.explanation if shown else "",
+        learner or "",
+        answer.accepts(learner) if learner is not None else None,
+        class_votes(question_id),
     )
 
 

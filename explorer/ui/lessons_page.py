@@ -41,8 +41,14 @@ MAX_STEPS = max(len(lab.steps) for lab in LABS)
 
 VIEW = View(
     "Lessons view",
-    keys={"lab": LESSON_LAB, "step": LESSON_STEP, "text": TEXT, "class": klass.CLASS, "me": klass.ME,
-          "teach": klass.TEACHER},
+    keys={
+        "lab": LESSON_LAB,
+        "step": LESSON_STEP,
+        "text": TEXT,
+        "class": klass.CLASS,
+        "me": klass.ME,
+        "teach": klass.TEACHER,
+    },
     settings={LESSON_LAB: "choice " + "|".join(BY_ID), LESSON_STEP: f"int 1 {MAX_STEPS}", TEXT: "str"},
     private=("me", "teach"),
 )
@@ -113,20 +119,28 @@ def _chooser(role: str) -> None:
     with top:
         st.subheader("Choose a lab")
         sizes = sorted(len(x.steps) for x in LABS)
-        st.caption(f"Each lab asks {sizes[0]} to {sizes[-1]} questions about one family's model, answered by that "
-                   "model live.")
+        st.caption(
+            f"Each lab asks {sizes[0]} to {sizes[-1]} questions about one family's model, answered by that model live."
+        )
         if lab is not None:
-            st.button(plain(f"Continue: {lab.title}, step {_step_number(lab)}"), key="lessons_continue",
-                      icon=":material/play_arrow:", on_click=lambda: st.session_state.update({LESSON_CHOOSING: False}))
+            st.button(
+                plain(f"Continue: {lab.title}, step {_step_number(lab)}"),
+                key="lessons_continue",
+                icon=":material/play_arrow:",
+                on_click=lambda: st.session_state.update({LESSON_CHOOSING: False}),
+            )
     with join:
         if role == "teacher":
-            st.info(f"You are teaching class {st.session_state[klass.CLASS]}: the lab you start now is the one it "
-                    "follows.")
+            st.info(
+                f"You are teaching class {st.session_state[klass.CLASS]}: the lab you start now is the one it follows."
+            )
         else:
             klass.join_form()
     first = st.session_state.get(LESSON_FAMILY)
-    order = sorted(LABS, key=lambda x: (x.family != first, list(FAMILIES).index(x.family)
-                                        if x.family in FAMILIES else len(FAMILIES)))
+    order = sorted(
+        LABS,
+        key=lambda x: (x.family != first, list(FAMILIES).index(x.family) if x.family in FAMILIES else len(FAMILIES)),
+    )
     columns = st.columns(3)
     for n, item in enumerate(order):
         with columns[n % 3].container(border=True):
@@ -141,8 +155,14 @@ def _lab_card(lab: Lab) -> None:
     st.markdown(f"**{plain(lab.title)}**")
     st.caption(plain(f"{_family_title(lab.family)} · {len(lab.steps)} steps"))
     st.markdown(plain(lab.summary))
-    st.button("Start", key=f"lessons_start_{lab.id}", icon=":material/play_arrow:", on_click=guarded(_start),
-              args=(lab.id,), width="stretch")
+    st.button(
+        "Start",
+        key=f"lessons_start_{lab.id}",
+        icon=":material/play_arrow:",
+        on_click=guarded(_start),
+        args=(lab.id,),
+        width="stretch",
+    )
 
 
 # --- one step of a lab ----------------------------------------------------------------------------------
@@ -195,14 +215,24 @@ def _lesson(lab: Lab, role: str) -> str:
 
 def _lesson_header(lab: Lab, number: int, role: str) -> None:
     back, title, teach = st.columns([2, 7, 3], vertical_alignment="center")
-    back.button("All labs", key="lessons_all", icon=":material/arrow_back:",
-                on_click=lambda: st.session_state.update({LESSON_CHOOSING: True}))
+    back.button(
+        "All labs",
+        key="lessons_all",
+        icon=":material/arrow_back:",
+        on_click=lambda: st.session_state.update({LESSON_CHOOSING: True}),
+    )
     title.markdown(plain(f"{lab.title} · {_family_title(lab.family)}"))
     title.progress(number / len(lab.steps))
     if role == "alone":
-        teach.button("Teach this lab to a class", key="lessons_teach", icon=":material/groups:",
-                     on_click=guarded(klass.start_class), args=(lab.id,), width="stretch",
-                     help="A class code for students to join from their own browsers and vote on each question.")
+        teach.button(
+            "Teach this lab to a class",
+            key="lessons_teach",
+            icon=":material/groups:",
+            on_click=guarded(klass.start_class),
+            args=(lab.id,),
+            width="stretch",
+            help="A class code for students to join from their own browsers and vote on each question.",
+        )
 
 
 @cached(max_entries=128)
@@ -245,8 +275,13 @@ def _step_body(lab: Lab, step: Step, loaded: LoadedModel, role: str) -> None:
 
 
 def _open_button(lab: Lab, step: Step, loaded: LoadedModel, overrides: tuple) -> None:
-    if st.button("Open this view", key="lessons_open_view", icon=":material/open_in_new:", width="stretch",
-                 help=f"The {step.page} page with this step's settings; come back with 'Back to the lesson'"):
+    if st.button(
+        "Open this view",
+        key="lessons_open_view",
+        icon=":material/open_in_new:",
+        width="stretch",
+        help=f"The {step.page} page with this step's settings; come back with 'Back to the lesson'",
+    ):
         _open_view(lab, step, loaded, overrides)
 
 
@@ -273,11 +308,20 @@ def _own_text(step: Step) -> None:
         return
     st.session_state[TEXT_BOX] = st.session_state.get(TEXT) or preset
     with st.expander("Ask it about your own text (the model's answer follows)", expanded=bool(_overrides(step))):
-        st.text_area("Text", key=TEXT_BOX, max_chars=5000, on_change=guarded(_set_text), args=(preset,),
-                     help="Press Ctrl+Enter or click outside the box: the question and its answer are computed again.")
+        st.text_area(
+            "Text",
+            key=TEXT_BOX,
+            max_chars=5000,
+            on_change=guarded(_set_text),
+            args=(preset,),
+            help="Press Ctrl+Enter or click outside the box: the question and its answer are computed again.",
+        )
         if _overrides(step):
-            st.button("Back to the lab's text", key="lessons_text_reset",
-                      on_click=lambda: st.session_state.update({TEXT: None}))
+            st.button(
+                "Back to the lab's text",
+                key="lessons_text_reset",
+                on_click=lambda: st.session_state.update({TEXT: None}),
+            )
 
 
 def _solo(answer: Answer, step: Step) -> None:
@@ -290,10 +334,17 @@ def _solo(answer: Answer, step: Step) -> None:
             st.radio("Your prediction", answer.choices, index=None, key=key)
         else:
             unit = f" (in {answer.unit})" if answer.unit else ""
-            st.number_input(f"Your prediction{unit}", value=None, key=key, format="%g",
-                            step=1.0 if whole_number(answer) else 0.1)
-        st.button("Commit my answer", key="lessons_commit", icon=":material/check:", type="primary",
-                  on_click=guarded(_commit), args=(question, key))
+            st.number_input(
+                f"Your prediction{unit}", value=None, key=key, format="%g", step=1.0 if whole_number(answer) else 0.1
+            )
+        st.button(
+            "Commit my answer",
+            key="lessons_commit",
+            icon=":material/check:",
+            type="primary",
+            on_click=guarded(_commit),
+            args=(question, key),
+        )
         return
     _reveal(answer, given)
 
@@ -316,14 +367,33 @@ def _reveal(answer: Answer, given: str) -> None:
 
 def _step_buttons(lab: Lab, number: int) -> None:
     back, _gap, forward = st.columns([3, 6, 3])
-    back.button("Previous step", key="lessons_previous", icon=":material/arrow_back:", disabled=number == 1,
-                on_click=guarded(_go), args=(number - 1, lab), width="stretch")
+    back.button(
+        "Previous step",
+        key="lessons_previous",
+        icon=":material/arrow_back:",
+        disabled=number == 1,
+        on_click=guarded(_go),
+        args=(number - 1, lab),
+        width="stretch",
+    )
     if number < len(lab.steps):
-        forward.button("Next step", key="lessons_next", icon=":material/arrow_forward:", type="primary",
-                       on_click=guarded(_go), args=(number + 1, lab), width="stretch")
+        forward.button(
+            "Next step",
+            key="lessons_next",
+            icon=":material/arrow_forward:",
+            type="primary",
+            on_click=guarded(_go),
+            args=(number + 1, lab),
+            width="stretch",
+        )
     else:
-        forward.button("Choose another lab", key="lessons_done", icon=":material/done_all:", width="stretch",
-                       on_click=lambda: st.session_state.update({LESSON_CHOOSING: True}))
+        forward.button(
+            "Choose another lab",
+            key="lessons_done",
+            icon=":material/done_all:",
+            width="stretch",
+            on_click=lambda: st.session_state.update({LESSON_CHOOSING: True}),
+        )
 
 
 def _record_handout(lab: Lab) -> None:
