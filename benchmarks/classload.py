@@ -35,7 +35,9 @@ import re
 import signal
 import socket
 import statistics
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +101,7 @@ def run_class(database_url: str, students: int = 40, work: Path | None = None, k
         stack.enter_context(_environment({DATABASE_URL_ENV: database_url, "OMP_WAIT_POLICY": "PASSIVE"}))
         group = Replicas(2, _free_run_of_ports(3), work)
         stack.callback(group.stop)
+        stack.enter_context(_stopped_by_sigterm())  # a killed benchmark still stops its replicas and nginx
         group.start()
         group.wait_healthy()
         return asyncio.run(_class(group, database_url, students, kill, random.Random(seed)))
@@ -280,3 +283,17 @@ def _environment(values: dict[str, str]):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm():
+    """SIGTERM (``timeout``, a CI's cancel) raises SystemExit here, so the ExitStack stops the replicas: they run in
+    sessions of their own and would outlive this process otherwise. Only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
