@@ -67,6 +67,7 @@ class ClassRun:
     counts_match: bool  # each answer's stored count equals the number of students who chose it
     participants: int
     delays: list[float]  # per vote, seconds (module docstring)
+    latencies: list[float]  # per student, seconds from the click to "Vote counted" on their screen
     killed: str  # the replica killed mid-way (r1, r2), '' when none was
     moved: int  # tabs that closed with their replica and reconnected
     double_clicks: int
@@ -76,6 +77,10 @@ class ClassRun:
     @property
     def delay_p95(self) -> float:
         return statistics.quantiles(self.delays, n=20, method="inclusive")[-1] if len(self.delays) > 1 else float("nan")
+
+    @property
+    def latency_p95(self) -> float:
+        return statistics.quantiles(self.latencies, n=20, method="inclusive")[-1] if len(self.latencies) > 1 else 0.0
 
     @property
     def exact(self) -> bool:
@@ -90,6 +95,7 @@ class _Student:
     reloads: bool
     replica: str = ""
     voted_at: float | None = None  # when the click of the first confirmed vote was sent
+    latency: float | None = None  # seconds from that click to "Vote counted" on the student's screen
     moved: int = 0
 
 
@@ -191,7 +197,7 @@ async def _vote(tab: Tab, person: _Student, confirmed: list) -> None:
     if person.double:
         await tab.click("Vote")  # a double click: the second trigger right behind the first
     await tab.wait_for_text(lambda t: t.startswith(f"Vote counted: {person.choice}"), 60, since)
-    person.voted_at = sent
+    person.voted_at, person.latency = sent, time.perf_counter() - sent
     confirmed.append(time.perf_counter())
     logger.info("student %d: vote %s confirmed (%d so far)", person.number, person.choice, len(confirmed))
 
@@ -237,8 +243,8 @@ def _tally(database_url: str, code: str, people: list[_Student], teacher: Tab, s
     counts = {answer: n for answer, n in histogram.counts.items() if n}
     return ClassRun(
         store.kind, len(people), 2, seconds, histogram.total, counts == wanted, state.participants,
-        _delays(people, teacher), killed, sum(p.moved for p in people), sum(p.double for p in people),
-        sum(p.reloads for p in people), errors,
+        _delays(people, teacher), [p.latency for p in people if p.latency is not None], killed,
+        sum(p.moved for p in people), sum(p.double for p in people), sum(p.reloads for p in people), errors,
     )  # fmt: skip
 
 
