@@ -33,7 +33,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from urllib.parse import parse_qs
 from explorer.lessons import Classroom, open_store
 from explorer.lessons.store import DATABASE_URL_ENV
 from explorer.replicas import Replicas
-from explorer.ui.served import REPLICA_COOKIE, free_port
+from explorer.ui.served import REPLICA_COOKIE, free_ports
 from explorer.ui.wire import Tab, TabClosed
 
 LAB = "moe-routing"  # step 1 is a multiple-choice question the embedded tiny MoE answers
@@ -105,7 +104,7 @@ def run_class(database_url: str, students: int = 40, work: Path | None = None, k
     with contextlib.ExitStack() as stack:
         work = work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="classload-")))
         stack.enter_context(_environment({DATABASE_URL_ENV: database_url, "OMP_WAIT_POLICY": "PASSIVE"}))
-        group = Replicas(2, _free_run_of_ports(3), work)
+        group = Replicas(2, free_ports(3), work)
         stack.callback(group.stop)
         stack.enter_context(_stopped_by_sigterm())  # a killed benchmark still stops its replicas and nginx
         group.start()
@@ -176,40 +175,30 @@ async def _visit(tab: Tab, person: _Student, think: float, confirmed: list) -> N
     if "me=" not in tab.query:
         await tab.wait_for_widget("Join", 60)
         await tab.click("Join")  # the box holds the link's code
-        await _until(lambda: "me=" in tab.query, tab, 60)
+        await tab.wait_until(lambda: "me=" in tab.query, 60, "the student's token in the link")
         if person.reloads:
             await tab.reload()
         await asyncio.sleep(think)
     if person.voted_at is None:
-        await _vote(tab, person, confirmed)
+        sent = await _vote(tab, person.choice, person.double)
+        person.voted_at, person.latency = sent, time.perf_counter() - sent
+        confirmed.append(time.perf_counter())
+        logger.info("student %d: vote %s confirmed (%d so far)", person.number, person.choice, len(confirmed))
     if person.reloads:  # after the vote: a reload, and the same answer again (counted once)
         await tab.reload()
-        await tab.wait_for_widget("Vote", 60)
-        since = len(tab.texts)
-        await tab.click("Vote", {"Your answer": person.choice})
-        await tab.wait_for_text(lambda t: t.startswith("Vote counted"), 60, since)
+        await _vote(tab, person.choice, double=False)
 
 
-async def _vote(tab: Tab, person: _Student, confirmed: list) -> None:
+async def _vote(tab: Tab, choice: str, double: bool) -> float:
+    """Choose ``choice``, press Vote (twice at once: a double click) and wait for "Vote counted"; -> when the click
+    was sent."""
     await tab.wait_for_widget("Vote", 60)
     since = len(tab.texts)
-    sent = await tab.click("Vote", {"Your answer": person.choice})
-    if person.double:
-        await tab.click("Vote")  # a double click: the second trigger right behind the first
-    await tab.wait_for_text(lambda t: t.startswith(f"Vote counted: {person.choice}"), 60, since)
-    person.voted_at, person.latency = sent, time.perf_counter() - sent
-    confirmed.append(time.perf_counter())
-    logger.info("student %d: vote %s confirmed (%d so far)", person.number, person.choice, len(confirmed))
-
-
-async def _until(condition, tab: Tab, timeout: float) -> None:
-    deadline = time.perf_counter() + timeout
-    while not condition():
-        if tab.closed.is_set():
-            raise TabClosed("closed")
-        if time.perf_counter() > deadline:
-            raise TimeoutError("the app did not write the student's token into the link")
-        await asyncio.sleep(0.02)
+    sent = await tab.click("Vote", {"Your answer": choice})
+    if double:
+        await tab.click("Vote")  # the second trigger right behind the first
+    await tab.wait_for_text(lambda t: t.startswith(f"Vote counted: {choice}"), 60, since)
+    return sent
 
 
 async def _kill_half_way(group: Replicas, people: list[_Student], teacher: Tab, confirmed: list, n: int) -> str:
@@ -257,24 +246,6 @@ def _delays(people: list[_Student], teacher: Tab) -> list[float]:
         if seen is not None:
             delays.append(seen - sent)
     return delays
-
-
-def _free_run_of_ports(count: int) -> int:
-    """A port such that it and the ``count - 1`` ports after it look free now (the proxy's and its replicas')."""
-    for _ in range(200):
-        base = free_port()
-        if base + count <= 65535 and all(_free(base + i) for i in range(1, count)):
-            return base
-    raise RuntimeError(f"no {count} free ports in a row")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@ nginx sets (explorer_replica=rN), which names the replica without its address.""
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -11,25 +10,6 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from explorer.ui.served import replica_in
-
-
-def free_ports(count: int) -> int:
-    """A port such that it and the ``count - 1`` ports after it are free now (the proxy's port and its
-    replicas' ports)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count > 65535:
-            continue
-        try:
-            for port in range(base + 1, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no {count} free ports in a row")
 
 
 @dataclass

@@ -475,14 +475,6 @@ def test_inseq_oracle_agrees_on_gradient_x_input(smollm2):
 # --- the translator against Inseq ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def translator():
-    from explorer.catalogue import load_catalogue
-    from explorer.models.loading import load_model
-
-    return load_model(load_catalogue()["seq2seq"].default, device="cpu", family="seq2seq")
-
-
 def _inseq_translator(loaded):
     """Inseq's integrated gradients on a copy of the translator that Inseq drives correctly. Inseq 0.7.1 multiplies
     every embedding it passes by the encoder's embed_scale (sqrt(d) = 16 here); transformers 5's Marian encoder
@@ -500,7 +492,7 @@ def _inseq_translator(loaded):
     return attributor
 
 
-def test_translator_integrated_gradients_agree_with_inseq_on_20_sentences(translator):
+def test_translator_integrated_gradients_agree_with_inseq_on_20_sentences(models):
     """Issue 25: Spearman >= 0.95 between this project's integrated gradients and Inseq's, same baseline (the
     unknown-word token on every source and target-prefix piece; Inseq keeps the end token, this project keeps the
     special tokens), same 32 Gauss-Legendre steps, same target (the probability of each output token of the
@@ -510,6 +502,7 @@ def test_translator_integrated_gradients_agree_with_inseq_on_20_sentences(transl
 
     from benchmarks.attribution_share import PROMPTS
 
+    translator = models("seq2seq")
     attributor = _inseq_translator(translator)
     tokenizer, lowest = translator.tokenizer, []
     for sentence in PROMPTS[:20]:

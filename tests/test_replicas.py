@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from replica_helpers import free_ports, get, wait_for
+from replica_helpers import get, wait_for
 
 from explorer.replicas import COOKIE, Backoff, Replicas, nginx_conf, replica_name
-from explorer.ui.served import REPLICA_COOKIE, run_page
+from explorer.ui.served import REPLICA_COOKIE, free_ports, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

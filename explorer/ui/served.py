@@ -122,6 +122,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """A port such that it and the ``count - 1`` ports after it are free now (the proxy's port and its
+    replicas' ports)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + count > 65535:
+            continue
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} free ports in a row")
+
+
 def peak_rss_bytes(pid: int) -> int:
     """A process's high-water resident memory (VmHWM, Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

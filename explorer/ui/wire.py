@@ -120,7 +120,7 @@ class Tab:
             raise ValueError(f"{label} is a {widget.kind}, not a widget with a value")
 
     async def wait_for_widget(self, label: str, timeout: float) -> Widget:
-        await self._until(lambda: label in self.widgets, timeout, f"a widget {label!r}")
+        await self.wait_until(lambda: label in self.widgets, timeout, f"a widget {label!r}")
         return self.widgets[label]
 
     async def wait_for_text(self, found: Callable[[str], bool], timeout: float, since: int = 0) -> tuple[float, str]:
@@ -131,16 +131,17 @@ class Tab:
             hit[:] = [t for t in self.texts[since:] if found(t[1])][:1]
             return bool(hit)
 
-        await self._until(seen, timeout, "a text")
+        await self.wait_until(seen, timeout, "a text")
         return hit[0]
 
-    async def _until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Until ``condition()`` holds; TabClosed if the tab closes first, TimeoutError after ``timeout``."""
         deadline = time.perf_counter() + timeout
         while not condition():
             if self.closed.is_set():
                 raise TabClosed(f"the tab closed while waiting for {what}")
             if time.perf_counter() > deadline:
-                raise TimeoutError(f"no {what} within {timeout:.0f} s on {self.page}?{self.query}")
+                raise TimeoutError(f"waited {timeout:.0f} s for {what} on {self.page}?{self.query}")
             await asyncio.sleep(0.02)
 
     async def _send(self, triggers: list[WidgetState] = (), fragment_id: str = "", auto: bool = False) -> None:
